@@ -1,0 +1,2 @@
+//! jitcache: a persistent, content-addressed cache of compiled machine code for language JITs.
+pub use jitcache_store as store;

@@ -1,0 +1,2 @@
+//! The `jitcache` command-line tool.
+fn main() {}
