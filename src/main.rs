@@ -1,2 +1,10 @@
-//! The `jitcache` command-line tool.
-fn main() {}
+//! The `jitcache` command-line tool: run programs with caching, run objects in-process,
+//! and administer a cache directory.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

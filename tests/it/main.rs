@@ -1,0 +1,1 @@
+//! Integration tests of the whole workspace, one test binary with a module per area.
