@@ -1,0 +1,1 @@
+//! A small Clojure-like Lisp compiled through Cranelift (being built).
