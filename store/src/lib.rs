@@ -1,1 +1,90 @@
-//! placeholder
+//! `jitcache-store`: a content-addressed, multi-process store of compiled objects.
+//!
+//! A JIT computes a [`Key`] from everything that can change the code it would compile
+//! ([`KeyBuilder`]); on a miss it compiles and [`Store::put`]s the object bytes; every
+//! later lookup, in this process or another, [`Store::get`]s them back, verified.
+//!
+//! # Map of the API
+//!
+//! | item | what it is |
+//! | --- | --- |
+//! | [`KeyBuilder`], [`Key`], [`FlagOrder`] | build a key from namespace, unit name and bytes, backend, flags, target, dependency interface hashes |
+//! | [`KeyComponents`], [`KeyField`] | per-field digests of a key, to explain a miss ("flags changed") |
+//! | [`Store::open`], [`StoreConfig`], [`Durability`], [`Clock`] | open (or create) a cache directory |
+//! | [`Store::get`], [`Store::get_into`] | verified read: the bytes stored, or a miss; never wrong bytes |
+//! | [`Store::put`], [`Store::put_with`], [`EntryMeta`] | store bytes under a key |
+//! | [`Store::remove`], [`Store::clear`] | forget one entry, or all |
+//! | [`Store::gc`], [`GcOptions`], [`GcReport`] | LRU eviction to a size cap; orphan and temp file removal |
+//! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`] | check every blob; optionally repair |
+//! | [`Store::stats`], [`Stats`], [`Store::for_each_entry`], [`EntryInfo`] | what is in the cache, hit and miss counts |
+//! | [`Store::last_unit`], [`UnitRecord`], [`UnitState`] | the last entry stored for a unit, to explain a miss |
+//! | [`Progress`], [`NoProgress`] | progress reports for long work |
+//! | [`Error`] | everything that can go wrong, each naming its path |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use jitcache_store::{FlagOrder, KeyBuilder, Store, StoreConfig};
+//!
+//! # fn main() -> Result<(), jitcache_store::Error> {
+//! let store = Store::open("/tmp/my-cache", StoreConfig::default())?;
+//! let key = KeyBuilder::new("c", "hello.c")
+//!     .unit(b"int main(void) { return 0; }")
+//!     .backend("cc", "gcc 14.2.0")
+//!     .flags(["-O2", "-fPIC"], FlagOrder::Unordered)
+//!     .target("x86_64-unknown-linux-gnu")
+//!     .build();
+//! let object = match store.get(&key)? {
+//!     Some(bytes) => bytes,
+//!     None => {
+//!         let bytes = b"\x7fELF...".to_vec(); // compile here
+//!         store.put(&key, &bytes)?;
+//!         bytes
+//!     }
+//! };
+//! # let _ = object;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Guarantees
+//!
+//! - Every read checks the decompressed bytes against the BLAKE3 they are named by. A
+//!   damaged, truncated or missing blob is a miss: the entry is evicted and the event
+//!   counted.
+//! - Blobs are written to `tmp/` and renamed into place before they are indexed, so a
+//!   writer killed at any point leaves no half-written blob visible.
+//! - A hit is not a write: last-access times and hit/miss counters are batched in
+//!   memory ([`StoreConfig::access_flush_interval`], [`Store::flush`], drop).
+//! - gc, verify and clear hold a lock that writers take shared from writing a blob
+//!   until it is indexed; readers take no lock.
+//!
+//! The on-disk format (key encoding, schema, blob format, locking protocol) is
+//! described in `docs/format.md`.
+
+mod blob;
+mod clock;
+mod error;
+mod fault;
+mod gc;
+mod index;
+mod key;
+mod layout;
+mod lock;
+mod progress;
+mod stats;
+mod store;
+mod verify;
+
+pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage};
+pub use clock::{Clock, ManualClock};
+pub use error::Error;
+pub use fault::{PAUSE_ENV, PausePoint};
+pub use gc::{GcOptions, GcReport};
+pub use index::SCHEMA_VERSION;
+pub use key::{FlagOrder, KEY_FORMAT_VERSION, Key, KeyBuilder, KeyComponents, KeyField};
+pub use layout::FORMAT_DIR;
+pub use progress::{NoProgress, Progress};
+pub use stats::Stats;
+pub use store::{Durability, EntryInfo, EntryMeta, Store, StoreConfig, UnitRecord, UnitState};
+pub use verify::{DamagedBlob, VerifyReport};

@@ -1,0 +1,62 @@
+//! A test-only fault-injection hook: `JITCACHE_STORE_PAUSE=<point>` (read once, at open)
+//! makes every `put` stop at that point, print `jitcache-store: paused at <point>` on
+//! stderr and sleep until killed. Crash tests use it to SIGKILL a writer between the
+//! steps of a put. Unset, it costs one comparison per put and nothing on reads.
+
+use std::fmt;
+use std::io::Write;
+use std::time::Duration;
+
+/// Environment variable naming the pause point.
+pub const PAUSE_ENV: &str = "JITCACHE_STORE_PAUSE";
+
+/// A point in `put` where the hook can pause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PausePoint {
+    /// The temp file is written (and synced per durability) but not renamed.
+    AfterTmp,
+    /// The blob is in place under `blobs/` but not yet indexed.
+    AfterRename,
+    /// The index row is committed; the gc lock is still held.
+    AfterIndex,
+}
+
+impl PausePoint {
+    /// Every pause point.
+    pub const ALL: [PausePoint; 3] = [
+        PausePoint::AfterTmp,
+        PausePoint::AfterRename,
+        PausePoint::AfterIndex,
+    ];
+
+    /// The value of [`PAUSE_ENV`] selecting this point.
+    pub fn name(self) -> &'static str {
+        match self {
+            PausePoint::AfterTmp => "after-tmp",
+            PausePoint::AfterRename => "after-rename",
+            PausePoint::AfterIndex => "after-index",
+        }
+    }
+
+    pub(crate) fn from_env() -> Option<PausePoint> {
+        let value = std::env::var(PAUSE_ENV).ok()?;
+        PausePoint::ALL.into_iter().find(|p| p.name() == value)
+    }
+}
+
+impl fmt::Display for PausePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Announces the pause and never returns.
+pub(crate) fn pause(point: PausePoint) -> ! {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "jitcache-store: paused at {point}");
+    let _ = err.flush();
+    drop(err);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,541 @@
+//! The store: opening a cache directory, and the put and get paths.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::blob::{self, BlobId, Damage, ReadFailure};
+use crate::clock::Clock;
+use crate::error::{Error, io_err, write_err};
+use crate::fault::{self, PausePoint};
+use crate::index::{Index, NewEntry, counter};
+use crate::key::{Key, KeyComponents};
+use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
+use crate::lock::LockFile;
+use crate::stats::{AccessBatch, Stats};
+
+/// When the store forces data to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Never fsync. After a power loss an entry may point at a damaged blob; reads
+    /// detect it (a miss), so wrong bytes are still never returned.
+    None,
+    /// Fsync each blob before renaming it into place; the index uses
+    /// `synchronous=NORMAL` (a power loss may forget the last puts, never corrupt).
+    #[default]
+    Data,
+    /// Also fsync the blob's directory after the rename; the index uses
+    /// `synchronous=FULL`.
+    Full,
+}
+
+/// How a [`Store`] behaves. `StoreConfig::default()` suits most uses.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// zstd level for new blobs (default 3).
+    pub compression_level: i32,
+    /// When to fsync (default [`Durability::Data`]).
+    pub durability: Durability,
+    /// How long to wait for another process holding the index's write lock
+    /// (default 10 s).
+    pub busy_timeout: Duration,
+    /// How often batched last-access times and hit/miss counters are written to the
+    /// index (default 2 s; also written by [`Store::flush`] and on drop).
+    pub access_flush_interval: Duration,
+    /// Time source for creation and access times (default the system clock).
+    pub clock: Clock,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            compression_level: 3,
+            durability: Durability::Data,
+            busy_timeout: Duration::from_secs(10),
+            access_flush_interval: Duration::from_secs(2),
+            clock: Clock::System,
+        }
+    }
+}
+
+/// Optional metadata stored with an entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// A human-readable name (shown by `jitcache ls`).
+    pub name: Option<String>,
+    /// The key's components; when given, the store remembers them as the last entry of
+    /// the unit `(namespace, name)`, so a later miss can be explained
+    /// ([`Store::last_unit`]).
+    pub components: Option<KeyComponents>,
+}
+
+/// One entry, as listed by [`Store::for_each_entry`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// The entry's key.
+    pub key: Key,
+    /// The blob holding its bytes.
+    pub blob: BlobId,
+    /// Uncompressed length.
+    pub size: u64,
+    /// Length of the blob file (shared with other entries holding the same bytes).
+    pub stored_size: u64,
+    /// The name given at put, if any.
+    pub name: Option<String>,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// When it was last read (as of the last flush), in milliseconds since the epoch.
+    pub last_access_ms: u64,
+}
+
+/// What the store remembers about the last entry stored for a unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitRecord {
+    /// The key of that entry.
+    pub key: Key,
+    /// Its components, to compare with the components of a key that missed.
+    pub components: KeyComponents,
+    /// Whether the entry is still there.
+    pub state: UnitState,
+}
+
+/// State of a unit's last entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnitState {
+    /// The entry is stored.
+    Present,
+    /// The entry was removed, evicted by gc, or cleared.
+    Evicted,
+    /// The entry's blob was found damaged and the entry evicted.
+    Corrupt,
+}
+
+impl UnitState {
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            UnitState::Present => 0,
+            UnitState::Evicted => 1,
+            UnitState::Corrupt => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: i64) -> UnitState {
+        match code {
+            0 => UnitState::Present,
+            2 => UnitState::Corrupt,
+            _ => UnitState::Evicted,
+        }
+    }
+}
+
+/// A content-addressed store of compiled objects in one cache directory.
+///
+/// `Store` is `Send + Sync`; share it between threads behind an `Arc`. Any number of
+/// processes may open the same directory at once.
+pub struct Store {
+    pub(crate) layout: Layout,
+    pub(crate) config: StoreConfig,
+    pub(crate) index: Mutex<Index>,
+    batch: Mutex<AccessBatch>,
+    pub(crate) gc_lock: LockFile,
+    pub(crate) writable: bool,
+    pause: Option<PausePoint>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.layout.root)
+            .field("writable", &self.writable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the cache at `root`, creating it (mode 0700) if needed.
+    ///
+    /// Refuses a root that is world-writable or owned by another user
+    /// ([`Error::InsecureDirectory`]) and an index written by a newer version
+    /// ([`Error::NewerFormat`]). A corrupt index is moved aside and replaced by an empty
+    /// one (counted in [`Stats::corrupt_index_recoveries`]); its blobs become orphans
+    /// for [`Store::gc`]. On a read-only file system the store opens for reading and
+    /// writes fail with [`Error::ReadOnly`]. Stale temp files of dead writers are
+    /// removed when no other process is working in the cache.
+    pub fn open(root: impl AsRef<Path>, config: StoreConfig) -> Result<Store, Error> {
+        let layout = Layout::new(root.as_ref());
+        let dirs_writable = layout.prepare()?;
+        let writable = dirs_writable && probe_writable(&layout.gc_lock)?;
+        let index = Index::open(
+            &layout,
+            config.durability,
+            config.busy_timeout,
+            writable,
+            config.clock.now_ms(),
+        )?;
+        let gc_lock = LockFile::new(&layout.gc_lock);
+        if writable && let Some(_guard) = gc_lock.try_exclusive()? {
+            layout.clean_tmp()?;
+        }
+        Ok(Store {
+            layout,
+            config,
+            index: Mutex::new(index),
+            batch: Mutex::new(AccessBatch::new()),
+            gc_lock,
+            writable,
+            pause: PausePoint::from_env(),
+        })
+    }
+
+    /// The cache root given to [`Store::open`].
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// Whether the store can be written (false on a read-only file system).
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Where the blob `id` lives (whether or not it exists).
+    pub fn blob_path(&self, id: &BlobId) -> PathBuf {
+        self.layout.blob_path(id)
+    }
+
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn batch(&self) -> MutexGuard<'_, AccessBatch> {
+        self.batch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bytes stored under `key`, verified against their hash; `None` on a miss
+    /// (absent, or damaged: then the entry is evicted and the damage counted).
+    pub fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+        let mut out = Vec::new();
+        Ok(self.get_into(key, &mut out)?.then_some(out))
+    }
+
+    /// Like [`Store::get`], reading into `out` (its contents are replaced; its capacity
+    /// is reused). Returns whether it was a hit; on a miss `out` is empty.
+    pub fn get_into(&self, key: &Key, out: &mut Vec<u8>) -> Result<bool, Error> {
+        // Two tries: a blob missing at the first may be a concurrent gc and re-put.
+        for attempt in 0..2 {
+            let Some((blob, size)) = self.index().lookup(key)? else {
+                out.clear();
+                self.note(None);
+                return Ok(false);
+            };
+            let path = self.layout.blob_path(&blob);
+            match blob::read_verified(&path, &blob, Some(size), out) {
+                Ok(()) => {
+                    self.note(Some(key));
+                    return Ok(true);
+                }
+                Err(ReadFailure::Io(e)) => return Err(io_err(&path, e)),
+                Err(ReadFailure::Damaged(Damage::Missing)) if attempt == 0 => continue,
+                Err(ReadFailure::Damaged(damage)) => {
+                    self.handle_damage(key, &blob, damage);
+                    break;
+                }
+            }
+        }
+        out.clear();
+        self.note(None);
+        Ok(false)
+    }
+
+    /// Evicts a damaged entry. When no writer is active (the gc lock is free) every
+    /// entry sharing the blob is evicted and the blob deleted, so the next put of the
+    /// same bytes writes a sound copy; otherwise only this entry goes. Errors here
+    /// are not reported: the read is a miss either way.
+    fn handle_damage(&self, key: &Key, blob: &BlobId, damage: Damage) {
+        if !self.writable {
+            return;
+        }
+        let exclusive = if damage == Damage::Missing {
+            None
+        } else {
+            self.gc_lock.try_exclusive().ok().flatten()
+        };
+        if let Some(_guard) = exclusive {
+            if self.index().evict_blob(blob).is_ok() {
+                let _ = remove_file_if_exists(&self.layout.blob_path(blob));
+            }
+        } else {
+            let _ = self
+                .index()
+                .evict(key, Some(blob), UnitState::Corrupt, Some(counter::CORRUPT));
+        }
+    }
+
+    /// Records a hit (with the key) or a miss in the batch, writing the batch when due.
+    fn note(&self, hit: Option<&Key>) {
+        let mut batch = self.batch();
+        match hit {
+            Some(key) => {
+                batch.times.insert(*key, self.config.clock.now_ms());
+                batch.hits += 1;
+            }
+            None => batch.misses += 1,
+        }
+        if batch.due(self.config.access_flush_interval) {
+            let taken = batch.take();
+            drop(batch);
+            let _ = self.write_batch(taken);
+        }
+    }
+
+    fn write_batch(&self, taken: AccessBatch) -> Result<(), Error> {
+        if taken.is_empty() || !self.writable {
+            return Ok(());
+        }
+        let result = self.index().flush(
+            &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
+            &[(counter::HITS, taken.hits), (counter::MISSES, taken.misses)],
+        );
+        if result.is_err() {
+            self.batch().restore_counters(&taken);
+        }
+        result
+    }
+
+    /// Writes batched last-access times and hit/miss counters to the index now.
+    pub fn flush(&self) -> Result<(), Error> {
+        let taken = self.batch().take();
+        self.write_batch(taken)
+    }
+
+    /// Stores `bytes` under `key`, replacing any previous entry for the key.
+    pub fn put(&self, key: &Key, bytes: &[u8]) -> Result<(), Error> {
+        self.put_with(key, bytes, &EntryMeta::default())
+    }
+
+    /// Stores `bytes` under `key` with `meta`.
+    ///
+    /// The blob is written to `tmp/`, fsynced per [`Durability`] and renamed into
+    /// place, then indexed; if a sound blob with the same bytes already exists it is
+    /// shared. On a full or read-only disk this fails with [`Error::DiskFull`] or
+    /// [`Error::ReadOnly`] and nothing already stored is touched.
+    pub fn put_with(&self, key: &Key, bytes: &[u8], meta: &EntryMeta) -> Result<(), Error> {
+        if !self.writable {
+            return Err(Error::ReadOnly {
+                path: self.layout.dir.clone(),
+            });
+        }
+        let id = BlobId::of(bytes);
+        let path = self.layout.blob_path(&id);
+        let size = bytes.len() as u64;
+        // Held until the entry is indexed: gc cannot collect the blob meanwhile, nor
+        // remove our temp file.
+        let _shared = self.gc_lock.shared()?;
+        let stored_size = match existing_sound(&path, &id, size) {
+            Some(stored) => stored,
+            None => self.write_blob(&path, bytes)?,
+        };
+        self.pause_at(PausePoint::AfterRename);
+        let now_ms = self.config.clock.now_ms();
+        self.index().insert(&NewEntry {
+            key,
+            blob: &id,
+            size,
+            stored_size,
+            name: meta.name.as_deref(),
+            components: meta.components.as_ref(),
+            now_ms,
+        })?;
+        self.pause_at(PausePoint::AfterIndex);
+        Ok(())
+    }
+
+    fn pause_at(&self, point: PausePoint) {
+        if self.pause == Some(point) {
+            fault::pause(point);
+        }
+    }
+
+    /// Compresses `bytes` into a temp file, syncs it and renames it to `path`. Returns
+    /// the file's length.
+    fn write_blob(&self, path: &Path, bytes: &[u8]) -> Result<u64, Error> {
+        let tmp_dir = &self.layout.tmp;
+        let mut tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(tmp_dir)
+            .map_err(|e| write_err(tmp_dir, e))?;
+        let tmp_path = tmp.path().to_path_buf();
+        blob::encode(tmp.as_file_mut(), bytes, self.config.compression_level)
+            .map_err(|e| write_err(&tmp_path, e))?;
+        if self.config.durability != Durability::None {
+            tmp.as_file()
+                .sync_data()
+                .map_err(|e| write_err(&tmp_path, e))?;
+        }
+        let stored = tmp
+            .as_file()
+            .metadata()
+            .map_err(|e| io_err(&tmp_path, e))?
+            .len();
+        self.pause_at(PausePoint::AfterTmp);
+        let tmp = match tmp.persist(path) {
+            Ok(_) => None,
+            Err(e) if e.error.kind() == io::ErrorKind::NotFound => Some(e.file),
+            Err(e) => return Err(write_err(path, e.error)),
+        };
+        let shard = path.parent().unwrap_or(&self.layout.blobs);
+        if let Some(tmp) = tmp {
+            create_private_dir(shard).map_err(|e| write_err(shard, e))?;
+            tmp.persist(path).map_err(|e| write_err(path, e.error))?;
+        }
+        if self.config.durability == Durability::Full {
+            File::open(shard)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| write_err(shard, e))?;
+        }
+        Ok(stored)
+    }
+
+    /// Removes the entry for `key`. Returns whether there was one. Its blob is deleted
+    /// at once when no other entry shares it and no writer is active, else by the next
+    /// [`Store::gc`].
+    pub fn remove(&self, key: &Key) -> Result<bool, Error> {
+        let Some((blob, _)) = self.index().lookup(key)? else {
+            return Ok(false);
+        };
+        if !self.writable {
+            return Err(Error::ReadOnly {
+                path: self.layout.index.clone(),
+            });
+        }
+        let removed = self
+            .index()
+            .evict(key, Some(&blob), UnitState::Evicted, None)?;
+        if removed
+            && let Some(_guard) = self.gc_lock.try_exclusive()?
+            && !self.index().blob_referenced(&blob)?
+        {
+            remove_file_if_exists(&self.layout.blob_path(&blob))?;
+        }
+        Ok(removed)
+    }
+
+    /// Counts and sizes, and the counters summed over every process (this one's
+    /// batched counters are flushed first).
+    pub fn stats(&self) -> Result<Stats, Error> {
+        self.flush()?;
+        let index = self.index();
+        let (entries, blobs, bytes_uncompressed, bytes_on_disk) = index.totals()?;
+        Ok(Stats {
+            entries,
+            blobs,
+            bytes_uncompressed,
+            bytes_on_disk,
+            hits: index.counter(counter::HITS)?,
+            misses: index.counter(counter::MISSES)?,
+            puts: index.counter(counter::PUTS)?,
+            evictions: index.counter(counter::EVICTIONS)?,
+            corrupt: index.counter(counter::CORRUPT)?,
+            corrupt_index_recoveries: index.counter(counter::CORRUPT_INDEX_RECOVERIES)?,
+        })
+    }
+
+    /// Calls `f` for every entry in key order until it returns false. Entries are read
+    /// a page at a time (memory stays flat) and no lock is held while `f` runs, so `f`
+    /// may use the store; entries changed meanwhile may or may not be seen.
+    pub fn for_each_entry(&self, mut f: impl FnMut(&EntryInfo) -> bool) -> Result<(), Error> {
+        let mut after: Option<Key> = None;
+        loop {
+            let page = self.index().entries_after(after.as_ref(), PAGE)?;
+            for entry in &page {
+                if !f(entry) {
+                    return Ok(());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => after = Some(last.key),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The last entry stored with components for unit `(namespace, name)`, and whether
+    /// it is still there. Compare its components with a missing key's
+    /// ([`KeyComponents::differences`]) to explain the miss.
+    pub fn last_unit(&self, namespace: &str, name: &str) -> Result<Option<UnitRecord>, Error> {
+        self.index().last_unit(namespace, name)
+    }
+
+    /// Removes every entry and blob (counters are kept). Waits for active writers.
+    pub fn clear(&self) -> Result<(), Error> {
+        if !self.writable {
+            return Err(Error::ReadOnly {
+                path: self.layout.dir.clone(),
+            });
+        }
+        let _guard = self.gc_lock.exclusive()?;
+        self.flush()?;
+        self.index().clear()?;
+        let blobs = &self.layout.blobs;
+        match std::fs::remove_dir_all(blobs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(blobs, e)),
+        }
+        create_private_dir(blobs).map_err(|e| write_err(blobs, e))?;
+        self.layout.clean_tmp()?;
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Rows read per page when iterating the index.
+pub(crate) const PAGE: u32 = 256;
+
+/// The length of the blob file at `path` if it exists and verifies; a damaged copy
+/// returns None (and is then overwritten by the caller's rename).
+fn existing_sound(path: &Path, id: &BlobId, size: u64) -> Option<u64> {
+    let stored = std::fs::metadata(path).ok()?.len();
+    let mut scratch = Vec::new();
+    blob::read_verified(path, id, Some(size), &mut scratch).ok()?;
+    Some(stored)
+}
+
+/// Whether the cache directory can be written, found by opening the gc lock file for
+/// writing (it has to exist anyway).
+fn probe_writable(lock: &Path) -> Result<bool, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EROFS | libc::EACCES)) => Ok(false),
+        Err(e) => Err(write_err(lock, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Store>();
+    }
+
+    #[test]
+    fn counters_convert() {
+        assert_eq!(crate::index::to_u64(-1), 0);
+    }
+}

@@ -1,0 +1,73 @@
+//! Round trips and the simple API.
+
+use jitcache_store::{EntryMeta, GcOptions, KeyBuilder, NoProgress};
+
+use crate::common::{fresh, key, open};
+
+#[test]
+fn put_then_get_round_trips() {
+    let (_dir, store) = fresh();
+    assert_eq!(store.get(&key(1)).unwrap(), None);
+    store.put(&key(1), b"hello").unwrap();
+    assert_eq!(store.get(&key(1)).unwrap().as_deref(), Some(&b"hello"[..]));
+    store.put(&key(2), b"").unwrap();
+    assert_eq!(store.get(&key(2)).unwrap().as_deref(), Some(&b""[..]));
+    let mut buf = vec![1, 2, 3];
+    assert!(store.get_into(&key(1), &mut buf).unwrap());
+    assert_eq!(buf, b"hello");
+    assert!(!store.get_into(&key(3), &mut buf).unwrap());
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn survives_reopen_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.put(&key(1), &vec![7u8; 100_000]).unwrap();
+        assert!(store.get(&key(1)).unwrap().is_some());
+        assert!(store.get(&key(9)).unwrap().is_none());
+    }
+    let store = open(dir.path());
+    assert_eq!(store.get(&key(1)).unwrap(), Some(vec![7u8; 100_000]));
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.entries, 1);
+    assert_eq!(stats.blobs, 1);
+    assert_eq!(stats.bytes_uncompressed, 100_000);
+    assert!(stats.bytes_on_disk < 1_000);
+    assert_eq!((stats.hits, stats.misses, stats.puts), (2, 1, 1));
+}
+
+#[test]
+fn identical_bytes_share_one_blob() {
+    let (_dir, store) = fresh();
+    store.put(&key(1), b"same").unwrap();
+    store.put(&key(2), b"same").unwrap();
+    store.put(&key(3), b"other").unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.entries, stats.blobs), (3, 2));
+}
+
+#[test]
+fn remove_and_last_unit() {
+    let (_dir, store) = fresh();
+    let mut b = KeyBuilder::new("lisp", "fib");
+    b.unit(b"(fib)");
+    let k = b.build();
+    let meta = EntryMeta {
+        name: Some("fib".into()),
+        components: Some(b.components()),
+    };
+    store.put_with(&k, b"obj", &meta).unwrap();
+    let rec = store.last_unit("lisp", "fib").unwrap().unwrap();
+    assert_eq!(rec.key, k);
+    assert_eq!(rec.state, jitcache_store::UnitState::Present);
+    assert!(store.remove(&k).unwrap());
+    assert!(!store.remove(&k).unwrap());
+    assert_eq!(store.get(&k).unwrap(), None);
+    let rec = store.last_unit("lisp", "fib").unwrap().unwrap();
+    assert_eq!(rec.state, jitcache_store::UnitState::Evicted);
+    let report = store.gc(&GcOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.orphans_removed, 0, "remove deleted the blob already");
+    assert!(store.verify(false, &NoProgress).unwrap().is_clean());
+}
