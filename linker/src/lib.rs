@@ -1,1 +1,254 @@
-//! placeholder
+//! `jitcache-linker`: an in-process linker for ELF64 x86-64 relocatable objects.
+//!
+//! It takes `.o` files as produced by `cc -c`, `clang -c` or cranelift-object, maps them
+//! into the running process, resolves their symbols, applies their relocations, protects
+//! the memory (never writable and executable at once), registers their `.eh_frame` with
+//! the unwinder, runs their constructors, and hands back addresses.
+//!
+//! | item | what it does |
+//! | --- | --- |
+//! | [`Linker`] | owns every loaded unit; [`Linker::load`], [`Linker::symbol`], [`Linker::lookup`], [`Linker::unload`] |
+//! | [`ObjectFile`] | one input object: a name (for messages) and its bytes |
+//! | [`LoadOptions`] | whether to run constructors, whether to export the unit's globals |
+//! | [`call`] | safe wrappers that call loaded code: [`call::call_main`], [`call::call_i64`] |
+//! | [`Error`] | every failure, naming the object, section, offset, symbol or relocation |
+//!
+//! A *unit* is a set of objects linked together (one program, or one cached definition).
+//! Undefined symbols resolve, in order, to the unit itself, units loaded before it, the
+//! resolver given to [`Linker::set_resolver`], then the host process (`dlsym`) and the
+//! libraries opened with [`Linker::open_library`]. Two units may define the same names.
+//!
+//! Trust model: loading is the act of trust. [`Linker::load`] runs the unit's constructors,
+//! so it is only for code the caller means to run; see [`call`] for what that makes safe.
+//!
+//! ```no_run
+//! use jitcache_linker::{Linker, ObjectFile, call};
+//!
+//! let bytes = std::fs::read("square.o")?;
+//! let mut linker = Linker::new();
+//! let unit = linker.load(&[ObjectFile { name: "square.o", bytes: &bytes }])?;
+//! let square = linker.symbol(unit, "square").expect("square is defined");
+//! assert_eq!(call::call_i64(square, &[7])?, 49);
+//! linker.unload(unit)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The passes of a load are in `link.rs`, the relocation formulas in `x86_64.rs`, and the
+//! only `unsafe` code in `memory.rs` (mapping and protection) and `call.rs` (calls into
+//! foreign code). `docs/linker.md` in the repository has the full story.
+
+
+pub mod call;
+mod error;
+mod host;
+mod layout;
+mod link;
+mod memory;
+mod parse;
+mod symbols;
+mod unit;
+mod x86_64;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use error::{Error, Location, Unsupported};
+
+use host::Host;
+use symbols::Export;
+use unit::Unit;
+
+/// One input object: a name used in messages (a path, say) and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectFile<'a> {
+    /// Name for messages.
+    pub name: &'a str,
+    /// The ELF64 relocatable object.
+    pub bytes: &'a [u8],
+}
+
+/// Identifies a loaded unit. Ids are never reused within one [`Linker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitId(u64);
+
+impl fmt::Display for UnitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Options of [`Linker::load_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Run `.preinit_array`/`.init_array` at the end of the load (default true). When
+    /// false, nothing of the unit runs until [`Linker::run_constructors`] or a call, and
+    /// its destructors are not run at unload either.
+    pub run_constructors: bool,
+    /// Make the unit's global symbols (default visibility) visible to later units and to
+    /// [`Linker::lookup`] (default true).
+    pub export: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { run_constructors: true, export: true }
+    }
+}
+
+impl LoadOptions {
+    /// Options that load and link but run nothing (for inspecting untrusted bytes).
+    pub fn without_constructors() -> Self {
+        LoadOptions { run_constructors: false, ..LoadOptions::default() }
+    }
+}
+
+/// A symbol resolver consulted after the loaded units and before the host.
+pub type Resolver = dyn Fn(&str) -> Option<usize> + Send + Sync;
+
+/// Owns every loaded unit. Dropping the linker unloads its units, newest first.
+pub struct Linker {
+    units: Vec<Unit>,
+    next_id: u64,
+    /// Exported names of loaded units: the first loaded wins.
+    exports: HashMap<String, Export>,
+    resolver: Option<Box<Resolver>>,
+    host: Host,
+}
+
+impl Default for Linker {
+    fn default() -> Self {
+        Linker::new()
+    }
+}
+
+impl fmt::Debug for Linker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Linker")
+            .field("units", &self.units.iter().map(|u| u.id).collect::<Vec<_>>())
+            .field("exports", &self.exports.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Linker {
+    /// A linker with no unit loaded, no resolver and no extra library.
+    pub fn new() -> Linker {
+        Linker { units: Vec::new(), next_id: 1, exports: HashMap::new(), resolver: None, host: Host::default() }
+    }
+
+    /// Opens a shared library whose symbols later loads may use: a short name (`m` opens
+    /// `libm.so.6`, `stdc++` opens `libstdc++.so.6`; other names try `lib{name}.so`), a
+    /// soname (`libm.so.6`) or a path. It is searched after the host process, in the
+    /// order opened, and stays open for the life of the process.
+    pub fn open_library(&mut self, name: &str) -> Result<(), Error> {
+        self.host.open(name)
+    }
+
+    /// Sets the resolver consulted after the loaded units and before the host.
+    pub fn set_resolver(&mut self, r: Box<dyn Fn(&str) -> Option<usize> + Send + Sync>) {
+        self.resolver = Some(r);
+    }
+
+    /// Links `objects` as one unit, runs its constructors and exports its globals.
+    /// See [`Linker::load_with`].
+    pub fn load(&mut self, objects: &[ObjectFile<'_>]) -> Result<UnitId, Error> {
+        self.load_with(objects, &LoadOptions::default())
+    }
+
+    /// Links `objects` as one unit with the given options. On error nothing stays
+    /// mapped or registered and no code of the unit has run.
+    pub fn load_with(&mut self, objects: &[ObjectFile<'_>], options: &LoadOptions) -> Result<UnitId, Error> {
+        let env = link::Env { exports: &self.exports, resolver: self.resolver.as_deref(), host: &mut self.host };
+        let linked = link::link(objects, env)?;
+        let id = UnitId(self.next_id);
+        self.next_id += 1;
+        let unit = Unit::new(id, linked);
+        if options.export {
+            for (name, s) in &unit.symbols {
+                if s.exported {
+                    self.exports
+                        .entry(name.clone())
+                        .or_insert(Export { addr: s.addr, is_code: s.is_code });
+                }
+            }
+        }
+        self.units.push(unit);
+        if options.run_constructors {
+            self.run_constructors(id)?;
+        }
+        Ok(id)
+    }
+
+    /// Runs a unit's constructors if they have not run yet.
+    pub fn run_constructors(&mut self, unit: UnitId) -> Result<(), Error> {
+        self.unit_mut(unit)?.construct();
+        Ok(())
+    }
+
+    /// The address of a global symbol defined by `unit` (any visibility).
+    pub fn symbol(&self, unit: UnitId, name: &str) -> Option<usize> {
+        self.units.iter().find(|u| u.id == unit)?.symbols.get(name).map(|s| s.addr)
+    }
+
+    /// The address of `name` as exported by the loaded units; the first loaded wins.
+    pub fn lookup(&self, name: &str) -> Option<usize> {
+        self.exports.get(name).map(|e| e.addr)
+    }
+
+    /// Bytes of memory mapped for `unit` (whole pages).
+    pub fn mapped_bytes(&self, unit: UnitId) -> Option<usize> {
+        self.units.iter().find(|u| u.id == unit).map(Unit::mapped_bytes)
+    }
+
+    /// Unloads a unit: runs its destructors (`__cxa_atexit` handlers of the unit, then
+    /// `.fini_array`), deregisters its unwind info and unmaps it. Addresses from it are
+    /// dangling afterwards; later units that resolved symbols to it must be unloaded first.
+    pub fn unload(&mut self, unit: UnitId) -> Result<(), Error> {
+        let index = self.index(unit)?;
+        let removed = self.units.remove(index);
+        self.rebuild_exports();
+        drop(removed);
+        Ok(())
+    }
+
+    /// Keeps `unit` mapped for the rest of the process and hands its destructors to
+    /// `atexit`, as for a natively linked program: they run at process exit after any
+    /// handler the program registered itself. The unit leaves this linker (its symbols
+    /// are no longer found here), but its code stays valid.
+    pub fn keep_until_exit(&mut self, unit: UnitId) -> Result<(), Error> {
+        let index = self.index(unit)?;
+        let removed = self.units.remove(index);
+        self.rebuild_exports();
+        removed.keep_until_exit()
+    }
+
+    fn index(&self, unit: UnitId) -> Result<usize, Error> {
+        self.units.iter().position(|u| u.id == unit).ok_or(Error::UnknownUnit(unit))
+    }
+
+    fn unit_mut(&mut self, unit: UnitId) -> Result<&mut Unit, Error> {
+        self.units.iter_mut().find(|u| u.id == unit).ok_or(Error::UnknownUnit(unit))
+    }
+
+    fn rebuild_exports(&mut self) {
+        self.exports.clear();
+        for unit in &self.units {
+            for (name, s) in &unit.symbols {
+                if s.exported {
+                    self.exports
+                        .entry(name.clone())
+                        .or_insert(Export { addr: s.addr, is_code: s.is_code });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Linker {
+    fn drop(&mut self) {
+        while let Some(unit) = self.units.pop() {
+            drop(unit);
+        }
+    }
+}

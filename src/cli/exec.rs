@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use jitcache_linker::{Linker, ObjectFile, call};
+
 /// Arguments of `jitcache exec`.
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -20,7 +23,37 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
-/// Runs `jitcache exec`.
+/// Runs `jitcache exec`: opens the libraries, links the objects as one unit (running its
+/// constructors), calls the entry with `argv[0]` = the first object's path, flushes C
+/// stdio and exits with the entry's status (`& 0xff`). The unit's destructors run at
+/// process exit, as a natively linked program's do.
 pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("exec of {} object(s) is not built yet", args.objects.len())
+    let mut linker = Linker::new();
+    for lib in &args.libs {
+        linker.open_library(lib)?;
+    }
+    let names: Vec<String> = args.objects.iter().map(|p| p.display().to_string()).collect();
+    let bytes = args
+        .objects
+        .iter()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let objects: Vec<ObjectFile<'_>> = names
+        .iter()
+        .zip(&bytes)
+        .map(|(name, bytes)| ObjectFile { name, bytes })
+        .collect();
+    // Link without running anything, so that the destructors can be handed to atexit
+    // before any code of the unit runs (the order a native program has).
+    let unit = linker.load_with(&objects, &jitcache_linker::LoadOptions::without_constructors())?;
+    let entry = linker
+        .symbol(unit, &args.entry)
+        .with_context(|| format!("entry symbol `{}` is not defined by the objects", args.entry))?;
+    linker.run_constructors(unit)?;
+    linker.keep_until_exit(unit)?;
+    let mut argv = Vec::with_capacity(args.args.len() + 1);
+    argv.push(names.first().cloned().unwrap_or_default());
+    argv.extend(args.args.iter().cloned());
+    let status = call::call_main(entry, &argv);
+    Ok(ExitCode::from((status & 0xff) as u8))
 }

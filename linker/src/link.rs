@@ -1,0 +1,519 @@
+//! One load, as a straight list of passes. Each pass leaves an invariant the next relies on:
+//!
+//! 1. **parse** — every object's sections, symbols and relocations, bounds-checked.
+//! 2. **scan relocations** — which symbols need a GOT entry, which calls may need a
+//!    stub, whether absolute 32-bit fields need low memory.
+//! 3. **resolve** — every referenced symbol has a target: the unit itself, earlier units,
+//!    the caller's resolver, then the host and opened libraries. (This runs before
+//!    allocation, not after copying: it needs no address of ours, an undefined symbol
+//!    then fails before any system call, and the placement can aim at the host data that
+//!    PC-relative fields must reach.)
+//! 4. **lay out** — every section, stub, GOT entry and COMMON symbol has an offset.
+//! 5. **allocate** — one writable (never executable) mapping, placed as needed.
+//! 6. **copy** — section contents into it (`.bss` and COMMON stay zero).
+//! 7. **apply** — GOT entries, stubs, and every relocation with range-checked writes.
+//! 8. **protect** — text read + execute, read-only data read-only; icache flush.
+//! 9. **register unwind info** — each `.eh_frame` with `__register_frame`.
+//!
+//! Constructors (the 10th pass) run in [`crate::Linker::load`] once the unit is owned by
+//! the linker, so a failure of any earlier pass leaves nothing behind.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Location};
+use crate::host::Host;
+use crate::layout::Layout;
+use crate::memory::{Memory, Placement};
+use crate::parse::{self, Bind, Def, Object, SectionKind};
+use crate::symbols::{Export, GlobalDef, UnitSymbol, UnitSymbols};
+use crate::x86_64::{self, Field, Inputs, RelocKind, STUB_SIZE};
+use crate::{ObjectFile, Resolver};
+
+/// What the passes need from the linker that owns earlier units.
+pub(crate) struct Env<'l> {
+    pub exports: &'l HashMap<String, Export>,
+    pub resolver: Option<&'l Resolver>,
+    pub host: &'l mut Host,
+}
+
+/// A linked, protected unit whose constructors have not run yet.
+pub(crate) struct Linked {
+    pub memory: Memory,
+    pub symbols: HashMap<String, UnitSymbol>,
+    pub frames: Vec<usize>,
+    pub init: Vec<usize>,
+    pub fini: Vec<usize>,
+    pub dso_handle: Option<usize>,
+}
+
+/// Runs passes 1–8 (9 is done by the unit's owner so deregistration pairs with it).
+pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Error> {
+    // 1. Parse.
+    let objects = inputs
+        .iter()
+        .map(|o| parse::parse(o.name, o.bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let unit = UnitSymbols::build(&objects)?;
+
+    // 2. Scan relocations.
+    let scan = scan(&objects, &unit);
+
+    // 3. Resolve.
+    let resolved = resolve(&objects, &unit, env)?;
+
+    // 4. Lay out.
+    let commons: Vec<(u64, u64)> = unit.commons.iter().map(|c| (c.size, c.align)).collect();
+    let layout = Layout::new(&objects, &commons, scan.got_len, scan.stub_len)?;
+
+    // 5. Allocate.
+    let placement = placement(&scan, &resolved, layout.size);
+    let size = usize::try_from(layout.size).map_err(|_| Error::TooLarge { size: layout.size })?;
+    let align = usize::try_from(layout.align).map_err(|_| Error::TooLarge { size: layout.align })?;
+    let mut memory =
+        Memory::allocate(size, align, placement).map_err(|source| Error::Memory { op: "mmap", source })?;
+    let base = memory.base() as u64;
+    let addresses = Addresses { base, layout: &layout };
+
+    let Some(bytes) = memory.bytes_mut() else {
+        return Err(internal("fresh memory is not writable"));
+    };
+
+    // 6. Copy.
+    for (oi, object) in objects.iter().enumerate() {
+        for (si, s) in object.sections.iter().enumerate() {
+            if s.kind == SectionKind::Bss {
+                continue;
+            }
+            if let Some(off) = layout.section(oi, si) {
+                write(bytes, off, s.data)?;
+            }
+        }
+    }
+
+    // 7. Apply: GOT entries and stubs first, then every relocation.
+    for (oi, slots) in scan.got_slot.iter().enumerate() {
+        for (si, slot) in slots.iter().enumerate() {
+            if let (Some(slot), Some(Some(r))) = (slot, resolved.targets.get(oi).and_then(|t| t.get(si))) {
+                let value = addresses.of(r.target);
+                write(bytes, layout.got + 8 * u64::from(*slot), &value.to_le_bytes())?;
+            }
+        }
+    }
+    for (oi, slots) in scan.stub_slot.iter().enumerate() {
+        for (si, slot) in slots.iter().enumerate() {
+            if let (Some(slot), Some(Some(r))) = (slot, resolved.targets.get(oi).and_then(|t| t.get(si))) {
+                let stub = x86_64::stub(addresses.of(r.target));
+                write(bytes, layout.stubs + STUB_SIZE * u64::from(*slot), &stub)?;
+            }
+        }
+    }
+    for (oi, object) in objects.iter().enumerate() {
+        for (si, s) in object.sections.iter().enumerate() {
+            let Some(off) = layout.section(oi, si) else { continue };
+            for r in &s.relocs {
+                apply(bytes, &objects, oi, si, off, r, &scan, &resolved, &addresses)?;
+            }
+        }
+    }
+    let (init, fini) = arrays(bytes, &objects, &layout)?;
+
+    // 8. Protect.
+    let text = to_range(&layout.text)?;
+    let read_only = to_range(&layout.read_only)?;
+    memory
+        .protect(text, read_only)
+        .map_err(|source| Error::Memory { op: "mprotect", source })?;
+
+    let symbols = unit_symbols(&objects, &unit, &addresses);
+    let frames = layout.eh_frames.iter().map(|&off| (base + off) as usize).collect();
+    let dso_handle = resolved.uses_dso_handle.then_some(base as usize).filter(|&b| b != 0);
+    Ok(Linked { memory, symbols, frames, init, fini, dso_handle })
+}
+
+fn internal(what: &str) -> Error {
+    Error::Malformed { object: "<unit>".to_owned(), reason: format!("internal: {what}") }
+}
+
+fn to_range(r: &std::ops::Range<u64>) -> Result<std::ops::Range<usize>, Error> {
+    let start = usize::try_from(r.start).map_err(|_| Error::TooLarge { size: r.start })?;
+    let end = usize::try_from(r.end).map_err(|_| Error::TooLarge { size: r.end })?;
+    Ok(start..end)
+}
+
+/// Bounds-checked copy into the unit's bytes.
+fn write(bytes: &mut [u8], offset: u64, data: &[u8]) -> Result<(), Error> {
+    let start = usize::try_from(offset).map_err(|_| internal("offset"))?;
+    let end = start.checked_add(data.len()).ok_or_else(|| internal("offset"))?;
+    let dst = bytes.get_mut(start..end).ok_or_else(|| internal("write outside the unit"))?;
+    dst.copy_from_slice(data);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Scan relocations.
+
+/// What the relocations need: GOT slots, stub slots, low memory.
+struct Scan {
+    /// `[object][symbol]`: GOT slot of the symbol.
+    got_slot: Vec<Vec<Option<u32>>>,
+    got_len: usize,
+    /// `[object][symbol]`: stub slot, for `PLT32` calls to symbols the unit does not define.
+    stub_slot: Vec<Vec<Option<u32>>>,
+    stub_len: usize,
+    /// Some field is an absolute 32-bit address: the unit must live in the low 2 GiB.
+    low32: bool,
+}
+
+/// Key of a GOT entry or stub: globals share one per name, locals have their own.
+#[derive(Hash, PartialEq, Eq)]
+enum SlotKey<'a> {
+    Global(&'a str),
+    Local(usize, usize),
+}
+
+fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
+    let mut got_keys: HashMap<SlotKey<'_>, u32> = HashMap::new();
+    let mut stub_keys: HashMap<SlotKey<'_>, u32> = HashMap::new();
+    let mut got_slot: Vec<Vec<Option<u32>>> = objects.iter().map(|o| vec![None; o.symbols.len()]).collect();
+    let mut stub_slot = got_slot.clone();
+    let mut low32 = false;
+    for (oi, object) in objects.iter().enumerate() {
+        for s in object.sections.iter().filter(|s| s.kind != SectionKind::Skip) {
+            for r in &s.relocs {
+                low32 |= r.kind.is_abs32();
+                let Some(sym) = object.symbols.get(r.symbol) else { continue };
+                let key = if sym.bind == Bind::Local {
+                    SlotKey::Local(oi, r.symbol)
+                } else {
+                    SlotKey::Global(sym.name)
+                };
+                if r.kind.needs_got_entry() {
+                    let next = u32::try_from(got_keys.len()).unwrap_or(u32::MAX);
+                    let slot = *got_keys.entry(key).or_insert(next);
+                    if let Some(s) = got_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
+                        *s = Some(slot);
+                    }
+                } else if r.kind == RelocKind::Plt32 && sym.bind != Bind::Local && unit.get(sym.name).is_none() {
+                    let next = u32::try_from(stub_keys.len()).unwrap_or(u32::MAX);
+                    let slot = *stub_keys.entry(key).or_insert(next);
+                    if let Some(s) = stub_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
+                        *s = Some(slot);
+                    }
+                }
+            }
+        }
+    }
+    Scan { got_slot, got_len: got_keys.len(), stub_slot, stub_len: stub_keys.len(), low32 }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Resolve.
+
+/// What a referenced symbol stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// In this unit: a section of an object, plus an offset.
+    Section { obj: usize, sec: usize, value: u64 },
+    /// A merged COMMON symbol of this unit.
+    Common(usize),
+    /// An address outside the unit (or an absolute value).
+    Address(u64),
+    /// `_GLOBAL_OFFSET_TABLE_`.
+    GotBase,
+    /// `__dso_handle`: this unit's handle for `__cxa_atexit`.
+    DsoHandle,
+}
+
+impl Target {
+    fn in_unit(self) -> bool {
+        !matches!(self, Target::Address(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Resolution {
+    target: Target,
+    is_code: bool,
+}
+
+struct Resolved {
+    /// `[object][symbol]`: the target of every referenced symbol.
+    targets: Vec<Vec<Option<Resolution>>>,
+    /// Addresses outside the unit that 32-bit PC-relative fields must reach.
+    near: Vec<u64>,
+    uses_dso_handle: bool,
+}
+
+fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> Result<Resolved, Error> {
+    let mut targets: Vec<Vec<Option<Resolution>>> = objects.iter().map(|o| vec![None; o.symbols.len()]).collect();
+    let mut near = Vec::new();
+    let mut uses_dso_handle = false;
+    for (oi, object) in objects.iter().enumerate() {
+        for (si, s) in object.sections.iter().enumerate() {
+            if s.kind == SectionKind::Skip {
+                continue;
+            }
+            for r in &s.relocs {
+                let Some(slot) = targets.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) else {
+                    return Err(internal("symbol index"));
+                };
+                let resolution = match slot {
+                    Some(done) => *done,
+                    None => {
+                        let at = || object.at(si, r.offset);
+                        let done = resolve_one(objects, unit, oi, r.symbol, &mut env, at)?;
+                        uses_dso_handle |= done.target == Target::DsoHandle;
+                        *slot = Some(done);
+                        done
+                    }
+                };
+                let pc32_to_data = r.kind == RelocKind::Pc32 || (r.kind == RelocKind::Plt32 && !resolution.is_code);
+                if pc32_to_data && let Target::Address(a) = resolution.target {
+                    near.push(a);
+                }
+            }
+        }
+    }
+    Ok(Resolved { targets, near, uses_dso_handle })
+}
+
+fn resolve_one(
+    objects: &[Object<'_>],
+    unit: &UnitSymbols<'_>,
+    obj: usize,
+    sym: usize,
+    env: &mut Env<'_>,
+    at: impl Fn() -> Location,
+) -> Result<Resolution, Error> {
+    let object = objects.get(obj).ok_or_else(|| internal("object index"))?;
+    if sym == 0 {
+        return Ok(Resolution { target: Target::Address(0), is_code: false });
+    }
+    let symbol = object.symbols.get(sym).ok_or_else(|| internal("symbol index"))?;
+    let from_def = |object: &Object<'_>, obj: usize, def: Def, is_code: bool| -> Result<Resolution, Error> {
+        let target = match def {
+            Def::Section { index, value } => Target::Section { obj, sec: index, value },
+            Def::Absolute(v) => Target::Address(v),
+            Def::NotLoaded => {
+                return Err(Error::Malformed {
+                    object: object.name.to_owned(),
+                    reason: format!("{}: relocation against a section that is not loaded", at()),
+                });
+            }
+            Def::Undefined | Def::Common { .. } => {
+                return Err(Error::UndefinedSymbol { at: at(), symbol: symbol.name.to_owned() });
+            }
+        };
+        Ok(Resolution { target, is_code })
+    };
+    if symbol.bind == Bind::Local {
+        return from_def(object, obj, symbol.def, symbol.is_code);
+    }
+    let name = symbol.name;
+    // The unit itself.
+    match unit.get(name) {
+        Some(GlobalDef::Symbol { obj: o, sym: s }) => {
+            let (def_obj, def_sym) = objects
+                .get(o)
+                .and_then(|ob| ob.symbols.get(s).map(|sy| (ob, sy)))
+                .ok_or_else(|| internal("definition index"))?;
+            return from_def(def_obj, o, def_sym.def, def_sym.is_code);
+        }
+        Some(GlobalDef::Common(i)) => return Ok(Resolution { target: Target::Common(i), is_code: false }),
+        None => {}
+    }
+    if name == "_GLOBAL_OFFSET_TABLE_" {
+        return Ok(Resolution { target: Target::GotBase, is_code: false });
+    }
+    if name == "__dso_handle" {
+        return Ok(Resolution { target: Target::DsoHandle, is_code: false });
+    }
+    // Units loaded before this one.
+    if let Some(e) = env.exports.get(name) {
+        return Ok(Resolution { target: Target::Address(e.addr as u64), is_code: e.is_code });
+    }
+    // The caller's resolver, then the host and the opened libraries. Their kind is
+    // unknown: taken as code, which only matters for a PLT32 out of reach (a stub).
+    if let Some(addr) = env.resolver.and_then(|r| r(name)).or_else(|| env.host.lookup(name)) {
+        return Ok(Resolution { target: Target::Address(addr as u64), is_code: true });
+    }
+    if symbol.bind == Bind::Weak {
+        return Ok(Resolution { target: Target::Address(0), is_code: false });
+    }
+    Err(Error::UndefinedSymbol { at: at(), symbol: name.to_owned() })
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Allocate: where to map.
+
+fn placement(scan: &Scan, resolved: &Resolved, size: u64) -> Placement {
+    const GIB: u64 = 1 << 30;
+    if scan.low32 {
+        return Placement::Low32;
+    }
+    let (Some(&min), Some(&max)) = (resolved.near.iter().min(), resolved.near.iter().max()) else {
+        return Placement::Anywhere;
+    };
+    if max - min > GIB || size > GIB {
+        return Placement::Anywhere;
+    }
+    // Below the targets, within 1 GiB of all of them (mmap grows down from the libraries).
+    let hint = (min / 2 + max / 2).saturating_sub(GIB / 2 + size) & !0xfff;
+    if hint == 0 { Placement::Anywhere } else { Placement::Near(hint as usize) }
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Apply.
+
+struct Addresses<'a> {
+    base: u64,
+    layout: &'a Layout,
+}
+
+impl Addresses<'_> {
+    fn of(&self, target: Target) -> u64 {
+        let off = match target {
+            Target::Section { obj, sec, value } => self.layout.section(obj, sec).map(|o| o.wrapping_add(value)),
+            Target::Common(i) => self.layout.commons.get(i).copied(),
+            Target::Address(a) => return a,
+            Target::GotBase => Some(self.layout.got),
+            Target::DsoHandle => Some(0),
+        };
+        self.base.wrapping_add(off.unwrap_or(0))
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "the apply pass's whole context, kept explicit")]
+fn apply(
+    bytes: &mut [u8],
+    objects: &[Object<'_>],
+    oi: usize,
+    si: usize,
+    section_off: u64,
+    r: &parse::Reloc,
+    scan: &Scan,
+    resolved: &Resolved,
+    addresses: &Addresses<'_>,
+) -> Result<(), Error> {
+    if r.kind == RelocKind::None {
+        return Ok(());
+    }
+    let object = objects.get(oi).ok_or_else(|| internal("object index"))?;
+    let resolution = resolved
+        .targets
+        .get(oi)
+        .and_then(|t| t.get(r.symbol))
+        .copied()
+        .flatten()
+        .ok_or_else(|| internal("unresolved symbol"))?;
+    let got_slot = scan.got_slot.get(oi).and_then(|v| v.get(r.symbol)).copied().flatten();
+    let stub_slot = scan.stub_slot.get(oi).and_then(|v| v.get(r.symbol)).copied().flatten();
+    let base = addresses.base;
+    let offset_in_unit = section_off.checked_add(r.offset).ok_or_else(|| internal("offset"))?;
+    let mut inputs = Inputs {
+        s: addresses.of(resolution.target),
+        a: r.addend,
+        p: base.wrapping_add(offset_in_unit),
+        got: base.wrapping_add(addresses.layout.got),
+        got_entry: got_slot.map_or(0, |g| base.wrapping_add(addresses.layout.got + 8 * u64::from(g))),
+    };
+    let mut field = x86_64::compute(r.kind, &inputs);
+    // A call out of reach goes through its stub; a PLT32 to data never does.
+    if r.kind == RelocKind::Plt32
+        && matches!(field, Field::Overflow { .. })
+        && resolution.is_code
+        && !resolution.target.in_unit()
+        && let Some(stub) = stub_slot
+    {
+        inputs.s = base.wrapping_add(addresses.layout.stubs + STUB_SIZE * u64::from(stub));
+        field = x86_64::compute(r.kind, &inputs);
+    }
+    match field {
+        Field::Nothing => Ok(()),
+        Field::Bytes4(b) => write(bytes, offset_in_unit, &b),
+        Field::Bytes8(b) => write(bytes, offset_in_unit, &b),
+        Field::Overflow { value, bits } => Err(Error::OutOfRange {
+            at: object.at(si, r.offset),
+            relocation: r.kind.name(),
+            symbol: symbol_name(object, r.symbol),
+            value: i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX }),
+            bits,
+        }),
+    }
+}
+
+/// A symbol's name for messages: section symbols are named after their section.
+fn symbol_name(object: &Object<'_>, sym: usize) -> String {
+    match object.symbols.get(sym) {
+        Some(s) if !s.name.is_empty() => s.name.to_owned(),
+        Some(s) => match s.def {
+            Def::Section { index, .. } => object.at(index, 0).section,
+            _ => format!("#{sym}"),
+        },
+        None => format!("#{sym}"),
+    }
+}
+
+/// The constructor and destructor entries, read back from the relocated arrays:
+/// `.preinit_array`, then `.init_array` by priority (stable across objects); destructors
+/// are returned in array order, to be run in reverse.
+fn arrays(bytes: &[u8], objects: &[Object<'_>], layout: &Layout) -> Result<(Vec<usize>, Vec<usize>), Error> {
+    let mut init: Vec<(u32, u64, u64)> = Vec::new();
+    let mut fini: Vec<(u32, u64, u64)> = Vec::new();
+    for (oi, object) in objects.iter().enumerate() {
+        for (si, s) in object.sections.iter().enumerate() {
+            let Some(off) = layout.section(oi, si) else { continue };
+            let list = match s.kind {
+                SectionKind::PreinitArray => (&mut init, 0),
+                SectionKind::InitArray(p) => (&mut init, p.saturating_add(1)),
+                SectionKind::FiniArray(p) => (&mut fini, p),
+                _ => continue,
+            };
+            if s.size % 8 != 0 {
+                return Err(Error::Malformed {
+                    object: object.name.to_owned(),
+                    reason: format!("{}: size is not a multiple of 8", s.name),
+                });
+            }
+            list.0.push((list.1, off, s.size));
+        }
+    }
+    init.sort_by_key(|e| e.0);
+    fini.sort_by_key(|e| e.0);
+    let read = |list: Vec<(u32, u64, u64)>| -> Result<Vec<usize>, Error> {
+        let mut out = Vec::new();
+        for (_, off, size) in list {
+            let start = usize::try_from(off).map_err(|_| internal("offset"))?;
+            let len = usize::try_from(size).map_err(|_| internal("size"))?;
+            let words = bytes.get(start..start + len).ok_or_else(|| internal("array outside the unit"))?;
+            for w in words.chunks_exact(8) {
+                let mut b = [0_u8; 8];
+                b.copy_from_slice(w);
+                out.push(u64::from_le_bytes(b) as usize);
+            }
+        }
+        Ok(out)
+    };
+    Ok((read(init)?, read(fini)?))
+}
+
+/// Every global of the unit with its address.
+fn unit_symbols(objects: &[Object<'_>], unit: &UnitSymbols<'_>, addresses: &Addresses<'_>) -> HashMap<String, UnitSymbol> {
+    let mut out = HashMap::new();
+    for (name, def) in unit.iter() {
+        let (target, is_code, exported) = match def {
+            GlobalDef::Common(i) => (Target::Common(i), false, true),
+            GlobalDef::Symbol { obj, sym } => {
+                let Some(s) = objects.get(obj).and_then(|o| o.symbols.get(sym)) else { continue };
+                let target = match s.def {
+                    Def::Section { index, value } => Target::Section { obj, sec: index, value },
+                    Def::Absolute(v) => Target::Address(v),
+                    _ => continue,
+                };
+                (target, s.is_code, s.exported)
+            }
+        };
+        out.insert(name.to_owned(), UnitSymbol { addr: addresses.of(target) as usize, is_code, exported });
+    }
+    out
+}

@@ -1,0 +1,78 @@
+//! A loaded unit: its memory, symbols, unwind registrations and destructors. Dropping a
+//! unit tears it down in the reverse order of loading: C++ `__cxa_atexit` handlers of the
+//! unit, `.fini_array` (if the constructors ran), unwind deregistration, unmapping.
+
+use std::collections::HashMap;
+
+use crate::UnitId;
+use crate::call;
+use crate::link::Linked;
+use crate::memory::{Memory, State};
+use crate::symbols::UnitSymbol;
+
+pub(crate) struct Unit {
+    pub id: UnitId,
+    pub symbols: HashMap<String, UnitSymbol>,
+    memory: Memory,
+    frames: Vec<usize>,
+    init: Vec<usize>,
+    fini: Vec<usize>,
+    dso_handle: Option<usize>,
+    constructed: bool,
+}
+
+impl Unit {
+    /// Pass 9: registers the unwind info of a linked (protected) unit.
+    pub(crate) fn new(id: UnitId, linked: Linked) -> Unit {
+        debug_assert_eq!(linked.memory.state(), State::Protected);
+        for &frame in &linked.frames {
+            call::register_frame(frame);
+        }
+        Unit {
+            id,
+            symbols: linked.symbols,
+            memory: linked.memory,
+            frames: linked.frames,
+            init: linked.init,
+            fini: linked.fini,
+            dso_handle: linked.dso_handle,
+            constructed: false,
+        }
+    }
+
+    /// Pass 10: runs `.preinit_array` and `.init_array`, once.
+    pub(crate) fn construct(&mut self) {
+        if !self.constructed {
+            self.constructed = true;
+            call::run_entries(self.init.iter().copied());
+        }
+    }
+
+    /// Bytes mapped for the unit.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.memory.len()
+    }
+
+    /// Keeps the unit mapped for the rest of the process; its destructors run at exit.
+    pub(crate) fn keep_until_exit(self) -> Result<(), crate::Error> {
+        let fini = if self.constructed { self.fini.clone() } else { Vec::new() };
+        let work = call::ExitWork { dso: self.dso_handle, fini };
+        std::mem::forget(self);
+        call::at_exit(work)
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        if self.constructed {
+            if let Some(dso) = self.dso_handle {
+                call::cxa_finalize(dso);
+            }
+            call::run_entries(self.fini.iter().rev().copied());
+        }
+        for &frame in self.frames.iter().rev() {
+            call::deregister_frame(frame);
+        }
+        // `self.memory` is unmapped when dropped, after this.
+    }
+}
