@@ -31,15 +31,15 @@ impl Default for GcOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
     /// Entries evicted to respect the size cap.
-    pub entries_evicted: u64,
+    pub evicted_entries: u64,
     /// Blob files deleted because their last entry was evicted.
-    pub blobs_removed: u64,
+    pub removed_blobs: u64,
     /// Blob files deleted because no entry pointed at them (or not named like a blob).
-    pub orphans_removed: u64,
+    pub removed_orphans: u64,
     /// Temp files of dead writers deleted.
-    pub tmp_removed: u64,
+    pub removed_tmp: u64,
     /// Bytes of blob files deleted (evicted and orphaned).
-    pub bytes_freed: u64,
+    pub freed_bytes: u64,
     /// Bytes the indexed blobs take on disk afterwards.
     pub bytes_on_disk: u64,
 }
@@ -92,11 +92,11 @@ impl Store {
                 // Files go only after the index no longer points at them.
                 for (blob, stored) in unreferenced {
                     if remove_file_if_exists(&self.layout.blob_path(&blob))? {
-                        report.blobs_removed += 1;
-                        report.bytes_freed += stored;
+                        report.removed_blobs += 1;
+                        report.freed_bytes += stored;
                     }
                 }
-                report.entries_evicted += evicted;
+                report.evicted_entries += evicted;
                 progress.inc(page.len() as u64);
             }
         }
@@ -109,13 +109,13 @@ impl Store {
                 if orphan {
                     let len = std::fs::metadata(path).map_or(0, |m| m.len());
                     if remove_file_if_exists(path)? {
-                        report.orphans_removed += 1;
-                        report.bytes_freed += len;
+                        report.removed_orphans += 1;
+                        report.freed_bytes += len;
                     }
                 }
                 Ok(())
             })?;
-            report.tmp_removed = self.layout.clean_tmp()?;
+            report.removed_tmp = self.layout.clean_tmp()?;
         }
         report.bytes_on_disk = self.index().totals()?.3;
         progress.finish();

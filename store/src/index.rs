@@ -375,8 +375,8 @@ impl Index {
                 size: to_u64(size),
                 stored_size: to_u64(stored),
                 name,
-                created_ms: to_u64(created),
-                last_access_ms: to_u64(access),
+                created: to_u64(created),
+                last_access: to_u64(access),
             });
         }
         Ok(out)

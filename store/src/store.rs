@@ -85,9 +85,9 @@ pub struct EntryInfo {
     /// The name given at put, if any.
     pub name: Option<String>,
     /// When it was stored, in milliseconds since the Unix epoch.
-    pub created_ms: u64,
+    pub created: u64,
     /// When it was last read (as of the last flush), in milliseconds since the epoch.
-    pub last_access_ms: u64,
+    pub last_access: u64,
 }
 
 /// What the store remembers about the last entry stored for a unit.

@@ -26,24 +26,26 @@ pub struct DamagedBlob {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyReport {
     /// Distinct blobs read and checked.
-    pub blobs_checked: u64,
+    pub checked_blobs: u64,
     /// Entries pointing at those blobs.
-    pub entries_checked: u64,
+    pub checked_entries: u64,
+    /// Entries pointing at a missing or damaged blob.
+    pub damaged_entries: u64,
     /// Blobs missing or damaged.
     pub damaged: Vec<DamagedBlob>,
     /// Problems SQLite's `quick_check` found in the index, and malformed rows.
     pub index_problems: Vec<String>,
     /// Blob files no entry points at (left by a crash between rename and index, or a
     /// replaced index): housekeeping for gc, not damage.
-    pub orphans: u64,
+    pub orphaned_blobs: u64,
     /// Temp files left by dead writers: housekeeping, not damage.
     pub stale_tmp: u64,
     /// Whether repair was asked for.
     pub repaired: bool,
     /// Entries evicted by the repair.
-    pub entries_evicted: u64,
+    pub evicted_entries: u64,
     /// Files deleted by the repair (damaged blobs, orphans, stale temp files).
-    pub files_removed: u64,
+    pub removed_files: u64,
 }
 
 impl VerifyReport {
@@ -84,7 +86,7 @@ impl Store {
                     "{malformed} index rows with a malformed key or blob id"
                 ));
                 if repair {
-                    report.entries_evicted += index.delete_malformed_rows()?;
+                    report.evicted_entries += index.delete_malformed_rows()?;
                 }
             }
         }
@@ -95,18 +97,19 @@ impl Store {
             let page = self.index().blobs_after(after.as_ref(), PAGE)?;
             for (id, size, entries) in &page {
                 let path = self.layout.blob_path(id);
-                report.blobs_checked += 1;
-                report.entries_checked += entries;
+                report.checked_blobs += 1;
+                report.checked_entries += entries;
                 match blob::read_verified(&path, id, Some(*size), &mut buf) {
                     Ok(()) => {}
                     Err(ReadFailure::Io(e)) => return Err(io_err(&path, e)),
                     Err(ReadFailure::Damaged(damage)) => {
                         if repair {
-                            report.entries_evicted += self.index().evict_blob(id)?;
+                            report.evicted_entries += self.index().evict_blob(id)?;
                             if remove_file_if_exists(&path)? {
-                                report.files_removed += 1;
+                                report.removed_files += 1;
                             }
                         }
+                        report.damaged_entries += entries;
                         report.damaged.push(DamagedBlob {
                             blob: *id,
                             path,
@@ -129,16 +132,16 @@ impl Store {
                 None => true,
             };
             if orphan {
-                report.orphans += 1;
+                report.orphaned_blobs += 1;
                 if repair && remove_file_if_exists(path)? {
-                    report.files_removed += 1;
+                    report.removed_files += 1;
                 }
             }
             Ok(())
         })?;
         report.stale_tmp = self.layout.count_tmp()?;
         if repair {
-            report.files_removed += self.layout.clean_tmp()?;
+            report.removed_files += self.layout.clean_tmp()?;
         }
         progress.finish();
         Ok(report)

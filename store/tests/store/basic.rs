@@ -68,6 +68,6 @@ fn remove_and_last_unit() {
     let rec = store.last_unit("lisp", "fib").unwrap().unwrap();
     assert_eq!(rec.state, jitcache_store::UnitState::Evicted);
     let report = store.gc(&GcOptions::default(), &NoProgress).unwrap();
-    assert_eq!(report.orphans_removed, 0, "remove deleted the blob already");
+    assert_eq!(report.removed_orphans, 0, "remove deleted the blob already");
     assert!(store.verify(false, &NoProgress).unwrap().is_clean());
 }
