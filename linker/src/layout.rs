@@ -19,7 +19,7 @@ use std::ops::Range;
 use crate::error::Error;
 use crate::memory::page_size;
 use crate::parse::{Object, SectionKind};
-use crate::x86_64::STUB_SIZE;
+use crate::x86_64::{ATEXIT_THUNK_SIZE, STUB_SIZE};
 
 /// Largest unit accepted: PC-relative references inside a unit must stay within ±2 GiB.
 const MAX_UNIT: u64 = 1 << 30;
@@ -37,6 +37,8 @@ pub(crate) struct Layout {
     pub got: u64,
     /// Offset of the first call stub.
     pub stubs: u64,
+    /// Offset of the `atexit` thunk (meaningful when one was asked for).
+    pub atexit_thunk: u64,
     /// Offsets of the `.eh_frame` sections, each followed by a zero terminator.
     pub eh_frames: Vec<u64>,
     /// Read + execute range.
@@ -78,6 +80,7 @@ impl Layout {
         commons: &[(u64, u64)],
         got_entries: usize,
         stubs: usize,
+        atexit_thunk: bool,
     ) -> Result<Layout, Error> {
         let mut sections: Vec<Vec<u64>> =
             objects.iter().map(|o| vec![NOT_PLACED; o.sections.len()]).collect();
@@ -102,6 +105,7 @@ impl Layout {
         // Text.
         place_kind(&mut c, &mut sections, &|k| k == SectionKind::Text, 0)?;
         let stubs_off = c.place(STUB_SIZE * stubs as u64, STUB_SIZE)?;
+        let atexit_off = c.place(if atexit_thunk { ATEXIT_THUNK_SIZE } else { 0 }, 16)?;
         let text = 0..c.at;
 
         // Read-only.
@@ -137,6 +141,7 @@ impl Layout {
             commons: common_offsets,
             got,
             stubs: stubs_off,
+            atexit_thunk: atexit_off,
             eh_frames,
             text,
             read_only,

@@ -63,7 +63,7 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
 
     // 4. Lay out.
     let commons: Vec<(u64, u64)> = unit.commons.iter().map(|c| (c.size, c.align)).collect();
-    let layout = Layout::new(&objects, &commons, scan.got_len, scan.stub_len)?;
+    let layout = Layout::new(&objects, &commons, scan.got_len, scan.stub_len, resolved.cxa_atexit.is_some())?;
 
     // 5. Allocate.
     let placement = placement(&scan, &resolved, layout.size);
@@ -106,6 +106,11 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
                 write(bytes, layout.stubs + STUB_SIZE * u64::from(*slot), &stub)?;
             }
         }
+    }
+    if let Some(cxa_atexit) = resolved.cxa_atexit {
+        let at = base + layout.atexit_thunk;
+        let thunk = x86_64::atexit_thunk(at, base, cxa_atexit).ok_or_else(|| internal("atexit thunk"))?;
+        write(bytes, layout.atexit_thunk, &thunk)?;
     }
     for (oi, object) in objects.iter().enumerate() {
         for (si, s) in object.sections.iter().enumerate() {
@@ -222,6 +227,8 @@ enum Target {
     GotBase,
     /// `__dso_handle`: this unit's handle for `__cxa_atexit`.
     DsoHandle,
+    /// `atexit`: the unit's synthesized thunk (see [`x86_64::atexit_thunk`]).
+    AtExit,
 }
 
 impl Target {
@@ -242,12 +249,15 @@ struct Resolved {
     /// Addresses outside the unit that 32-bit PC-relative fields must reach.
     near: Vec<u64>,
     uses_dso_handle: bool,
+    /// `__cxa_atexit`'s address when the unit needs an `atexit` thunk.
+    cxa_atexit: Option<u64>,
 }
 
 fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> Result<Resolved, Error> {
     let mut targets: Vec<Vec<Option<Resolution>>> = objects.iter().map(|o| vec![None; o.symbols.len()]).collect();
     let mut near = Vec::new();
     let mut uses_dso_handle = false;
+    let mut cxa_atexit = None;
     for (oi, object) in objects.iter().enumerate() {
         for (si, s) in object.sections.iter().enumerate() {
             if s.kind == SectionKind::Skip {
@@ -262,7 +272,13 @@ fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> 
                     None => {
                         let at = || object.at(si, r.offset);
                         let done = resolve_one(objects, unit, oi, r.symbol, &mut env, at)?;
-                        uses_dso_handle |= done.target == Target::DsoHandle;
+                        uses_dso_handle |= matches!(done.target, Target::DsoHandle | Target::AtExit);
+                        if done.target == Target::AtExit && cxa_atexit.is_none() {
+                            let Some(addr) = env.host.lookup("__cxa_atexit") else {
+                                return Err(Error::UndefinedSymbol { at: at(), symbol: "__cxa_atexit".to_owned() });
+                            };
+                            cxa_atexit = Some(addr as u64);
+                        }
                         *slot = Some(done);
                         done
                     }
@@ -274,7 +290,7 @@ fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> 
             }
         }
     }
-    Ok(Resolved { targets, near, uses_dso_handle })
+    Ok(Resolved { targets, near, uses_dso_handle, cxa_atexit })
 }
 
 fn resolve_one(
@@ -334,7 +350,15 @@ fn resolve_one(
     }
     // The caller's resolver, then the host and the opened libraries. Their kind is
     // unknown: taken as code, which only matters for a PLT32 out of reach (a stub).
-    if let Some(addr) = env.resolver.and_then(|r| r(name)).or_else(|| env.host.lookup(name)) {
+    if let Some(addr) = env.resolver.and_then(|r| r(name)) {
+        return Ok(Resolution { target: Target::Address(addr as u64), is_code: true });
+    }
+    // glibc keeps `atexit` out of libc.so (it is `__cxa_atexit(f, NULL, __dso_handle)` in
+    // libc_nonshared.a); loaded code gets a per-unit thunk doing the same.
+    if name == "atexit" {
+        return Ok(Resolution { target: Target::AtExit, is_code: true });
+    }
+    if let Some(addr) = env.host.lookup(name) {
         return Ok(Resolution { target: Target::Address(addr as u64), is_code: true });
     }
     if symbol.bind == Bind::Weak {
@@ -378,6 +402,7 @@ impl Addresses<'_> {
             Target::Address(a) => return a,
             Target::GotBase => Some(self.layout.got),
             Target::DsoHandle => Some(0),
+            Target::AtExit => Some(self.layout.atexit_thunk),
         };
         self.base.wrapping_add(off.unwrap_or(0))
     }

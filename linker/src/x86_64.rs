@@ -52,6 +52,11 @@ pub(crate) enum RelocKind {
     GotPc32,
     /// `R_X86_64_GOTPC64`: `GOT + A - P`, 64 bits (large code model).
     GotPc64,
+    /// `R_X86_64_GOT64`: `G + A`, 64 bits: the GOT entry's offset (large model, PIC).
+    Got64,
+    /// `R_X86_64_PLTOFF64`: `L + A - GOT`, 64 bits (large model, PIC). A 64-bit field
+    /// reaches anything, so `L` is always `S` here.
+    PltOff64,
 }
 
 /// Why a raw relocation type is refused.
@@ -80,6 +85,8 @@ impl RelocKind {
             elf::R_X86_64_GOTOFF64 => RelocKind::GotOff64,
             elf::R_X86_64_GOTPC32 => RelocKind::GotPc32,
             elf::R_X86_64_GOTPC64 => RelocKind::GotPc64,
+            elf::R_X86_64_GOT64 => RelocKind::Got64,
+            elf::R_X86_64_PLTOFF64 => RelocKind::PltOff64,
             other => {
                 let name = raw_name(other);
                 return Err(if is_tls(other) {
@@ -108,6 +115,8 @@ impl RelocKind {
             RelocKind::GotOff64 => "R_X86_64_GOTOFF64",
             RelocKind::GotPc32 => "R_X86_64_GOTPC32",
             RelocKind::GotPc64 => "R_X86_64_GOTPC64",
+            RelocKind::Got64 => "R_X86_64_GOT64",
+            RelocKind::PltOff64 => "R_X86_64_PLTOFF64",
         }
     }
 
@@ -119,7 +128,9 @@ impl RelocKind {
             | RelocKind::Pc64
             | RelocKind::GotPcRel64
             | RelocKind::GotOff64
-            | RelocKind::GotPc64 => 8,
+            | RelocKind::GotPc64
+            | RelocKind::Got64
+            | RelocKind::PltOff64 => 8,
             _ => 4,
         }
     }
@@ -132,6 +143,7 @@ impl RelocKind {
                 | RelocKind::GotPcRelX
                 | RelocKind::RexGotPcRelX
                 | RelocKind::GotPcRel64
+                | RelocKind::Got64
         )
     }
 
@@ -186,6 +198,8 @@ pub(crate) fn compute(kind: RelocKind, i: &Inputs) -> Field {
         RelocKind::GotPcRel64 => wrap64(got_entry + a - p),
         RelocKind::GotOff64 => wrap64(s + a - got),
         RelocKind::GotPc64 => wrap64(got + a - p),
+        RelocKind::Got64 => wrap64(got_entry - got + a),
+        RelocKind::PltOff64 => wrap64(s + a - got),
         RelocKind::Pc32 | RelocKind::Plt32 => signed32(s + a - p),
         RelocKind::GotPcRel | RelocKind::GotPcRelX | RelocKind::RexGotPcRelX => {
             signed32(got_entry + a - p)
@@ -234,6 +248,33 @@ pub(crate) fn stub(target: u64) -> [u8; STUB_SIZE as usize] {
     b[2..6].copy_from_slice(&[0, 0, 0, 0]);
     b[6..14].copy_from_slice(&target.to_le_bytes());
     b
+}
+
+/// Size of the `atexit` thunk.
+pub(crate) const ATEXIT_THUNK_SIZE: u64 = 32;
+
+/// `int atexit(void (*f)(void))` for loaded code. glibc does not export `atexit` (it
+/// lives in `libc_nonshared.a` as `__cxa_atexit(f, NULL, __dso_handle)`), so the linker
+/// synthesizes the same thing with the unit's own DSO handle, which makes the handler
+/// run at unload (`__cxa_finalize`) or at exit, whichever comes first:
+///
+/// ```text
+/// 48 8d 15 <rel32>     lea  dso(%rip), %rdx     ; 3rd argument: the unit's handle
+/// 31 f6                xor  %esi, %esi          ; 2nd argument: NULL
+/// ff 25 00 00 00 00    jmp  *0(%rip)            ; tail call __cxa_atexit(f, NULL, dso)
+/// <8-byte address>     .quad __cxa_atexit
+/// ```
+///
+/// Returns `None` if the handle is out of reach (it never is: both are in the unit).
+pub(crate) fn atexit_thunk(at: u64, dso: u64, cxa_atexit: u64) -> Option<[u8; ATEXIT_THUNK_SIZE as usize]> {
+    let disp = i32::try_from(i128::from(dso) - i128::from(at) - 7).ok()?;
+    let mut b = [0xcc_u8; ATEXIT_THUNK_SIZE as usize];
+    b[0..3].copy_from_slice(&[0x48, 0x8d, 0x15]);
+    b[3..7].copy_from_slice(&disp.to_le_bytes());
+    b[7..9].copy_from_slice(&[0x31, 0xf6]);
+    b[9..15].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
+    b[15..23].copy_from_slice(&cxa_atexit.to_le_bytes());
+    Some(b)
 }
 
 fn is_tls(r_type: u32) -> bool {
