@@ -1,0 +1,1 @@
+//! End to end: compile with the Cranelift backend, load with the linker, run.
