@@ -46,6 +46,8 @@
 //! # Ok::<(), jitcache_backends::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod cc;
 mod cranelift;

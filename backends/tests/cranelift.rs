@@ -467,6 +467,29 @@ fn naming_errors_are_typed() {
 }
 
 #[test]
+fn unwind_info_can_be_turned_off() {
+    let unit = ClifUnit::parse(TEXT_UNIT).unwrap();
+    let without = backend(CraneliftConfig {
+        unwind_info: false,
+        ..CraneliftConfig::default()
+    });
+    assert!(
+        without
+            .identity()
+            .flags
+            .iter()
+            .any(|f| f == "unwind_info=false")
+    );
+    let object = without.compile(&unit).unwrap();
+    assert!(
+        !inspect(&object.bytes)
+            .sections
+            .iter()
+            .any(|s| s == ".eh_frame")
+    );
+}
+
+#[test]
 fn empty_unit_gives_an_empty_object() {
     let object = backend(CraneliftConfig::default())
         .compile(&ClifUnit::default())
@@ -501,4 +524,5 @@ fn measure_small_compile() {
     println!(
         "cranelift: backend construction {built:?}; 3-function unit: compile {per_unit:?}, parse {per_parse:?}"
     );
+    println!("cranelift identity: {:#?}", backend.identity());
 }

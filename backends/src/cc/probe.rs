@@ -52,19 +52,24 @@ pub(crate) fn find_compiler(compiler: &Path) -> Result<PathBuf, Error> {
     if compiler.as_os_str().is_empty() {
         return Err(not_found(false));
     }
+    // Compiles run in a temporary directory: a relative path (or a relative
+    // PATH entry) must be made absolute first.
+    let absolute =
+        |path: PathBuf| std::path::absolute(&path).map_err(|source| Error::Io { path, source });
     if compiler.components().count() > 1 || compiler.is_absolute() {
         return if is_executable(compiler) {
-            Ok(compiler.to_owned())
+            absolute(compiler.to_owned())
         } else {
             Err(not_found(false))
         };
     }
     let path = std::env::var_os("PATH").ok_or_else(|| not_found(true))?;
-    std::env::split_paths(&path)
+    let found = std::env::split_paths(&path)
         .filter(|dir| !dir.as_os_str().is_empty())
         .map(|dir| dir.join(compiler))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| not_found(true))
+        .ok_or_else(|| not_found(true))?;
+    absolute(found)
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -136,10 +136,14 @@ impl CraneliftBackend {
             // Cranelift reports bad input through errors, but some malformed
             // IR that passes the verifier can still trip an assertion in
             // codegen; a JIT must not go down with it.
-            let result = catch_unwind(AssertUnwindSafe(|| module.define_function(id, &mut ctx)));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                module
+                    .define_function(id, &mut ctx)
+                    .map_err(|e| define_error(symbol, e))
+            }));
             match result {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(define_error(symbol, e)),
+                Ok(Err(e)) => return Err(e),
                 Err(panic) => {
                     let message = panic
                         .downcast_ref::<&str>()
