@@ -10,6 +10,8 @@
 //! - [`CcBackend`] runs the system C or C++ compiler on a [`SourceUnit`].
 //!
 //! This crate knows nothing of the store or the linker: it produces bytes.
+//! Every public item is re-exported at the crate root; the [`cranelift`] and
+//! [`cc`] modules group them by backend.
 //!
 //! # Example
 //!
@@ -49,8 +51,8 @@
 #![forbid(unsafe_code)]
 
 mod backend;
-mod cc;
-mod cranelift;
+pub mod cc;
+pub mod cranelift;
 mod error;
 mod symbols;
 
