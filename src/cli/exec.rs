@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use jitcache_linker::{Linker, ObjectFile, call};
+use jitcache_linker::{Linker, LoadOptions, ObjectFile, call};
 
 /// Arguments of `jitcache exec`.
 #[derive(clap::Args, Debug)]
@@ -32,7 +32,11 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     for lib in &args.libs {
         linker.open_library(lib)?;
     }
-    let names: Vec<String> = args.objects.iter().map(|p| p.display().to_string()).collect();
+    let names: Vec<String> = args
+        .objects
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let bytes = args
         .objects
         .iter()
@@ -45,10 +49,13 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
         .collect();
     // Link without running anything, so that the destructors can be handed to atexit
     // before any code of the unit runs (the order a native program has).
-    let unit = linker.load_with(&objects, &jitcache_linker::LoadOptions::without_constructors())?;
-    let entry = linker
-        .symbol(unit, &args.entry)
-        .with_context(|| format!("entry symbol `{}` is not defined by the objects", args.entry))?;
+    let unit = linker.load_with(&objects, &LoadOptions::default().constructors(false))?;
+    let entry = linker.symbol(unit, &args.entry).with_context(|| {
+        format!(
+            "entry symbol `{}` is not defined by the objects",
+            args.entry
+        )
+    })?;
     linker.run_constructors(unit)?;
     linker.keep_until_exit(unit)?;
     let mut argv = Vec::with_capacity(args.args.len() + 1);

@@ -1,17 +1,24 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module.
 
+mod admin;
+mod demo;
 mod exec;
+mod progress;
+mod run;
+mod size;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 /// jitcache: a persistent cache of compiled machine code for language JITs.
 #[derive(Parser, Debug)]
 #[command(name = "jitcache", version, about)]
 pub struct Cli {
-    /// Cache directory (default: $JITCACHE_DIR, else $XDG_CACHE_HOME/jitcache, else ~/.cache/jitcache).
+    /// Cache directory (default: $JITCACHE_DIR, else $XDG_CACHE_HOME/jitcache, else
+    /// ~/.cache/jitcache).
     #[arg(long, global = true, env = "JITCACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Print every report as JSON on stdout.
@@ -25,17 +32,70 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Print the key of a unit as 64 hex digits.
+    Key(admin::KeyArgs),
+    /// Store a file's bytes under a key.
+    Put(admin::PutArgs),
+    /// Write the bytes stored under a key (exit status 1 on a miss).
+    Get(admin::GetArgs),
+    /// Show what the cache holds and how it has been used.
+    Stats,
+    /// List the entries.
+    Ls,
+    /// Evict least recently used entries down to a size; remove orphaned blobs.
+    Gc(admin::GcArgs),
+    /// Check every blob against its hash (exit status 1 if anything is damaged).
+    Verify(admin::VerifyArgs),
+    /// Remove every entry and blob.
+    Clear,
+    /// Run a Lisp (.clj), C (.c or a directory) or CLIF (.clif) program through the cache.
+    Run(run::RunArgs),
     /// Link relocatable objects in-process and call their entry point.
     Exec(exec::ExecArgs),
+    /// Show a cold and a cached run, with timings.
+    Demo(demo::DemoArgs),
 }
 
-/// Parses the command line, runs the command and turns its outcome into an exit status.
+/// The cache directory: `--cache-dir`, else `$JITCACHE_DIR` (both through clap), else
+/// `$XDG_CACHE_HOME/jitcache`, else `~/.cache/jitcache`.
+pub fn cache_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(dir) = &cli.cache_dir {
+        return Ok(dir.clone());
+    }
+    let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(xdg) = nonempty("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(xdg).join("jitcache"));
+    }
+    if let Some(home) = nonempty("HOME") {
+        return Ok(PathBuf::from(home).join(".cache").join("jitcache"));
+    }
+    anyhow::bail!(
+        "no cache directory: pass --cache-dir, or set JITCACHE_DIR, XDG_CACHE_HOME or HOME"
+    )
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let json = cli.json;
+    match &cli.command {
+        Command::Key(args) => admin::key(args, json),
+        Command::Put(args) => admin::put(&cache_dir(cli)?, args, json),
+        Command::Get(args) => admin::get(&cache_dir(cli)?, args),
+        Command::Stats => admin::stats(&cache_dir(cli)?, json),
+        Command::Ls => admin::ls(&cache_dir(cli)?, json),
+        Command::Gc(args) => admin::gc(&cache_dir(cli)?, args, json),
+        Command::Verify(args) => admin::verify(&cache_dir(cli)?, args, json),
+        Command::Clear => admin::clear(&cache_dir(cli)?, json),
+        Command::Run(args) => run::run(&cache_dir(cli)?, args, json),
+        Command::Exec(args) => exec::exec(args),
+        Command::Demo(args) => demo::demo(args, json),
+    }
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit status:
+/// errors are one line on stderr and exit status 2.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Exec(args) => exec::exec(args),
-    };
-    match result {
+    match run(&cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("jitcache: {err:#}");

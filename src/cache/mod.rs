@@ -1,0 +1,478 @@
+//! The facade: [`JitCache`] answers "callable code for this unit" from memory, from the
+//! store, or from a backend it runs once.
+
+mod explain;
+mod stats;
+
+pub use explain::MissReason;
+pub use stats::CacheStats;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use jitcache_backends::{Backend, BackendIdentity};
+use jitcache_linker::{Linker, ObjectFile, UnitId};
+use jitcache_store::{EntryMeta, FlagOrder, Key, KeyBuilder, KeyComponents, Store, StoreConfig};
+
+use crate::Error;
+
+/// How a [`JitCache`] behaves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The store's configuration (compression level, durability, ...).
+    pub store: StoreConfig,
+    /// Whether to use the persistent cache at all. `false` compiles every unit (what
+    /// `jitcache run --no-cache` does); the in-process map still serves repeats.
+    pub persistent: bool,
+    /// How long a process waits for another one compiling the same key before it
+    /// compiles the unit itself.
+    pub single_flight_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            store: StoreConfig::default(),
+            persistent: true,
+            single_flight_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What identifies a unit, apart from the backend: the key is made of these and the
+/// backend's [`BackendIdentity`].
+#[derive(Clone, Copy, Debug)]
+pub struct KeyParts<'a> {
+    /// The frontend or language (`lisp`, `c`, `clif`, `jank`, ...).
+    pub namespace: &'a str,
+    /// The unit's name, unique within the namespace for a program (used to explain misses).
+    pub name: &'a str,
+    /// The unit's canonical bytes: source, parsed form or IR.
+    pub unit: &'a [u8],
+    /// Interface hashes of what the unit depends on at compile time (a callee's arity, an
+    /// inlined constant). A set: order does not matter.
+    pub deps: &'a [[u8; 32]],
+}
+
+impl KeyParts<'_> {
+    /// The key of these parts compiled by a backend with identity `backend`.
+    pub fn components(&self, backend: &BackendIdentity) -> KeyComponents {
+        let order = if backend.flags_ordered {
+            FlagOrder::Ordered
+        } else {
+            FlagOrder::Unordered
+        };
+        let mut builder = KeyBuilder::new(self.namespace, self.name);
+        builder
+            .unit(self.unit)
+            .backend(&backend.name, &backend.version)
+            .flags(&backend.flags, order)
+            .target(&backend.target);
+        for dep in self.deps {
+            builder.dep(dep);
+        }
+        builder.components()
+    }
+}
+
+/// Where a unit's code came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Already loaded in this process.
+    Memory,
+    /// Read from the persistent store and linked.
+    Disk,
+    /// Compiled by the backend (and stored, unless the cache was bypassed), for this reason.
+    Compiled(MissReason),
+}
+
+/// A loaded unit: its key, where it came from, and its symbols' addresses.
+#[derive(Clone)]
+pub struct LoadedUnit {
+    key: Key,
+    name: String,
+    origin: Origin,
+    /// The link unit holding this unit's code (one per batch).
+    link: UnitId,
+    linker: Arc<Mutex<Linker>>,
+}
+
+impl std::fmt::Debug for LoadedUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedUnit")
+            .field("key", &self.key)
+            .field("name", &self.name)
+            .field("origin", &self.origin)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+impl LoadedUnit {
+    /// The unit's cache key.
+    pub fn key(&self) -> Key {
+        self.key
+    }
+
+    /// The unit's name, as given in its [`KeyParts`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where this unit's code came from in the call that returned it.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The address of a global symbol defined by this unit (or by a unit loaded in the same
+    /// batch).
+    pub fn symbol(&self, name: &str) -> Option<usize> {
+        lock(&self.linker).symbol(self.link, name)
+    }
+
+    /// The address of `name`, or [`Error::MissingSymbol`].
+    pub fn require(&self, name: &str) -> Result<usize, Error> {
+        self.symbol(name).ok_or_else(|| Error::MissingSymbol {
+            symbol: name.to_owned(),
+            unit: self.name.clone(),
+        })
+    }
+
+    /// The id of the link unit that holds this unit's code.
+    pub fn link_unit(&self) -> UnitId {
+        self.link
+    }
+}
+
+/// A persistent cache of compiled code with a backend behind it.
+///
+/// `JitCache` never fails a compile because of the cache: if the cache directory is
+/// unusable (read-only, full, refused for its permissions) it warns once on stderr,
+/// compiles and loads without it, and [`CacheStats::bypassed`] says why.
+///
+/// ```no_run
+/// use jitcache::{Config, JitCache, KeyParts};
+/// use jitcache_backends::cranelift::{ClifUnit, CraneliftBackend, CraneliftConfig};
+///
+/// let cache = JitCache::open("/tmp/my-jit-cache", Config::default());
+/// let backend = CraneliftBackend::new(CraneliftConfig::default())?;
+/// let clif = "function %answer() -> i64 { block0: v0 = iconst.i64 42; return v0 }";
+/// let parts = KeyParts { namespace: "clif", name: "answer", unit: clif.as_bytes(), deps: &[] };
+/// let unit = cache.get_or_compile(&parts, &backend, || Ok(ClifUnit::parse(clif)?))?;
+/// let answer = jitcache_linker::call::call_i64(unit.require("answer")?, &[])?;
+/// assert_eq!(answer, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct JitCache {
+    dir: PathBuf,
+    config: Config,
+    store: Option<Store>,
+    linker: Arc<Mutex<Linker>>,
+    loaded: Mutex<HashMap<Key, LoadedUnit>>,
+    stats: Mutex<CacheStats>,
+    warned: AtomicBool,
+    writes_failed: AtomicBool,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical
+/// section here leaves its data consistent).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl JitCache {
+    /// Opens (or creates) the cache in `dir`. Never fails: an unusable directory gives a
+    /// cache that compiles everything, with one warning.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> JitCache {
+        let dir = dir.as_ref().to_path_buf();
+        let mut stats = CacheStats::default();
+        let store = if config.persistent {
+            match Store::open(&dir, config.store.clone()) {
+                Ok(store) => Some(store),
+                Err(err) => {
+                    stats.bypassed = Some(err.to_string());
+                    None
+                }
+            }
+        } else {
+            stats.bypassed = Some("the persistent cache is disabled".to_owned());
+            None
+        };
+        let cache = JitCache {
+            dir,
+            store,
+            linker: Arc::new(Mutex::new(Linker::new())),
+            loaded: Mutex::new(HashMap::new()),
+            stats: Mutex::new(stats),
+            warned: AtomicBool::new(false),
+            writes_failed: AtomicBool::new(false),
+            config,
+        };
+        if cache.config.persistent && cache.store.is_none() {
+            let reason = lock(&cache.stats).bypassed.clone().unwrap_or_default();
+            cache.warn(&reason);
+        }
+        cache
+    }
+
+    /// The cache directory this cache was opened on.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The persistent store, unless the cache is bypassed.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The linker, to open shared libraries or set a symbol resolver before loading.
+    pub fn linker(&self) -> MutexGuard<'_, Linker> {
+        lock(&self.linker)
+    }
+
+    /// A snapshot of this process's statistics.
+    pub fn stats(&self) -> CacheStats {
+        lock(&self.stats).clone()
+    }
+
+    /// Prints the one warning about an unusable cache.
+    fn warn(&self, reason: &str) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "jitcache: warning: cache at {} is unusable, compiling without it: {reason}",
+                self.dir.display()
+            );
+        }
+    }
+
+    /// Records that the cache could not be used for `reason`, and warns once.
+    fn bypass(&self, reason: String) {
+        self.warn(&reason);
+        lock(&self.stats).bypassed.get_or_insert(reason);
+    }
+
+    /// Returns the loaded unit for `parts`, compiled by `backend` from what `unit` produces,
+    /// from the first level that has it: this process, the store, the backend.
+    ///
+    /// `unit` runs only on a miss, so a frontend can defer lowering to IR until needed.
+    pub fn get_or_compile<B>(
+        &self,
+        parts: &KeyParts<'_>,
+        backend: &B,
+        unit: impl FnOnce() -> Result<B::Unit, Error>,
+    ) -> Result<LoadedUnit, Error>
+    where
+        B: Backend,
+        B::Unit: Sized,
+    {
+        let mut unit = Some(unit);
+        let loaded = self.get_or_compile_batch(std::slice::from_ref(parts), backend, |_| {
+            // A batch of one asks for its unit at most once.
+            unit.take().map_or_else(
+                || {
+                    Err(Error::Frontend {
+                        unit: parts.name.to_owned(),
+                        message: "unit requested twice".to_owned(),
+                    })
+                },
+                |make| make(),
+            )
+        })?;
+        loaded
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::MissingSymbol {
+                symbol: String::new(),
+                unit: parts.name.to_owned(),
+            })
+    }
+
+    /// Loads many units in one call: one lookup each, one link for everything that was
+    /// not already in this process (so units of a batch may call each other, in any
+    /// order). `unit(i)` produces the unit of `parts[i]` on a miss.
+    pub fn get_or_compile_batch<B>(
+        &self,
+        parts: &[KeyParts<'_>],
+        backend: &B,
+        mut unit: impl FnMut(usize) -> Result<B::Unit, Error>,
+    ) -> Result<Vec<LoadedUnit>, Error>
+    where
+        B: Backend,
+        B::Unit: Sized,
+    {
+        let identity = backend.identity();
+        let components: Vec<KeyComponents> = parts.iter().map(|p| p.components(identity)).collect();
+        let keys: Vec<Key> = components.iter().map(KeyComponents::key).collect();
+
+        // Level 1: this process.
+        let mut results: Vec<Option<LoadedUnit>> = {
+            let loaded = lock(&self.loaded);
+            keys.iter()
+                .map(|key| {
+                    loaded.get(key).map(|unit| LoadedUnit {
+                        origin: Origin::Memory,
+                        ..unit.clone()
+                    })
+                })
+                .collect()
+        };
+        let memory_hits = results.iter().filter(|r| r.is_some()).count() as u64;
+        if memory_hits == parts.len() as u64 {
+            lock(&self.stats).memory_hits += memory_hits;
+            return Ok(results.into_iter().flatten().collect());
+        }
+
+        // Levels 2 and 3: the store, then the backend.
+        let load_start = Instant::now();
+        let mut compile_time = Duration::ZERO;
+        let mut objects: Vec<(usize, Vec<u8>, Origin)> = Vec::new();
+        let mut counts = CacheStats::default();
+        for (i, key) in keys.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
+            if let Some(bytes) = self.read(key) {
+                counts.disk_hits += 1;
+                objects.push((i, bytes, Origin::Disk));
+                continue;
+            }
+            counts.misses += 1;
+            let (bytes, origin, spent) =
+                self.compile_once(key, &components[i], backend, || unit(i))?;
+            compile_time += spent;
+            if matches!(origin, Origin::Compiled(_)) {
+                counts.compiles += 1;
+            } else {
+                counts.disk_hits += 1;
+            }
+            objects.push((i, bytes, origin));
+        }
+
+        let names: Vec<String> = objects
+            .iter()
+            .map(|(i, _, _)| format!("{}/{}", parts[*i].namespace, parts[*i].name))
+            .collect();
+        let files: Vec<ObjectFile<'_>> = objects
+            .iter()
+            .zip(&names)
+            .map(|((_, bytes, _), name)| ObjectFile { name, bytes })
+            .collect();
+        let link = lock(&self.linker).load(&files)?;
+        {
+            let mut loaded = lock(&self.loaded);
+            for (i, _, origin) in objects {
+                let unit = LoadedUnit {
+                    key: keys[i],
+                    name: parts[i].name.to_owned(),
+                    origin,
+                    link,
+                    linker: Arc::clone(&self.linker),
+                };
+                loaded.entry(keys[i]).or_insert_with(|| LoadedUnit {
+                    origin: Origin::Memory,
+                    ..unit.clone()
+                });
+                results[i] = Some(unit);
+            }
+        }
+        let load_time = load_start.elapsed().saturating_sub(compile_time);
+        {
+            let mut stats = lock(&self.stats);
+            stats.memory_hits += memory_hits;
+            stats.disk_hits += counts.disk_hits;
+            stats.misses += counts.misses;
+            stats.compiles += counts.compiles;
+            stats.compile_time += compile_time;
+            stats.load_time += load_time;
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Reads `key` from the store; any store error is a miss (and a warning).
+    fn read(&self, key: &Key) -> Option<Vec<u8>> {
+        let store = self.store.as_ref()?;
+        match store.get(key) {
+            Ok(found) => found,
+            Err(err) => {
+                self.bypass(err.to_string());
+                None
+            }
+        }
+    }
+
+    /// Compiles the unit of `key`, unless another process compiles it first: the compile
+    /// happens under the key's single-flight lock, and the store is checked again once
+    /// the lock is held. Returns the object, where it came from and the time compiling.
+    fn compile_once<B>(
+        &self,
+        key: &Key,
+        components: &KeyComponents,
+        backend: &B,
+        unit: impl FnOnce() -> Result<B::Unit, Error>,
+    ) -> Result<(Vec<u8>, Origin, Duration), Error>
+    where
+        B: Backend,
+        B::Unit: Sized,
+    {
+        let Some(store) = &self.store else {
+            let (bytes, spent) = compile(backend, unit)?;
+            return Ok((bytes, Origin::Compiled(MissReason::Bypassed), spent));
+        };
+        let reason = match store.last_unit(&components.namespace, &components.name) {
+            Ok(last) => MissReason::explain(components, last.as_ref()),
+            Err(_) => MissReason::NewUnit,
+        };
+        let guard = match store.lock_compile(key, self.config.single_flight_timeout) {
+            Ok(guard) => guard,
+            Err(err) => {
+                self.bypass(err.to_string());
+                None
+            }
+        };
+        if guard.is_some() {
+            if let Some(bytes) = self.read(key) {
+                return Ok((bytes, Origin::Disk, Duration::ZERO));
+            }
+        }
+        let (bytes, spent) = compile(backend, unit)?;
+        if !self.writes_failed.load(Ordering::Relaxed) {
+            let meta = EntryMeta {
+                name: Some(format!("{}/{}", components.namespace, components.name)),
+                components: Some(components.clone()),
+            };
+            if let Err(err) = store.put_with(key, &bytes, &meta) {
+                self.writes_failed.store(true, Ordering::Relaxed);
+                self.bypass(err.to_string());
+            }
+        }
+        drop(guard);
+        Ok((bytes, Origin::Compiled(reason), spent))
+    }
+}
+
+/// Runs the backend on the unit `make` produces; returns the object and the time spent.
+fn compile<B>(
+    backend: &B,
+    make: impl FnOnce() -> Result<B::Unit, Error>,
+) -> Result<(Vec<u8>, Duration), Error>
+where
+    B: Backend,
+    B::Unit: Sized,
+{
+    let start = Instant::now();
+    let unit = make()?;
+    let object = backend.compile(&unit)?;
+    Ok((object.bytes, start.elapsed()))
+}
+
+impl Drop for JitCache {
+    fn drop(&mut self) {
+        if let Some(store) = &self.store {
+            // Last-access times and counters; a failure here loses only statistics.
+            let _ = store.flush();
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! What a [`JitCache`](super::JitCache) did in this process.
+
+use std::time::Duration;
+
+/// Counters of one process's use of a cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Units found already loaded in this process.
+    pub memory_hits: u64,
+    /// Units read from the persistent store (including ones another process compiled
+    /// while this one waited for it).
+    pub disk_hits: u64,
+    /// Units neither in memory nor in the store when asked for.
+    pub misses: u64,
+    /// Units this process compiled.
+    pub compiles: u64,
+    /// Time spent in backends (lowering and compiling).
+    pub compile_time: Duration,
+    /// Time spent reading from the store and linking.
+    pub load_time: Duration,
+    /// Why the persistent cache was bypassed, if it was (disabled, or unusable).
+    pub bypassed: Option<String>,
+}

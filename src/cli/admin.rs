@@ -1,0 +1,358 @@
+//! The cache administration commands: `key`, `put`, `get`, `stats`, `ls`, `gc`, `verify`,
+//! `clear`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use jitcache_store::{FlagOrder, GcOptions, Key, KeyBuilder, Store, StoreConfig};
+use serde_json::json;
+
+use super::progress::Bar;
+use super::size::{format_size, parse_size};
+
+/// Arguments of `jitcache key`.
+#[derive(clap::Args, Debug)]
+pub struct KeyArgs {
+    /// The unit's namespace (its language or frontend: `lisp`, `c`, `jank`, ...).
+    #[arg(long)]
+    pub namespace: String,
+    /// The unit's name.
+    #[arg(long)]
+    pub name: String,
+    /// The unit's source or IR: a file, or `-` for standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub source: PathBuf,
+    /// The backend's name.
+    #[arg(long, default_value = "")]
+    pub backend: String,
+    /// The backend's version.
+    #[arg(long, default_value = "")]
+    pub backend_version: String,
+    /// A compile flag; repeat for several. Order matters unless --unordered-flags is given.
+    #[arg(long = "flag", value_name = "F", allow_hyphen_values = true)]
+    pub flags: Vec<String>,
+    /// Treat the flags as a set: sorted and deduplicated before hashing.
+    #[arg(long)]
+    pub unordered_flags: bool,
+    /// The target (triple and CPU features).
+    #[arg(long, default_value = "")]
+    pub target: String,
+    /// A dependency's key or interface hash, in hex; repeat for several.
+    #[arg(long = "dep", value_name = "HEX")]
+    pub deps: Vec<String>,
+}
+
+/// Arguments of `jitcache put`.
+#[derive(clap::Args, Debug)]
+pub struct PutArgs {
+    /// The key, 64 hex digits.
+    pub key: String,
+    /// The file whose bytes are stored (`-` for standard input).
+    pub file: PathBuf,
+    /// A name recorded with the entry, shown by `ls`.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Arguments of `jitcache get`.
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// The key, 64 hex digits.
+    pub key: String,
+    /// Write the bytes to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Arguments of `jitcache gc`.
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    /// Evict least recently used entries until the blobs take at most this much disk
+    /// (`500K`, `5M`, `2G`). Without it, only orphaned blobs and stale temp files go.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+/// Arguments of `jitcache verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Evict damaged entries and remove orphaned blobs.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// Reads a whole file, or standard input for `-`.
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        Ok(bytes)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    }
+}
+
+fn parse_key(text: &str) -> Result<Key> {
+    text.parse::<Key>().map_err(anyhow::Error::from)
+}
+
+fn parse_hex(text: &str) -> Result<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!("invalid dependency hash {text:?}: expected an even number of hex digits");
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Opens the store at `dir` with the default configuration.
+pub fn open_store(dir: &Path) -> Result<Store> {
+    Ok(Store::open(dir, StoreConfig::default())?)
+}
+
+/// `jitcache key`: prints the key of the given parts as 64 hex digits.
+pub fn key(args: &KeyArgs, json: bool) -> Result<ExitCode> {
+    let source = read_input(&args.source)?;
+    let mut builder = KeyBuilder::new(&args.namespace, &args.name);
+    let order = if args.unordered_flags {
+        FlagOrder::Unordered
+    } else {
+        FlagOrder::Ordered
+    };
+    builder
+        .unit(&source)
+        .backend(&args.backend, &args.backend_version)
+        .flags(&args.flags, order)
+        .target(&args.target);
+    for dep in &args.deps {
+        builder.dep(&parse_hex(dep)?);
+    }
+    let key = builder.build();
+    if json {
+        println!("{}", json!({ "key": key.to_string() }));
+    } else {
+        println!("{key}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitcache put`: stores a file's bytes under a key.
+pub fn put(dir: &Path, args: &PutArgs, json: bool) -> Result<ExitCode> {
+    let key = parse_key(&args.key)?;
+    let bytes = read_input(&args.file)?;
+    let store = open_store(dir)?;
+    let meta = jitcache_store::EntryMeta {
+        name: args.name.clone(),
+        components: None,
+    };
+    store.put_with(&key, &bytes, &meta)?;
+    store.flush()?;
+    if json {
+        println!(
+            "{}",
+            json!({ "key": key.to_string(), "bytes": bytes.len() })
+        );
+    } else {
+        println!("stored {} under {key}", format_size(bytes.len() as u64));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitcache get`: writes the bytes stored under a key; exit status 1 on a miss.
+pub fn get(dir: &Path, args: &GetArgs) -> Result<ExitCode> {
+    let key = parse_key(&args.key)?;
+    let store = open_store(dir)?;
+    let found = store.get(&key)?;
+    store.flush()?;
+    let Some(bytes) = found else {
+        eprintln!("jitcache: no entry for {key}");
+        return Ok(ExitCode::from(1));
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes).context("writing standard output")?;
+            out.flush().context("writing standard output")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitcache stats`: what the cache holds and how it has been used.
+pub fn stats(dir: &Path, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let s = store.stats()?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "cache_dir": store.root().display().to_string(),
+                "entries": s.entries,
+                "blobs": s.blobs,
+                "bytes_uncompressed": s.bytes_uncompressed,
+                "bytes_on_disk": s.bytes_on_disk,
+                "hits": s.hits,
+                "misses": s.misses,
+                "evictions": s.evictions,
+                "corrupt": s.corrupt,
+            })
+        );
+    } else {
+        println!("cache directory     {}", store.root().display());
+        println!("entries             {}", s.entries);
+        println!("blobs               {}", s.blobs);
+        println!("bytes uncompressed  {}", format_size(s.bytes_uncompressed));
+        println!("bytes on disk       {}", format_size(s.bytes_on_disk));
+        println!("hits                {}", s.hits);
+        println!("misses              {}", s.misses);
+        println!("evictions           {}", s.evictions);
+        println!("corrupt blobs found {}", s.corrupt);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitcache ls`: one line per entry, streamed so memory stays flat.
+pub fn ls(dir: &Path, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut write_error = None;
+    store.for_each_entry(|entry| {
+        let line = if json {
+            json!({
+                "key": entry.key.to_string(),
+                "name": entry.name,
+                "size": entry.size,
+                "stored_size": entry.stored_size,
+                "blob": entry.blob.to_string(),
+                "created": entry.created,
+                "last_access": entry.last_access,
+            })
+            .to_string()
+        } else {
+            format!(
+                "{}  {:>10}  {}",
+                entry.key,
+                format_size(entry.size),
+                entry.name.as_deref().unwrap_or("-")
+            )
+        };
+        match writeln!(out, "{line}") {
+            Ok(()) => true,
+            Err(err) => {
+                write_error = Some(err);
+                false
+            }
+        }
+    })?;
+    if let Some(err) = write_error {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(err).context("writing standard output");
+        }
+    }
+    let _ = out.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitcache gc`: evicts least recently used entries down to a size, removes orphans.
+pub fn gc(dir: &Path, args: &GcArgs, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let bar = Bar::new("gc", !json);
+    let opts = GcOptions {
+        max_size: args.max_size,
+        ..GcOptions::default()
+    };
+    let report = store.gc(&opts, &bar)?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "evicted_entries": report.evicted_entries,
+                "removed_blobs": report.removed_blobs,
+                "removed_orphans": report.removed_orphans,
+                "freed_bytes": report.freed_bytes,
+                "bytes_on_disk": report.bytes_on_disk,
+            })
+        );
+    } else {
+        println!(
+            "evicted {} entries, removed {} blobs ({} orphaned), freed {}; {} on disk",
+            report.evicted_entries,
+            report.removed_blobs,
+            report.removed_orphans,
+            format_size(report.freed_bytes),
+            format_size(report.bytes_on_disk)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitcache verify`: checks every blob; exit status 1 if anything was damaged.
+pub fn verify(dir: &Path, args: &VerifyArgs, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    let bar = Bar::new("verify", !json);
+    let report = store.verify(args.repair, &bar)?;
+    let damaged = report.damaged_entries + report.orphaned_blobs > 0;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "checked_entries": report.checked_entries,
+                "checked_blobs": report.checked_blobs,
+                "damaged_entries": report.damaged_entries,
+                "orphaned_blobs": report.orphaned_blobs,
+                "repaired": args.repair,
+                "clean": !damaged,
+            })
+        );
+    } else {
+        println!(
+            "checked {} entries and {} blobs: {} damaged entries, {} orphaned blobs{}",
+            report.checked_entries,
+            report.checked_blobs,
+            report.damaged_entries,
+            report.orphaned_blobs,
+            if args.repair && damaged {
+                " (repaired)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `jitcache clear`: removes every entry and blob.
+pub fn clear(dir: &Path, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    store.clear()?;
+    if json {
+        println!("{}", json!({ "cleared": true }));
+    } else {
+        println!("cleared {}", store.root().display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_deps_parse_and_reject() {
+        assert_eq!(parse_hex("00ff10").unwrap(), vec![0, 255, 16]);
+        assert!(parse_hex("abc").is_err());
+        assert!(parse_hex("zz").is_err());
+    }
+}

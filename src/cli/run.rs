@@ -1,0 +1,93 @@
+//! `jitcache run`: run a Lisp, C or CLIF program through the cache.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use jitcache::run::{RunOptions, RunReport};
+use jitcache::{Config, JitCache};
+use serde_json::json;
+
+/// Arguments of `jitcache run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The program: a `.clj`/`.lisp`, `.c` or `.clif` file, or a directory of `.c` files.
+    pub program: PathBuf,
+    /// Compile every unit, neither reading nor writing the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print on stderr why each compiled unit missed.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print on stderr where the time went.
+    #[arg(long)]
+    pub timings: bool,
+    /// Arguments passed to the program.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Runs `jitcache run`: program output on stdout, reports on stderr, the program's exit
+/// status as ours.
+pub fn run(dir: &std::path::Path, args: &RunArgs, json: bool) -> Result<ExitCode> {
+    let config = Config {
+        persistent: !args.no_cache,
+        ..Config::default()
+    };
+    let cache = JitCache::open(dir, config);
+    let options = RunOptions {
+        args: args.args.clone(),
+        ..RunOptions::default()
+    };
+    let report = jitcache::run::run(&cache, &args.program, &options)?;
+    drop(cache);
+    if args.explain {
+        for (unit, reason) in &report.compiled {
+            eprintln!("jitcache: compiled {unit}: {reason}");
+        }
+    }
+    if args.timings {
+        print_timings(&report);
+    }
+    if json {
+        eprintln!("{}", report_json(&report));
+    }
+    Ok(ExitCode::from((report.exit & 0xff) as u8))
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn print_timings(r: &RunReport) {
+    eprintln!(
+        "jitcache: {} units: {} compiled, {} from disk, {} from memory",
+        r.units,
+        r.compiled.len(),
+        r.disk_hits,
+        r.memory_hits
+    );
+    eprintln!(
+        "jitcache: frontend {:.2} ms, compile {:.2} ms, load {:.2} ms, run {:.2} ms",
+        ms(r.frontend_time),
+        ms(r.compile_time),
+        ms(r.load_time),
+        ms(r.run_time)
+    );
+}
+
+/// The final JSON object of a run (`--json`).
+pub fn report_json(r: &RunReport) -> serde_json::Value {
+    json!({
+        "units": r.units,
+        "compiled": r.compiled.len(),
+        "memory_hits": r.memory_hits,
+        "disk_hits": r.disk_hits,
+        "frontend_ms": ms(r.frontend_time),
+        "compile_ms": ms(r.compile_time),
+        "load_ms": ms(r.load_time),
+        "run_ms": ms(r.run_time),
+        "exit": r.exit,
+        "explain": r.compiled.iter().map(|(u, why)| json!({"unit": u, "reason": why.to_string()})).collect::<Vec<_>>(),
+    })
+}
