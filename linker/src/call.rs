@@ -165,7 +165,10 @@ pub(crate) fn at_exit(work: ExitWork) -> Result<(), Error> {
     // SAFETY: `run_one_exit_work` is a plain `extern "C" fn()` with static lifetime.
     let rc = unsafe { libc::atexit(run_one_exit_work) };
     if rc != 0 {
-        return Err(Error::Memory { op: "atexit", source: std::io::Error::other("atexit refused") });
+        return Err(Error::Memory {
+            op: "atexit",
+            source: std::io::Error::other("atexit refused"),
+        });
     }
     Ok(())
 }

@@ -18,7 +18,11 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: section {} offset {:#x}", self.object, self.section, self.offset)
+        write!(
+            f,
+            "{}: section {} offset {:#x}",
+            self.object, self.section, self.offset
+        )
     }
 }
 
@@ -58,7 +62,10 @@ impl fmt::Display for Unsupported {
             }
             Unsupported::SectionType(t) => write!(f, "allocated section of type {t:#x}"),
             Unsupported::RelocationFormat(t) => {
-                write!(f, "relocation section of type {t:#x} (only SHT_RELA is loaded)")
+                write!(
+                    f,
+                    "relocation section of type {t:#x} (only SHT_RELA is loaded)"
+                )
             }
             Unsupported::CompressedSection => write!(f, "compressed allocated section"),
             Unsupported::LegacyConstructors => write!(f, "legacy .ctors/.dtors section"),
@@ -117,7 +124,8 @@ pub enum Error {
     /// A relocation's value does not fit its field; nothing was written.
     #[error(
         "{at}: {relocation} against `{symbol}` does not fit in its {bits}-bit field \
-         (value {value:#x}){}", hint(relocation)
+         (value {value:#x}){}",
+        hint(relocation)
     )]
     OutOfRange {
         /// The relocation's place.
@@ -170,7 +178,9 @@ pub enum Error {
 fn hint(relocation: &str) -> &'static str {
     match relocation {
         "R_X86_64_PC32" => ": the target lies beyond ±2 GiB of the loaded code; compile with -fPIC",
-        "R_X86_64_32" | "R_X86_64_32S" => ": the target is not in the low 2 GiB; compile with -fPIC",
+        "R_X86_64_32" | "R_X86_64_32S" => {
+            ": the target is not in the low 2 GiB; compile with -fPIC"
+        }
         _ => "",
     }
 }

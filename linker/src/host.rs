@@ -50,7 +50,10 @@ impl Host {
                 }
             }
         }
-        Err(Error::Library { name: name.to_owned(), reason })
+        Err(Error::Library {
+            name: name.to_owned(),
+            reason,
+        })
     }
 
     /// The address of `name` in the process, else in the opened libraries in order.
@@ -59,7 +62,8 @@ impl Host {
             return Some(addr);
         }
         let c = CString::new(name).ok()?;
-        let addr = call::host_symbol(&c).or_else(|| self.libs.iter().find_map(|lib| lib.symbol(&c)))?;
+        let addr =
+            call::host_symbol(&c).or_else(|| self.libs.iter().find_map(|lib| lib.symbol(&c)))?;
         self.cache.insert(name.to_owned(), addr);
         Some(addr)
     }

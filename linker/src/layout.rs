@@ -58,8 +58,13 @@ struct Cursor {
 
 impl Cursor {
     fn place(&mut self, size: u64, align: u64) -> Result<u64, Error> {
-        let offset = self.at.checked_next_multiple_of(align).ok_or(Error::TooLarge { size: u64::MAX })?;
-        let end = offset.checked_add(size).ok_or(Error::TooLarge { size: u64::MAX })?;
+        let offset = self
+            .at
+            .checked_next_multiple_of(align)
+            .ok_or(Error::TooLarge { size: u64::MAX })?;
+        let end = offset
+            .checked_add(size)
+            .ok_or(Error::TooLarge { size: u64::MAX })?;
         if end > MAX_UNIT {
             return Err(Error::TooLarge { size: end });
         }
@@ -82,15 +87,24 @@ impl Layout {
         stubs: usize,
         atexit_thunk: bool,
     ) -> Result<Layout, Error> {
-        let mut sections: Vec<Vec<u64>> =
-            objects.iter().map(|o| vec![NOT_PLACED; o.sections.len()]).collect();
+        let mut sections: Vec<Vec<u64>> = objects
+            .iter()
+            .map(|o| vec![NOT_PLACED; o.sections.len()])
+            .collect();
         let mut c = Cursor { at: 0, align: 1 };
-        let place_kind = |c: &mut Cursor, sections: &mut Vec<Vec<u64>>, want: &dyn Fn(SectionKind) -> bool, extra: u64| -> Result<Vec<u64>, Error> {
+        let place_kind = |c: &mut Cursor,
+                          sections: &mut Vec<Vec<u64>>,
+                          want: &dyn Fn(SectionKind) -> bool,
+                          extra: u64|
+         -> Result<Vec<u64>, Error> {
             let mut placed = Vec::new();
             for (oi, object) in objects.iter().enumerate() {
                 for (si, s) in object.sections.iter().enumerate() {
                     if want(s.kind) {
-                        let size = s.size.checked_add(extra).ok_or(Error::TooLarge { size: u64::MAX })?;
+                        let size = s
+                            .size
+                            .checked_add(extra)
+                            .ok_or(Error::TooLarge { size: u64::MAX })?;
                         let off = c.place(size, s.align)?;
                         if let Some(slot) = sections.get_mut(oi).and_then(|v| v.get_mut(si)) {
                             *slot = off;
@@ -110,12 +124,24 @@ impl Layout {
 
         // Read-only.
         let ro_start = c.page()?;
-        place_kind(&mut c, &mut sections, &|k| matches!(k, SectionKind::ReadOnly | SectionKind::RelRo), 0)?;
+        place_kind(
+            &mut c,
+            &mut sections,
+            &|k| matches!(k, SectionKind::ReadOnly | SectionKind::RelRo),
+            0,
+        )?;
         let eh_frames = place_kind(&mut c, &mut sections, &|k| k == SectionKind::EhFrame, 4)?;
         place_kind(
             &mut c,
             &mut sections,
-            &|k| matches!(k, SectionKind::InitArray(_) | SectionKind::FiniArray(_) | SectionKind::PreinitArray),
+            &|k| {
+                matches!(
+                    k,
+                    SectionKind::InitArray(_)
+                        | SectionKind::FiniArray(_)
+                        | SectionKind::PreinitArray
+                )
+            },
             0,
         )?;
         let got = c.place(8 * got_entries as u64, 8)?;
@@ -132,7 +158,12 @@ impl Layout {
         let size = c.at;
         let eh_frames = eh_frames
             .into_iter()
-            .zip(objects.iter().flat_map(|o| o.sections.iter()).filter(|s| s.kind == SectionKind::EhFrame))
+            .zip(
+                objects
+                    .iter()
+                    .flat_map(|o| o.sections.iter())
+                    .filter(|s| s.kind == SectionKind::EhFrame),
+            )
             .filter(|(_, s)| s.size > 0)
             .map(|(off, _)| off)
             .collect();
@@ -152,6 +183,10 @@ impl Layout {
 
     /// Offset of a section, if placed.
     pub(crate) fn section(&self, obj: usize, sec: usize) -> Option<u64> {
-        self.sections.get(obj)?.get(sec).copied().filter(|&o| o != NOT_PLACED)
+        self.sections
+            .get(obj)?
+            .get(sec)
+            .copied()
+            .filter(|&o| o != NOT_PLACED)
     }
 }

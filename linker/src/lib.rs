@@ -37,7 +37,6 @@
 //! only `unsafe` code in `memory.rs` (mapping and protection) and `call.rs` (calls into
 //! foreign code). `docs/linker.md` in the repository has the full story.
 
-
 pub mod call;
 mod error;
 mod host;
@@ -77,14 +76,23 @@ impl fmt::Display for UnitId {
     }
 }
 
-/// Options of [`Linker::load_with`].
+/// Options of [`Linker::load_with`], built from [`LoadOptions::default`] with the
+/// setters below.
+///
+/// ```
+/// let inert = jitcache_linker::LoadOptions::default().constructors(false).unwind_info(false);
+/// assert!(!inert.run_constructors);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LoadOptions {
     /// Run `.preinit_array`/`.init_array` at the end of the load (default true). When
     /// false, nothing of the unit runs until [`Linker::run_constructors`] or a call, and
-    /// its destructors are not run at unload either.
+    /// its destructors do not run at unload unless the constructors ran.
     pub run_constructors: bool,
+    /// Register the unit's `.eh_frame` with the unwinder (default true). The unwinder
+    /// trusts what it is given; turn this off to inspect bytes that will never run.
+    pub register_unwind_info: bool,
     /// Make the unit's global symbols (default visibility) visible to later units and to
     /// [`Linker::lookup`] (default true).
     pub export: bool,
@@ -92,14 +100,34 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { run_constructors: true, export: true }
+        LoadOptions {
+            run_constructors: true,
+            register_unwind_info: true,
+            export: true,
+        }
     }
 }
 
 impl LoadOptions {
-    /// Options that load and link but run nothing (for inspecting untrusted bytes).
-    pub fn without_constructors() -> Self {
-        LoadOptions { run_constructors: false, ..LoadOptions::default() }
+    /// Sets [`LoadOptions::run_constructors`].
+    #[must_use]
+    pub fn constructors(mut self, run: bool) -> Self {
+        self.run_constructors = run;
+        self
+    }
+
+    /// Sets [`LoadOptions::register_unwind_info`].
+    #[must_use]
+    pub fn unwind_info(mut self, register: bool) -> Self {
+        self.register_unwind_info = register;
+        self
+    }
+
+    /// Sets [`LoadOptions::export`].
+    #[must_use]
+    pub fn export(mut self, export: bool) -> Self {
+        self.export = export;
+        self
     }
 }
 
@@ -125,7 +153,10 @@ impl Default for Linker {
 impl fmt::Debug for Linker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Linker")
-            .field("units", &self.units.iter().map(|u| u.id).collect::<Vec<_>>())
+            .field(
+                "units",
+                &self.units.iter().map(|u| u.id).collect::<Vec<_>>(),
+            )
             .field("exports", &self.exports.len())
             .finish_non_exhaustive()
     }
@@ -134,7 +165,13 @@ impl fmt::Debug for Linker {
 impl Linker {
     /// A linker with no unit loaded, no resolver and no extra library.
     pub fn new() -> Linker {
-        Linker { units: Vec::new(), next_id: 1, exports: HashMap::new(), resolver: None, host: Host::default() }
+        Linker {
+            units: Vec::new(),
+            next_id: 1,
+            exports: HashMap::new(),
+            resolver: None,
+            host: Host::default(),
+        }
     }
 
     /// Opens a shared library whose symbols later loads may use: a short name (`m` opens
@@ -158,18 +195,27 @@ impl Linker {
 
     /// Links `objects` as one unit with the given options. On error nothing stays
     /// mapped or registered and no code of the unit has run.
-    pub fn load_with(&mut self, objects: &[ObjectFile<'_>], options: &LoadOptions) -> Result<UnitId, Error> {
-        let env = link::Env { exports: &self.exports, resolver: self.resolver.as_deref(), host: &mut self.host };
+    pub fn load_with(
+        &mut self,
+        objects: &[ObjectFile<'_>],
+        options: &LoadOptions,
+    ) -> Result<UnitId, Error> {
+        let env = link::Env {
+            exports: &self.exports,
+            resolver: self.resolver.as_deref(),
+            host: &mut self.host,
+        };
         let linked = link::link(objects, env)?;
         let id = UnitId(self.next_id);
         self.next_id += 1;
-        let unit = Unit::new(id, linked);
+        let unit = Unit::new(id, linked, options.register_unwind_info);
         if options.export {
             for (name, s) in &unit.symbols {
                 if s.exported {
-                    self.exports
-                        .entry(name.clone())
-                        .or_insert(Export { addr: s.addr, is_code: s.is_code });
+                    self.exports.entry(name.clone()).or_insert(Export {
+                        addr: s.addr,
+                        is_code: s.is_code,
+                    });
                 }
             }
         }
@@ -188,7 +234,12 @@ impl Linker {
 
     /// The address of a global symbol defined by `unit` (any visibility).
     pub fn symbol(&self, unit: UnitId, name: &str) -> Option<usize> {
-        self.units.iter().find(|u| u.id == unit)?.symbols.get(name).map(|s| s.addr)
+        self.units
+            .iter()
+            .find(|u| u.id == unit)?
+            .symbols
+            .get(name)
+            .map(|s| s.addr)
     }
 
     /// The address of `name` as exported by the loaded units; the first loaded wins.
@@ -198,7 +249,10 @@ impl Linker {
 
     /// Bytes of memory mapped for `unit` (whole pages).
     pub fn mapped_bytes(&self, unit: UnitId) -> Option<usize> {
-        self.units.iter().find(|u| u.id == unit).map(Unit::mapped_bytes)
+        self.units
+            .iter()
+            .find(|u| u.id == unit)
+            .map(Unit::mapped_bytes)
     }
 
     /// Unloads a unit: runs its destructors (`__cxa_atexit` handlers of the unit, then
@@ -224,11 +278,17 @@ impl Linker {
     }
 
     fn index(&self, unit: UnitId) -> Result<usize, Error> {
-        self.units.iter().position(|u| u.id == unit).ok_or(Error::UnknownUnit(unit))
+        self.units
+            .iter()
+            .position(|u| u.id == unit)
+            .ok_or(Error::UnknownUnit(unit))
     }
 
     fn unit_mut(&mut self, unit: UnitId) -> Result<&mut Unit, Error> {
-        self.units.iter_mut().find(|u| u.id == unit).ok_or(Error::UnknownUnit(unit))
+        self.units
+            .iter_mut()
+            .find(|u| u.id == unit)
+            .ok_or(Error::UnknownUnit(unit))
     }
 
     fn rebuild_exports(&mut self) {
@@ -236,9 +296,10 @@ impl Linker {
         for unit in &self.units {
             for (name, s) in &unit.symbols {
                 if s.exported {
-                    self.exports
-                        .entry(name.clone())
-                        .or_insert(Export { addr: s.addr, is_code: s.is_code });
+                    self.exports.entry(name.clone()).or_insert(Export {
+                        addr: s.addr,
+                        is_code: s.is_code,
+                    });
                 }
             }
         }

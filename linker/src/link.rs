@@ -63,16 +63,26 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
 
     // 4. Lay out.
     let commons: Vec<(u64, u64)> = unit.commons.iter().map(|c| (c.size, c.align)).collect();
-    let layout = Layout::new(&objects, &commons, scan.got_len, scan.stub_len, resolved.cxa_atexit.is_some())?;
+    let layout = Layout::new(
+        &objects,
+        &commons,
+        scan.got_len,
+        scan.stub_len,
+        resolved.cxa_atexit.is_some(),
+    )?;
 
     // 5. Allocate.
     let placement = placement(&scan, &resolved, layout.size);
     let size = usize::try_from(layout.size).map_err(|_| Error::TooLarge { size: layout.size })?;
-    let align = usize::try_from(layout.align).map_err(|_| Error::TooLarge { size: layout.align })?;
-    let mut memory =
-        Memory::allocate(size, align, placement).map_err(|source| Error::Memory { op: "mmap", source })?;
+    let align =
+        usize::try_from(layout.align).map_err(|_| Error::TooLarge { size: layout.align })?;
+    let mut memory = Memory::allocate(size, align, placement)
+        .map_err(|source| Error::Memory { op: "mmap", source })?;
     let base = memory.base() as u64;
-    let addresses = Addresses { base, layout: &layout };
+    let addresses = Addresses {
+        base,
+        layout: &layout,
+    };
 
     let Some(bytes) = memory.bytes_mut() else {
         return Err(internal("fresh memory is not writable"));
@@ -93,15 +103,23 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
     // 7. Apply: GOT entries and stubs first, then every relocation.
     for (oi, slots) in scan.got_slot.iter().enumerate() {
         for (si, slot) in slots.iter().enumerate() {
-            if let (Some(slot), Some(Some(r))) = (slot, resolved.targets.get(oi).and_then(|t| t.get(si))) {
+            if let (Some(slot), Some(Some(r))) =
+                (slot, resolved.targets.get(oi).and_then(|t| t.get(si)))
+            {
                 let value = addresses.of(r.target);
-                write(bytes, layout.got + 8 * u64::from(*slot), &value.to_le_bytes())?;
+                write(
+                    bytes,
+                    layout.got + 8 * u64::from(*slot),
+                    &value.to_le_bytes(),
+                )?;
             }
         }
     }
     for (oi, slots) in scan.stub_slot.iter().enumerate() {
         for (si, slot) in slots.iter().enumerate() {
-            if let (Some(slot), Some(Some(r))) = (slot, resolved.targets.get(oi).and_then(|t| t.get(si))) {
+            if let (Some(slot), Some(Some(r))) =
+                (slot, resolved.targets.get(oi).and_then(|t| t.get(si)))
+            {
                 let stub = x86_64::stub(addresses.of(r.target));
                 write(bytes, layout.stubs + STUB_SIZE * u64::from(*slot), &stub)?;
             }
@@ -109,14 +127,19 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
     }
     if let Some(cxa_atexit) = resolved.cxa_atexit {
         let at = base + layout.atexit_thunk;
-        let thunk = x86_64::atexit_thunk(at, base, cxa_atexit).ok_or_else(|| internal("atexit thunk"))?;
+        let thunk =
+            x86_64::atexit_thunk(at, base, cxa_atexit).ok_or_else(|| internal("atexit thunk"))?;
         write(bytes, layout.atexit_thunk, &thunk)?;
     }
     for (oi, object) in objects.iter().enumerate() {
         for (si, s) in object.sections.iter().enumerate() {
-            let Some(off) = layout.section(oi, si) else { continue };
+            let Some(off) = layout.section(oi, si) else {
+                continue;
+            };
             for r in &s.relocs {
-                apply(bytes, &objects, oi, si, off, r, &scan, &resolved, &addresses)?;
+                apply(
+                    bytes, &objects, oi, si, off, r, &scan, &resolved, &addresses,
+                )?;
             }
         }
     }
@@ -127,16 +150,36 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
     let read_only = to_range(&layout.read_only)?;
     memory
         .protect(text, read_only)
-        .map_err(|source| Error::Memory { op: "mprotect", source })?;
+        .map_err(|source| Error::Memory {
+            op: "mprotect",
+            source,
+        })?;
 
     let symbols = unit_symbols(&objects, &unit, &addresses);
-    let frames = layout.eh_frames.iter().map(|&off| (base + off) as usize).collect();
-    let dso_handle = resolved.uses_dso_handle.then_some(base as usize).filter(|&b| b != 0);
-    Ok(Linked { memory, symbols, frames, init, fini, dso_handle })
+    let frames = layout
+        .eh_frames
+        .iter()
+        .map(|&off| (base + off) as usize)
+        .collect();
+    let dso_handle = resolved
+        .uses_dso_handle
+        .then_some(base as usize)
+        .filter(|&b| b != 0);
+    Ok(Linked {
+        memory,
+        symbols,
+        frames,
+        init,
+        fini,
+        dso_handle,
+    })
 }
 
 fn internal(what: &str) -> Error {
-    Error::Malformed { object: "<unit>".to_owned(), reason: format!("internal: {what}") }
+    Error::Malformed {
+        object: "<unit>".to_owned(),
+        reason: format!("internal: {what}"),
+    }
 }
 
 fn to_range(r: &std::ops::Range<u64>) -> Result<std::ops::Range<usize>, Error> {
@@ -148,8 +191,12 @@ fn to_range(r: &std::ops::Range<u64>) -> Result<std::ops::Range<usize>, Error> {
 /// Bounds-checked copy into the unit's bytes.
 fn write(bytes: &mut [u8], offset: u64, data: &[u8]) -> Result<(), Error> {
     let start = usize::try_from(offset).map_err(|_| internal("offset"))?;
-    let end = start.checked_add(data.len()).ok_or_else(|| internal("offset"))?;
-    let dst = bytes.get_mut(start..end).ok_or_else(|| internal("write outside the unit"))?;
+    let end = start
+        .checked_add(data.len())
+        .ok_or_else(|| internal("offset"))?;
+    let dst = bytes
+        .get_mut(start..end)
+        .ok_or_else(|| internal("write outside the unit"))?;
     dst.copy_from_slice(data);
     Ok(())
 }
@@ -179,14 +226,23 @@ enum SlotKey<'a> {
 fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
     let mut got_keys: HashMap<SlotKey<'_>, u32> = HashMap::new();
     let mut stub_keys: HashMap<SlotKey<'_>, u32> = HashMap::new();
-    let mut got_slot: Vec<Vec<Option<u32>>> = objects.iter().map(|o| vec![None; o.symbols.len()]).collect();
+    let mut got_slot: Vec<Vec<Option<u32>>> = objects
+        .iter()
+        .map(|o| vec![None; o.symbols.len()])
+        .collect();
     let mut stub_slot = got_slot.clone();
     let mut low32 = false;
     for (oi, object) in objects.iter().enumerate() {
-        for s in object.sections.iter().filter(|s| s.kind != SectionKind::Skip) {
+        for s in object
+            .sections
+            .iter()
+            .filter(|s| s.kind != SectionKind::Skip)
+        {
             for r in &s.relocs {
                 low32 |= r.kind.is_abs32();
-                let Some(sym) = object.symbols.get(r.symbol) else { continue };
+                let Some(sym) = object.symbols.get(r.symbol) else {
+                    continue;
+                };
                 let key = if sym.bind == Bind::Local {
                     SlotKey::Local(oi, r.symbol)
                 } else {
@@ -198,7 +254,10 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
                     if let Some(s) = got_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
                         *s = Some(slot);
                     }
-                } else if r.kind == RelocKind::Plt32 && sym.bind != Bind::Local && unit.get(sym.name).is_none() {
+                } else if r.kind == RelocKind::Plt32
+                    && sym.bind != Bind::Local
+                    && unit.get(sym.name).is_none()
+                {
                     let next = u32::try_from(stub_keys.len()).unwrap_or(u32::MAX);
                     let slot = *stub_keys.entry(key).or_insert(next);
                     if let Some(s) = stub_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
@@ -208,7 +267,13 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
             }
         }
     }
-    Scan { got_slot, got_len: got_keys.len(), stub_slot, stub_len: stub_keys.len(), low32 }
+    Scan {
+        got_slot,
+        got_len: got_keys.len(),
+        stub_slot,
+        stub_len: stub_keys.len(),
+        low32,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,8 +318,15 @@ struct Resolved {
     cxa_atexit: Option<u64>,
 }
 
-fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> Result<Resolved, Error> {
-    let mut targets: Vec<Vec<Option<Resolution>>> = objects.iter().map(|o| vec![None; o.symbols.len()]).collect();
+fn resolve(
+    objects: &[Object<'_>],
+    unit: &UnitSymbols<'_>,
+    mut env: Env<'_>,
+) -> Result<Resolved, Error> {
+    let mut targets: Vec<Vec<Option<Resolution>>> = objects
+        .iter()
+        .map(|o| vec![None; o.symbols.len()])
+        .collect();
     let mut near = Vec::new();
     let mut uses_dso_handle = false;
     let mut cxa_atexit = None;
@@ -272,10 +344,14 @@ fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> 
                     None => {
                         let at = || object.at(si, r.offset);
                         let done = resolve_one(objects, unit, oi, r.symbol, &mut env, at)?;
-                        uses_dso_handle |= matches!(done.target, Target::DsoHandle | Target::AtExit);
+                        uses_dso_handle |=
+                            matches!(done.target, Target::DsoHandle | Target::AtExit);
                         if done.target == Target::AtExit && cxa_atexit.is_none() {
                             let Some(addr) = env.host.lookup("__cxa_atexit") else {
-                                return Err(Error::UndefinedSymbol { at: at(), symbol: "__cxa_atexit".to_owned() });
+                                return Err(Error::UndefinedSymbol {
+                                    at: at(),
+                                    symbol: "__cxa_atexit".to_owned(),
+                                });
                             };
                             cxa_atexit = Some(addr as u64);
                         }
@@ -283,14 +359,20 @@ fn resolve(objects: &[Object<'_>], unit: &UnitSymbols<'_>, mut env: Env<'_>) -> 
                         done
                     }
                 };
-                let pc32_to_data = r.kind == RelocKind::Pc32 || (r.kind == RelocKind::Plt32 && !resolution.is_code);
+                let pc32_to_data = r.kind == RelocKind::Pc32
+                    || (r.kind == RelocKind::Plt32 && !resolution.is_code);
                 if pc32_to_data && let Target::Address(a) = resolution.target {
                     near.push(a);
                 }
             }
         }
     }
-    Ok(Resolved { targets, near, uses_dso_handle, cxa_atexit })
+    Ok(Resolved {
+        targets,
+        near,
+        uses_dso_handle,
+        cxa_atexit,
+    })
 }
 
 fn resolve_one(
@@ -303,12 +385,26 @@ fn resolve_one(
 ) -> Result<Resolution, Error> {
     let object = objects.get(obj).ok_or_else(|| internal("object index"))?;
     if sym == 0 {
-        return Ok(Resolution { target: Target::Address(0), is_code: false });
+        return Ok(Resolution {
+            target: Target::Address(0),
+            is_code: false,
+        });
     }
-    let symbol = object.symbols.get(sym).ok_or_else(|| internal("symbol index"))?;
-    let from_def = |object: &Object<'_>, obj: usize, def: Def, is_code: bool| -> Result<Resolution, Error> {
+    let symbol = object
+        .symbols
+        .get(sym)
+        .ok_or_else(|| internal("symbol index"))?;
+    let from_def = |object: &Object<'_>,
+                    obj: usize,
+                    def: Def,
+                    is_code: bool|
+     -> Result<Resolution, Error> {
         let target = match def {
-            Def::Section { index, value } => Target::Section { obj, sec: index, value },
+            Def::Section { index, value } => Target::Section {
+                obj,
+                sec: index,
+                value,
+            },
             Def::Absolute(v) => Target::Address(v),
             Def::NotLoaded => {
                 return Err(Error::Malformed {
@@ -317,7 +413,10 @@ fn resolve_one(
                 });
             }
             Def::Undefined | Def::Common { .. } => {
-                return Err(Error::UndefinedSymbol { at: at(), symbol: symbol.name.to_owned() });
+                return Err(Error::UndefinedSymbol {
+                    at: at(),
+                    symbol: symbol.name.to_owned(),
+                });
             }
         };
         Ok(Resolution { target, is_code })
@@ -335,36 +434,65 @@ fn resolve_one(
                 .ok_or_else(|| internal("definition index"))?;
             return from_def(def_obj, o, def_sym.def, def_sym.is_code);
         }
-        Some(GlobalDef::Common(i)) => return Ok(Resolution { target: Target::Common(i), is_code: false }),
+        Some(GlobalDef::Common(i)) => {
+            return Ok(Resolution {
+                target: Target::Common(i),
+                is_code: false,
+            });
+        }
         None => {}
     }
     if name == "_GLOBAL_OFFSET_TABLE_" {
-        return Ok(Resolution { target: Target::GotBase, is_code: false });
+        return Ok(Resolution {
+            target: Target::GotBase,
+            is_code: false,
+        });
     }
     if name == "__dso_handle" {
-        return Ok(Resolution { target: Target::DsoHandle, is_code: false });
+        return Ok(Resolution {
+            target: Target::DsoHandle,
+            is_code: false,
+        });
     }
     // Units loaded before this one.
     if let Some(e) = env.exports.get(name) {
-        return Ok(Resolution { target: Target::Address(e.addr as u64), is_code: e.is_code });
+        return Ok(Resolution {
+            target: Target::Address(e.addr as u64),
+            is_code: e.is_code,
+        });
     }
     // The caller's resolver, then the host and the opened libraries. Their kind is
     // unknown: taken as code, which only matters for a PLT32 out of reach (a stub).
     if let Some(addr) = env.resolver.and_then(|r| r(name)) {
-        return Ok(Resolution { target: Target::Address(addr as u64), is_code: true });
+        return Ok(Resolution {
+            target: Target::Address(addr as u64),
+            is_code: true,
+        });
     }
     // glibc keeps `atexit` out of libc.so (it is `__cxa_atexit(f, NULL, __dso_handle)` in
     // libc_nonshared.a); loaded code gets a per-unit thunk doing the same.
     if name == "atexit" {
-        return Ok(Resolution { target: Target::AtExit, is_code: true });
+        return Ok(Resolution {
+            target: Target::AtExit,
+            is_code: true,
+        });
     }
     if let Some(addr) = env.host.lookup(name) {
-        return Ok(Resolution { target: Target::Address(addr as u64), is_code: true });
+        return Ok(Resolution {
+            target: Target::Address(addr as u64),
+            is_code: true,
+        });
     }
     if symbol.bind == Bind::Weak {
-        return Ok(Resolution { target: Target::Address(0), is_code: false });
+        return Ok(Resolution {
+            target: Target::Address(0),
+            is_code: false,
+        });
     }
-    Err(Error::UndefinedSymbol { at: at(), symbol: name.to_owned() })
+    Err(Error::UndefinedSymbol {
+        at: at(),
+        symbol: name.to_owned(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -383,7 +511,11 @@ fn placement(scan: &Scan, resolved: &Resolved, size: u64) -> Placement {
     }
     // Below the targets, within 1 GiB of all of them (mmap grows down from the libraries).
     let hint = (min / 2 + max / 2).saturating_sub(GIB / 2 + size) & !0xfff;
-    if hint == 0 { Placement::Anywhere } else { Placement::Near(hint as usize) }
+    if hint == 0 {
+        Placement::Anywhere
+    } else {
+        Placement::Near(hint as usize)
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -397,7 +529,9 @@ struct Addresses<'a> {
 impl Addresses<'_> {
     fn of(&self, target: Target) -> u64 {
         let off = match target {
-            Target::Section { obj, sec, value } => self.layout.section(obj, sec).map(|o| o.wrapping_add(value)),
+            Target::Section { obj, sec, value } => {
+                self.layout.section(obj, sec).map(|o| o.wrapping_add(value))
+            }
             Target::Common(i) => self.layout.commons.get(i).copied(),
             Target::Address(a) => return a,
             Target::GotBase => Some(self.layout.got),
@@ -408,7 +542,10 @@ impl Addresses<'_> {
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the apply pass's whole context, kept explicit")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the apply pass's whole context, kept explicit"
+)]
 fn apply(
     bytes: &mut [u8],
     objects: &[Object<'_>],
@@ -431,16 +568,30 @@ fn apply(
         .copied()
         .flatten()
         .ok_or_else(|| internal("unresolved symbol"))?;
-    let got_slot = scan.got_slot.get(oi).and_then(|v| v.get(r.symbol)).copied().flatten();
-    let stub_slot = scan.stub_slot.get(oi).and_then(|v| v.get(r.symbol)).copied().flatten();
+    let got_slot = scan
+        .got_slot
+        .get(oi)
+        .and_then(|v| v.get(r.symbol))
+        .copied()
+        .flatten();
+    let stub_slot = scan
+        .stub_slot
+        .get(oi)
+        .and_then(|v| v.get(r.symbol))
+        .copied()
+        .flatten();
     let base = addresses.base;
-    let offset_in_unit = section_off.checked_add(r.offset).ok_or_else(|| internal("offset"))?;
+    let offset_in_unit = section_off
+        .checked_add(r.offset)
+        .ok_or_else(|| internal("offset"))?;
     let mut inputs = Inputs {
         s: addresses.of(resolution.target),
         a: r.addend,
         p: base.wrapping_add(offset_in_unit),
         got: base.wrapping_add(addresses.layout.got),
-        got_entry: got_slot.map_or(0, |g| base.wrapping_add(addresses.layout.got + 8 * u64::from(g))),
+        got_entry: got_slot.map_or(0, |g| {
+            base.wrapping_add(addresses.layout.got + 8 * u64::from(g))
+        }),
     };
     let mut field = x86_64::compute(r.kind, &inputs);
     // A call out of reach goes through its stub; a PLT32 to data never does.
@@ -482,12 +633,18 @@ fn symbol_name(object: &Object<'_>, sym: usize) -> String {
 /// The constructor and destructor entries, read back from the relocated arrays:
 /// `.preinit_array`, then `.init_array` by priority (stable across objects); destructors
 /// are returned in array order, to be run in reverse.
-fn arrays(bytes: &[u8], objects: &[Object<'_>], layout: &Layout) -> Result<(Vec<usize>, Vec<usize>), Error> {
+fn arrays(
+    bytes: &[u8],
+    objects: &[Object<'_>],
+    layout: &Layout,
+) -> Result<(Vec<usize>, Vec<usize>), Error> {
     let mut init: Vec<(u32, u64, u64)> = Vec::new();
     let mut fini: Vec<(u32, u64, u64)> = Vec::new();
     for (oi, object) in objects.iter().enumerate() {
         for (si, s) in object.sections.iter().enumerate() {
-            let Some(off) = layout.section(oi, si) else { continue };
+            let Some(off) = layout.section(oi, si) else {
+                continue;
+            };
             let list = match s.kind {
                 SectionKind::PreinitArray => (&mut init, 0),
                 SectionKind::InitArray(p) => (&mut init, p.saturating_add(1)),
@@ -510,7 +667,9 @@ fn arrays(bytes: &[u8], objects: &[Object<'_>], layout: &Layout) -> Result<(Vec<
         for (_, off, size) in list {
             let start = usize::try_from(off).map_err(|_| internal("offset"))?;
             let len = usize::try_from(size).map_err(|_| internal("size"))?;
-            let words = bytes.get(start..start + len).ok_or_else(|| internal("array outside the unit"))?;
+            let words = bytes
+                .get(start..start + len)
+                .ok_or_else(|| internal("array outside the unit"))?;
             for w in words.chunks_exact(8) {
                 let mut b = [0_u8; 8];
                 b.copy_from_slice(w);
@@ -523,22 +682,39 @@ fn arrays(bytes: &[u8], objects: &[Object<'_>], layout: &Layout) -> Result<(Vec<
 }
 
 /// Every global of the unit with its address.
-fn unit_symbols(objects: &[Object<'_>], unit: &UnitSymbols<'_>, addresses: &Addresses<'_>) -> HashMap<String, UnitSymbol> {
+fn unit_symbols(
+    objects: &[Object<'_>],
+    unit: &UnitSymbols<'_>,
+    addresses: &Addresses<'_>,
+) -> HashMap<String, UnitSymbol> {
     let mut out = HashMap::new();
     for (name, def) in unit.iter() {
         let (target, is_code, exported) = match def {
             GlobalDef::Common(i) => (Target::Common(i), false, true),
             GlobalDef::Symbol { obj, sym } => {
-                let Some(s) = objects.get(obj).and_then(|o| o.symbols.get(sym)) else { continue };
+                let Some(s) = objects.get(obj).and_then(|o| o.symbols.get(sym)) else {
+                    continue;
+                };
                 let target = match s.def {
-                    Def::Section { index, value } => Target::Section { obj, sec: index, value },
+                    Def::Section { index, value } => Target::Section {
+                        obj,
+                        sec: index,
+                        value,
+                    },
                     Def::Absolute(v) => Target::Address(v),
                     _ => continue,
                 };
                 (target, s.is_code, s.exported)
             }
         };
-        out.insert(name.to_owned(), UnitSymbol { addr: addresses.of(target) as usize, is_code, exported });
+        out.insert(
+            name.to_owned(),
+            UnitSymbol {
+                addr: addresses.of(target) as usize,
+                is_code,
+                exported,
+            },
+        );
     }
     out
 }

@@ -64,7 +64,10 @@ pub(crate) fn page_size() -> usize {
     *PAGE.get_or_init(|| {
         // SAFETY: sysconf has no preconditions.
         let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        usize::try_from(v).ok().filter(|p| p.is_power_of_two()).unwrap_or(4096)
+        usize::try_from(v)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
     })
 }
 
@@ -75,7 +78,13 @@ impl Memory {
         let page = page_size();
         let align = align.max(page);
         if len == 0 {
-            return Ok(Memory { map: std::ptr::null_mut(), map_len: 0, start: 0, len: 0, state: State::Writable });
+            return Ok(Memory {
+                map: std::ptr::null_mut(),
+                map_len: 0,
+                start: 0,
+                len: 0,
+                state: State::Writable,
+            });
         }
         let rounded = len.checked_next_multiple_of(page).ok_or_else(too_big)?;
         // Over-map when the alignment exceeds a page, then start at the aligned address.
@@ -91,13 +100,28 @@ impl Memory {
         };
         // SAFETY: an anonymous private mapping without MAP_FIXED cannot replace existing
         // mappings; the hint is only a hint. We check the result for MAP_FAILED.
-        let map = unsafe { libc::mmap(hint, map_len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+        let map = unsafe {
+            libc::mmap(
+                hint,
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
         if map == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
         let map = map.cast::<u8>();
         let start = (map as usize).next_multiple_of(align);
-        Ok(Memory { map, map_len, start, len: rounded, state: State::Writable })
+        Ok(Memory {
+            map,
+            map_len,
+            start,
+            len: rounded,
+            state: State::Writable,
+        })
     }
 
     /// Start address of the unit (0 for an empty unit).
@@ -132,7 +156,11 @@ impl Memory {
 
     /// Writable → Protected: `text` becomes read + execute, `read_only` read-only; the
     /// rest stays read + write. Ranges are offsets from [`Memory::base`], page-aligned.
-    pub(crate) fn protect(&mut self, text: Range<usize>, read_only: Range<usize>) -> io::Result<()> {
+    pub(crate) fn protect(
+        &mut self,
+        text: Range<usize>,
+        read_only: Range<usize>,
+    ) -> io::Result<()> {
         if self.state != State::Writable {
             return Ok(());
         }
@@ -143,9 +171,15 @@ impl Memory {
             if range.is_empty() {
                 continue;
             }
-            let end = range.end.checked_next_multiple_of(page_size()).ok_or_else(too_big)?;
+            let end = range
+                .end
+                .checked_next_multiple_of(page_size())
+                .ok_or_else(too_big)?;
             if range.start % page_size() != 0 || end > self.len {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "protect: range outside the unit"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "protect: range outside the unit",
+                ));
             }
             let addr = (self.start + range.start) as *mut libc::c_void;
             // SAFETY: the range is page-aligned and inside our own mapping (checked above);
@@ -171,7 +205,10 @@ fn flush_icache(_base: usize, _text: Range<usize>) {
 }
 
 fn too_big() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "size overflows the address space")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "size overflows the address space",
+    )
 }
 
 impl Drop for Memory {

@@ -65,9 +65,15 @@ pub(crate) enum Bind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Def {
     Undefined,
-    Section { index: usize, value: u64 },
+    Section {
+        index: usize,
+        value: u64,
+    },
     Absolute(u64),
-    Common { size: u64, align: u64 },
+    Common {
+        size: u64,
+        align: u64,
+    },
     /// Defined in a section that is not loaded (debug info, say).
     NotLoaded,
 }
@@ -106,7 +112,11 @@ impl Object<'_> {
             Some(s) if !s.name.is_empty() => s.name.to_owned(),
             _ => format!("#{section}"),
         };
-        Location { object: self.name.to_owned(), section, offset }
+        Location {
+            object: self.name.to_owned(),
+            section,
+            offset,
+        }
     }
 }
 
@@ -121,10 +131,16 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
         return Err(wrong(name, "big-endian"));
     }
     if header.e_type(LE) != elf::ET_REL {
-        return Err(wrong(name, &format!("e_type {} is not ET_REL", header.e_type(LE))));
+        return Err(wrong(
+            name,
+            &format!("e_type {} is not ET_REL", header.e_type(LE)),
+        ));
     }
     if header.e_machine(LE) != elf::EM_X86_64 {
-        return Err(wrong(name, &format!("e_machine {} is not EM_X86_64", header.e_machine(LE))));
+        return Err(wrong(
+            name,
+            &format!("e_machine {} is not EM_X86_64", header.e_machine(LE)),
+        ));
     }
     let table = header
         .sections(LE, bytes)
@@ -134,7 +150,11 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
     for (index, sh) in table.enumerate() {
         sections.push(section(name, bytes, &table, index, sh)?);
     }
-    let mut object = Object { name, sections, symbols: Vec::new() };
+    let mut object = Object {
+        name,
+        sections,
+        symbols: Vec::new(),
+    };
 
     // The symbol table (at most one in a relocatable object).
     let mut symtab_index = None;
@@ -171,7 +191,9 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
             });
         }
         if Some(sh.link(LE)) != symtab_index {
-            return Err(malformed("relocation section not linked to the symbol table"));
+            return Err(malformed(
+                "relocation section not linked to the symbol table",
+            ));
         }
         let Some((relas, _)) = sh.rela(LE, bytes).map_err(|e| malformed(&e.to_string()))? else {
             continue;
@@ -188,7 +210,10 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
 }
 
 fn wrong(name: &str, reason: &str) -> Error {
-    Error::WrongKind { object: name.to_owned(), reason: reason.to_owned() }
+    Error::WrongKind {
+        object: name.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 fn section<'a>(
@@ -198,12 +223,16 @@ fn section<'a>(
     index: SectionIndex,
     sh: &'a elf::SectionHeader64<LittleEndian>,
 ) -> Result<Section<'a>, Error> {
-    let malformed = |reason: String| Error::Malformed { object: name.to_owned(), reason };
+    let malformed = |reason: String| Error::Malformed {
+        object: name.to_owned(),
+        reason,
+    };
     let sec_name = table
         .section_name(LE, sh)
         .map_err(|e| malformed(e.to_string()))
         .and_then(|n| {
-            std::str::from_utf8(n).map_err(|_| malformed(format!("section {} name is not UTF-8", index.0)))
+            std::str::from_utf8(n)
+                .map_err(|_| malformed(format!("section {} name is not UTF-8", index.0)))
         })?;
     let at = |offset: u64| Location {
         object: name.to_owned(),
@@ -214,7 +243,14 @@ fn section<'a>(
     let sh_type = sh.sh_type(LE);
     let size = sh.sh_size(LE);
     let align = sh.sh_addralign(LE).max(1);
-    let skip = Section { name: sec_name, kind: SectionKind::Skip, data: &[], size, align, relocs: Vec::new() };
+    let skip = Section {
+        name: sec_name,
+        kind: SectionKind::Skip,
+        data: &[],
+        size,
+        align,
+        relocs: Vec::new(),
+    };
 
     let alloc = flags & u64::from(elf::SHF_ALLOC) != 0;
     let exclude = flags & u64::from(elf::SHF_EXCLUDE) != 0;
@@ -222,7 +258,9 @@ fn section<'a>(
         return Ok(skip);
     }
     if !align.is_power_of_two() || align > MAX_ALIGN {
-        return Err(malformed(format!("section {sec_name}: alignment {align} not a power of two up to 1 MiB")));
+        return Err(malformed(format!(
+            "section {sec_name}: alignment {align} not a power of two up to 1 MiB"
+        )));
     }
     if flags & u64::from(elf::SHF_TLS) != 0 {
         return Err(Error::Unsupported {
@@ -231,10 +269,16 @@ fn section<'a>(
         });
     }
     if flags & u64::from(elf::SHF_COMPRESSED) != 0 {
-        return Err(Error::Unsupported { at: at(0), kind: Unsupported::CompressedSection });
+        return Err(Error::Unsupported {
+            at: at(0),
+            kind: Unsupported::CompressedSection,
+        });
     }
     if sec_name.starts_with(".ctors") || sec_name.starts_with(".dtors") {
-        return Err(Error::Unsupported { at: at(0), kind: Unsupported::LegacyConstructors });
+        return Err(Error::Unsupported {
+            at: at(0),
+            kind: Unsupported::LegacyConstructors,
+        });
     }
     let write = flags & u64::from(elf::SHF_WRITE) != 0;
     let exec = flags & u64::from(elf::SHF_EXECINSTR) != 0;
@@ -250,19 +294,31 @@ fn section<'a>(
         elf::SHT_PROGBITS if write => SectionKind::Data,
         elf::SHT_PROGBITS => SectionKind::ReadOnly,
         other => {
-            return Err(Error::Unsupported { at: at(0), kind: Unsupported::SectionType(other) });
+            return Err(Error::Unsupported {
+                at: at(0),
+                kind: Unsupported::SectionType(other),
+            });
         }
     };
     let data: &[u8] = if kind == SectionKind::Bss {
         &[]
     } else {
-        let data = sh.data(LE, bytes).map_err(|e| malformed(format!("section {sec_name}: {e}")))?;
+        let data = sh
+            .data(LE, bytes)
+            .map_err(|e| malformed(format!("section {sec_name}: {e}")))?;
         if data.len() as u64 != size {
             return Err(malformed(format!("section {sec_name}: size mismatch")));
         }
         data
     };
-    Ok(Section { name: sec_name, kind, data, size, align, relocs: Vec::new() })
+    Ok(Section {
+        name: sec_name,
+        kind,
+        data,
+        size,
+        align,
+        relocs: Vec::new(),
+    })
 }
 
 /// The priority of `.init_array.NNNNN` (lower runs first); plain `.init_array` is last.
@@ -276,14 +332,18 @@ fn symbols<'a>(
     object: &Object<'a>,
     symtab: &SymbolTable<'a, Header, &'a [u8]>,
 ) -> Result<Vec<Symbol<'a>>, Error> {
-    let malformed = |reason: String| Error::Malformed { object: object.name.to_owned(), reason };
+    let malformed = |reason: String| Error::Malformed {
+        object: object.name.to_owned(),
+        reason,
+    };
     let mut out = Vec::with_capacity(symtab.len());
     for (index, sym) in symtab.enumerate() {
         let name = symtab
             .symbol_name(LE, sym)
             .map_err(|e| malformed(e.to_string()))
             .and_then(|n| {
-                std::str::from_utf8(n).map_err(|_| malformed(format!("symbol {} name is not UTF-8", index.0)))
+                std::str::from_utf8(n)
+                    .map_err(|_| malformed(format!("symbol {} name is not UTF-8", index.0)))
             })?;
         let bind = match sym.st_bind() {
             elf::STB_LOCAL => Bind::Local,
@@ -298,9 +358,14 @@ fn symbols<'a>(
             elf::SHN_COMMON => {
                 let align = value.max(1);
                 if !align.is_power_of_two() || align > MAX_ALIGN {
-                    return Err(malformed(format!("common symbol `{name}`: alignment {align}")));
+                    return Err(malformed(format!(
+                        "common symbol `{name}`: alignment {align}"
+                    )));
                 }
-                Def::Common { size: sym.st_size(LE), align }
+                Def::Common {
+                    size: sym.st_size(LE),
+                    align,
+                }
             }
             _ => match symtab
                 .symbol_section(LE, sym, index)
@@ -311,7 +376,9 @@ fn symbols<'a>(
                     None => return Err(malformed(format!("symbol `{name}`: section index {i}"))),
                     Some(s) if s.kind == SectionKind::Skip => Def::NotLoaded,
                     Some(s) if value > s.size => {
-                        return Err(malformed(format!("symbol `{name}`: value beyond its section")));
+                        return Err(malformed(format!(
+                            "symbol `{name}`: value beyond its section"
+                        )));
                     }
                     Some(_) => Def::Section { index: i, value },
                 },
@@ -336,12 +403,22 @@ fn symbols<'a>(
                 if object.sections.get(index).is_some_and(|s| s.kind == SectionKind::Text));
         let visibility = sym.st_visibility();
         let exported = visibility == elf::STV_DEFAULT || visibility == elf::STV_PROTECTED;
-        out.push(Symbol { name, bind, def, is_code, exported });
+        out.push(Symbol {
+            name,
+            bind,
+            def,
+            is_code,
+            exported,
+        });
     }
     Ok(out)
 }
 
-fn reloc(object: &Object<'_>, target: usize, rela: &elf::Rela64<LittleEndian>) -> Result<Reloc, Error> {
+fn reloc(
+    object: &Object<'_>,
+    target: usize,
+    rela: &elf::Rela64<LittleEndian>,
+) -> Result<Reloc, Error> {
     let offset = rela.r_offset(LE);
     let r_type = rela.r_type(LE, false);
     let symbol = rela.r_sym(LE, false) as usize;
@@ -355,7 +432,10 @@ fn reloc(object: &Object<'_>, target: usize, rela: &elf::Rela64<LittleEndian>) -
     })?;
     let malformed = |reason: &str| Error::Malformed {
         object: object.name.to_owned(),
-        reason: format!("{}: relocation at {offset:#x}: {reason}", object.at(target, offset).section),
+        reason: format!(
+            "{}: relocation at {offset:#x}: {reason}",
+            object.at(target, offset).section
+        ),
     };
     let Some(section) = object.sections.get(target) else {
         return Err(malformed("no such section"));
@@ -372,5 +452,10 @@ fn reloc(object: &Object<'_>, target: usize, rela: &elf::Rela64<LittleEndian>) -
     if symbol != 0 && symbol >= object.symbols.len() {
         return Err(malformed("symbol index out of range"));
     }
-    Ok(Reloc { offset, kind, symbol, addend })
+    Ok(Reloc {
+        offset,
+        kind,
+        symbol,
+        addend,
+    })
 }

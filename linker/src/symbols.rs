@@ -84,12 +84,17 @@ impl<'a> UnitSymbols<'a> {
                             (Strength::Strong, Strength::Strong) => {
                                 return Err(Error::DuplicateSymbol {
                                     symbol: symbol.name.to_owned(),
-                                    first: objects.get(old.obj).map(|o| o.name).unwrap_or("?").to_owned(),
+                                    first: objects
+                                        .get(old.obj)
+                                        .map(|o| o.name)
+                                        .unwrap_or("?")
+                                        .to_owned(),
                                     second: object.name.to_owned(),
                                 });
                             }
                             (Strength::Common, Strength::Common) => {
-                                if let (GlobalDef::Common(i), Def::Common { size, align }) = (old.def, symbol.def)
+                                if let (GlobalDef::Common(i), Def::Common { size, align }) =
+                                    (old.def, symbol.def)
                                     && let Some(c) = commons.get_mut(i)
                                 {
                                     c.size = c.size.max(size);

@@ -23,10 +23,14 @@ pub(crate) struct Unit {
 
 impl Unit {
     /// Pass 9: registers the unwind info of a linked (protected) unit.
-    pub(crate) fn new(id: UnitId, linked: Linked) -> Unit {
+    pub(crate) fn new(id: UnitId, mut linked: Linked, register_unwind_info: bool) -> Unit {
         debug_assert_eq!(linked.memory.state(), State::Protected);
-        for &frame in &linked.frames {
-            call::register_frame(frame);
+        if register_unwind_info {
+            for &frame in &linked.frames {
+                call::register_frame(frame);
+            }
+        } else {
+            linked.frames.clear();
         }
         Unit {
             id,
@@ -55,8 +59,15 @@ impl Unit {
 
     /// Keeps the unit mapped for the rest of the process; its destructors run at exit.
     pub(crate) fn keep_until_exit(self) -> Result<(), crate::Error> {
-        let fini = if self.constructed { self.fini.clone() } else { Vec::new() };
-        let work = call::ExitWork { dso: self.dso_handle, fini };
+        let fini = if self.constructed {
+            self.fini.clone()
+        } else {
+            Vec::new()
+        };
+        let work = call::ExitWork {
+            dso: self.dso_handle,
+            fini,
+        };
         std::mem::forget(self);
         call::at_exit(work)
     }

@@ -208,14 +208,20 @@ pub(crate) fn compute(kind: RelocKind, i: &Inputs) -> Field {
         RelocKind::Abs32S => signed32(s + a),
         RelocKind::Abs32 => match u32::try_from(s + a) {
             Ok(v) => Field::Bytes4(v.to_le_bytes()),
-            Err(_) => Field::Overflow { value: s + a, bits: 32 },
+            Err(_) => Field::Overflow {
+                value: s + a,
+                bits: 32,
+            },
         },
     }
 }
 
 fn wrap64(value: i128) -> Field {
     // Modulo 2^64: the truncation is the ABI's definition for 64-bit fields.
-    #[expect(clippy::cast_possible_truncation, reason = "64-bit fields wrap by definition")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "64-bit fields wrap by definition"
+    )]
     let v = value as u64;
     Field::Bytes8(v.to_le_bytes())
 }
@@ -266,7 +272,11 @@ pub(crate) const ATEXIT_THUNK_SIZE: u64 = 32;
 /// ```
 ///
 /// Returns `None` if the handle is out of reach (it never is: both are in the unit).
-pub(crate) fn atexit_thunk(at: u64, dso: u64, cxa_atexit: u64) -> Option<[u8; ATEXIT_THUNK_SIZE as usize]> {
+pub(crate) fn atexit_thunk(
+    at: u64,
+    dso: u64,
+    cxa_atexit: u64,
+) -> Option<[u8; ATEXIT_THUNK_SIZE as usize]> {
     let disp = i32::try_from(i128::from(dso) - i128::from(at) - 7).ok()?;
     let mut b = [0xcc_u8; ATEXIT_THUNK_SIZE as usize];
     b[0..3].copy_from_slice(&[0x48, 0x8d, 0x15]);
@@ -348,7 +358,13 @@ mod tests {
     use super::*;
 
     fn inputs(s: u64, a: i64, p: u64) -> Inputs {
-        Inputs { s, a, p, got: 0x1000, got_entry: 0x1010 }
+        Inputs {
+            s,
+            a,
+            p,
+            got: 0x1000,
+            got_entry: 0x1010,
+        }
     }
 
     #[test]
@@ -370,13 +386,22 @@ mod tests {
 
     #[test]
     fn abs32_and_32s_ranges() {
-        assert!(matches!(compute(RelocKind::Abs32, &inputs(0xffff_ffff, 0, 0)), Field::Bytes4(_)));
+        assert!(matches!(
+            compute(RelocKind::Abs32, &inputs(0xffff_ffff, 0, 0)),
+            Field::Bytes4(_)
+        ));
         assert!(matches!(
             compute(RelocKind::Abs32S, &inputs(0xffff_ffff, 0, 0)),
             Field::Overflow { .. }
         ));
-        assert!(matches!(compute(RelocKind::Abs32, &inputs(0, -1, 0)), Field::Overflow { .. }));
-        assert!(matches!(compute(RelocKind::Abs32S, &inputs(0, -1, 0)), Field::Bytes4(_)));
+        assert!(matches!(
+            compute(RelocKind::Abs32, &inputs(0, -1, 0)),
+            Field::Overflow { .. }
+        ));
+        assert!(matches!(
+            compute(RelocKind::Abs32S, &inputs(0, -1, 0)),
+            Field::Bytes4(_)
+        ));
     }
 
     #[test]
@@ -399,6 +424,9 @@ mod tests {
     fn stub_encodes_an_indirect_jump() {
         let s = stub(0x1122_3344_5566_7788);
         assert_eq!(&s[..6], &[0xff, 0x25, 0, 0, 0, 0]);
-        assert_eq!(u64::from_le_bytes(s[6..14].try_into().unwrap()), 0x1122_3344_5566_7788);
+        assert_eq!(
+            u64::from_le_bytes(s[6..14].try_into().unwrap()),
+            0x1122_3344_5566_7788
+        );
     }
 }

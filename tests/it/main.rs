@@ -1,1 +1,2 @@
 //! Integration tests of the whole workspace, one test binary with a module per area.
+mod exec;
