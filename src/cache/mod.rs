@@ -391,6 +391,17 @@ impl JitCache {
         Ok(results.into_iter().flatten().collect())
     }
 
+    /// Unloads the link unit holding `unit` (and every other unit loaded in the same batch):
+    /// runs its destructors, unmaps its memory and forgets it, so a later request loads it
+    /// anew. Addresses from it are dangling afterwards; units loaded later that call into it
+    /// must be unloaded first.
+    pub fn unload(&self, unit: &LoadedUnit) -> Result<(), Error> {
+        let link = unit.link;
+        lock(&self.loaded).retain(|_, loaded| loaded.link != link);
+        lock(&self.linker).unload(link)?;
+        Ok(())
+    }
+
     /// Reads `key` from the store; any store error is a miss (and a warning).
     fn read(&self, key: &Key) -> Option<Vec<u8>> {
         let store = self.store.as_ref()?;
