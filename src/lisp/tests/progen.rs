@@ -74,6 +74,11 @@ pub(super) fn program(seed: u64) -> String {
         })
         .collect();
     let mut main = String::from("(defn main []");
+    // Call every definition once, so each is exercised.
+    for c in &callees {
+        let args = g.args(c.arity, 2, &[], &callees);
+        main.push_str(&format!(" (println ({} {args}))", c.name));
+    }
     for _ in 0..1 + g.rng.below(3) {
         let e = g.expr(3, &[], &callees);
         let f = g.expr(2, &[], &callees);
