@@ -1,7 +1,9 @@
 //! A test-only fault-injection hook: `JITCACHE_STORE_PAUSE=<point>` (read once, at open)
 //! makes every `put` stop at that point, print `jitcache-store: paused at <point>` on
-//! stderr and sleep until killed. Crash tests use it to SIGKILL a writer between the
-//! steps of a put. Unset, it costs one comparison per put and nothing on reads.
+//! stderr and wait: a line on stdin resumes the put; end of input (or no stdin) leaves
+//! it paused until killed. Crash tests use it to SIGKILL a writer between the steps of
+//! a put, and lock tests to hold a writer mid-put. Unset, it costs one comparison per
+//! put and nothing on reads.
 
 use std::fmt;
 use std::io::Write;
@@ -50,12 +52,16 @@ impl fmt::Display for PausePoint {
     }
 }
 
-/// Announces the pause and never returns.
-pub(crate) fn pause(point: PausePoint) -> ! {
+/// Announces the pause and waits for a line on stdin (returns) or for death.
+pub(crate) fn pause(point: PausePoint) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "jitcache-store: paused at {point}");
     let _ = err.flush();
     drop(err);
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+        return;
+    }
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }

@@ -662,7 +662,19 @@ fn open_once(
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let mut conn = Connection::open_with_flags(path, flags).map_err(c)?;
+    let mut conn = match Connection::open_with_flags(path, flags).and_then(|conn| {
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(conn)
+    }) {
+        Ok(conn) => conn,
+        // A WAL database on a read-only file system cannot be opened without its -shm
+        // file; nobody can write it there, so open it as immutable.
+        Err(e) if !writable && e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+            let uri = immutable_uri(path).ok_or_else(|| c(e))?;
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(c)?
+        }
+        Err(e) => return Err(c(e)),
+    };
     conn.busy_timeout(busy_timeout).map_err(c)?;
     conn.set_prepared_statement_cache_capacity(32);
     if writable {
@@ -724,6 +736,22 @@ fn open_once(
         conn,
         path: path.to_path_buf(),
     })
+}
+
+/// `file:<path>?immutable=1`, percent-encoding what a URI path cannot hold; None for a
+/// path that is not UTF-8.
+fn immutable_uri(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let mut uri = String::from("file:");
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
 }
 
 enum MigrateError {

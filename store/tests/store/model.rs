@@ -1,0 +1,216 @@
+//! Model-based test: random sequences of put, get, remove, gc, reopen, verify and
+//! blob damage against an in-memory model. The store may miss where the model allows
+//! it (after damage or a size-capped gc), but never returns bytes the model does not
+//! hold for that key, and never misses an entry nothing could have taken away.
+
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use jitcache_store::{GcOptions, NoProgress, Store};
+use proptest::prelude::*;
+
+use crate::common::{blob_file, fast_config, key, noise};
+
+/// How to damage a blob file.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    FlipByte(u16),
+    Truncate(u16),
+    Delete,
+    Empty,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, u8),
+    Get(u8),
+    Remove(u8),
+    Gc(Option<u32>),
+    Reopen,
+    Damage(u8, Damage),
+    Verify(bool),
+    Flush,
+}
+
+/// Content `i` of a small pool, so that keys share blobs. Sizes from empty to 64 KiB,
+/// some compressible.
+fn content(i: u8) -> Vec<u8> {
+    match i % 6 {
+        0 => Vec::new(),
+        1 => b"x".to_vec(),
+        2 => noise(u64::from(i), 100),
+        3 => vec![i; 40_000],
+        4 => noise(u64::from(i), 65_536),
+        _ => {
+            let mut v = noise(u64::from(i), 3_000);
+            v.extend(std::iter::repeat_n(7u8, 3_000));
+            v
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let k = 0u8..8;
+    prop_oneof![
+        6 => (k.clone(), 0u8..9).prop_map(|(k, c)| Op::Put(k, c)),
+        6 => k.clone().prop_map(Op::Get),
+        1 => k.clone().prop_map(Op::Remove),
+        1 => prop::option::of(0u32..150_000).prop_map(Op::Gc),
+        1 => Just(Op::Reopen),
+        2 => (k, prop_oneof![
+            any::<u16>().prop_map(Damage::FlipByte),
+            any::<u16>().prop_map(Damage::Truncate),
+            Just(Damage::Delete),
+            Just(Damage::Empty),
+        ]).prop_map(|(k, d)| Op::Damage(k, d)),
+        1 => any::<bool>().prop_map(Op::Verify),
+        1 => Just(Op::Flush),
+    ]
+}
+
+/// What the model knows about a key: its content, and whether the store must still
+/// hold it.
+#[derive(Clone, Copy, Debug)]
+struct Expect {
+    content: u8,
+    must_hit: bool,
+}
+
+fn damage_file(path: &Path, how: Damage) {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return;
+    };
+    match how {
+        Damage::FlipByte(at) => {
+            if len == 0 {
+                return;
+            }
+            let at = u64::from(at) % len;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .expect("open blob");
+            let mut byte = [0u8];
+            f.seek(SeekFrom::Start(at)).expect("seek");
+            std::io::Read::read_exact(&mut f, &mut byte).expect("read");
+            f.seek(SeekFrom::Start(at)).expect("seek");
+            f.write_all(&[byte[0] ^ 0x5a]).expect("write");
+        }
+        Damage::Truncate(to) => {
+            let to = u64::from(to) % len.max(1);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(to))
+                .expect("truncate");
+        }
+        Damage::Delete => std::fs::remove_file(path).expect("delete"),
+        Damage::Empty => std::fs::write(path, b"").expect("empty"),
+    }
+}
+
+fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cache");
+    let open = || Store::open(&root, fast_config()).expect("open");
+    let mut store = open();
+    let mut model: HashMap<u8, Expect> = HashMap::new();
+    let mut buf = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Put(k, c) => {
+                store.put(&key(k.into()), &content(c)).expect("put");
+                model.insert(
+                    k,
+                    Expect {
+                        content: c,
+                        must_hit: true,
+                    },
+                );
+            }
+            Op::Get(k) => {
+                let hit = store.get_into(&key(k.into()), &mut buf).expect("get");
+                match (hit, model.get(&k)) {
+                    (true, Some(e)) => {
+                        prop_assert!(buf == content(e.content), "wrong bytes for key {}", k)
+                    }
+                    (true, None) => prop_assert!(false, "hit on key {} the model does not hold", k),
+                    (false, Some(e)) => {
+                        prop_assert!(!e.must_hit, "miss on key {} that must be there", k);
+                        model.remove(&k);
+                    }
+                    (false, None) => {}
+                }
+            }
+            Op::Remove(k) => {
+                let removed = store.remove(&key(k.into())).expect("remove");
+                let expected = model.remove(&k);
+                if expected.is_some_and(|e| e.must_hit) {
+                    prop_assert!(removed);
+                }
+                if expected.is_none() {
+                    prop_assert!(!removed);
+                }
+            }
+            Op::Gc(cap) => {
+                let opts = GcOptions {
+                    max_size: cap.map(u64::from),
+                    ..GcOptions::default()
+                };
+                store.gc(&opts, &NoProgress).expect("gc");
+                if cap.is_some() {
+                    for e in model.values_mut() {
+                        e.must_hit = false;
+                    }
+                }
+            }
+            Op::Reopen => {
+                drop(store);
+                store = open();
+            }
+            Op::Damage(k, how) => {
+                if let Some(e) = model.get(&k).copied() {
+                    damage_file(&blob_file(&store, &content(e.content)), how);
+                    for other in model.values_mut() {
+                        if content(other.content) == content(e.content) {
+                            other.must_hit = false;
+                        }
+                    }
+                }
+            }
+            Op::Verify(repair) => {
+                let report = store.verify(repair, &NoProgress).expect("verify");
+                prop_assert!(report.index_problems.is_empty());
+                if repair {
+                    let again = store.verify(false, &NoProgress).expect("verify");
+                    prop_assert!(again.is_clean(), "{:?}", again);
+                    prop_assert_eq!(again.orphaned_blobs, 0);
+                }
+            }
+            Op::Flush => store.flush().expect("flush"),
+        }
+    }
+    // Whatever happened, a repair leaves a clean store that still holds every entry
+    // nothing could have taken away.
+    store.verify(true, &NoProgress).expect("repair");
+    prop_assert!(store.verify(false, &NoProgress).expect("verify").is_clean());
+    for (k, e) in &model {
+        let got = store.get(&key((*k).into())).expect("get");
+        match got {
+            Some(bytes) => prop_assert!(bytes == content(e.content)),
+            None => prop_assert!(!e.must_hit, "key {} lost", k),
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_agrees_with_model(ops in prop::collection::vec(op(), 1..40)) {
+        run(&ops)?;
+    }
+}
