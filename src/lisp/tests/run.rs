@@ -350,3 +350,48 @@ proptest! {
         prop_assert_eq!(value, expected, "{}", src);
     }
 }
+
+/// The bundled examples and their expected output (checked against the
+/// reference interpreter when they were generated).
+const EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "demo",
+        include_str!("../../../examples/lisp/demo.clj"),
+        include_str!("../../../examples/lisp/demo.out"),
+    ),
+    (
+        "fib",
+        include_str!("../../../examples/lisp/fib.clj"),
+        include_str!("../../../examples/lisp/fib.out"),
+    ),
+    (
+        "mutual",
+        include_str!("../../../examples/lisp/mutual.clj"),
+        include_str!("../../../examples/lisp/mutual.out"),
+    ),
+];
+
+#[test]
+fn examples_print_their_expected_output_and_return_0() {
+    for &(name, src, expected) in EXAMPLES {
+        let p = parse(src).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            run_with(&p, OptLevel::Speed),
+            (0, expected.to_owned()),
+            "{name}"
+        );
+    }
+    let demo = ok(EXAMPLES[0].1);
+    assert!(
+        demo.defs().len() >= 300,
+        "the demo has a few hundred definitions"
+    );
+}
+
+#[test]
+fn small_examples_agree_with_the_interpreter() {
+    for &(name, src, expected) in &EXAMPLES[1..] {
+        let (value, out) = interp::run_main(&ok(src));
+        assert_eq!((value, out.as_str()), (Ok(0), expected), "{name}");
+    }
+}
