@@ -1,0 +1,46 @@
+//! Helpers: compiling C (and C++) snippets at test time, once per snippet.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use jitcache_linker::ObjectFile;
+
+fn dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("linker-snippets");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+/// Whether a compiler can be run.
+pub fn have(compiler: &str) -> bool {
+    Command::new(compiler).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Compiles `source` (C, or C++ when `compiler` is a C++ compiler) with `flags` into an
+/// object and returns its bytes. `name` must be unique per source and flags.
+pub fn compile_with(compiler: &str, name: &str, ext: &str, source: &str, flags: &[&str]) -> Vec<u8> {
+    let d = dir();
+    let src = d.join(format!("{name}.{ext}"));
+    let obj = d.join(format!("{name}.o"));
+    std::fs::write(&src, source).expect("write source");
+    let out = Command::new(compiler)
+        .args(flags)
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("run compiler");
+    assert!(out.status.success(), "{compiler} {name}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&obj).expect("read object")
+}
+
+/// Compiles C with `cc`.
+pub fn cc(name: &str, source: &str, flags: &[&str]) -> Vec<u8> {
+    compile_with("cc", name, "c", source, flags)
+}
+
+/// One object named `name`.
+pub fn obj<'a>(name: &'a str, bytes: &'a [u8]) -> ObjectFile<'a> {
+    ObjectFile { name, bytes }
+}

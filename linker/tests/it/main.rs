@@ -1,0 +1,8 @@
+//! Integration tests of `jitcache-linker`, one binary with a module per area.
+
+mod common;
+mod cranelift;
+mod errors;
+mod mutation;
+mod units;
+mod unwind;
