@@ -161,7 +161,13 @@ pub fn demangle_symbol(symbol: &str) -> Option<(String, usize)> {
 
 /// The symbol of the entry point `(defn main [] ...)`: `jitcache_lisp_fn0_main`.
 ///
-/// It is an `extern "C" fn() -> i64` in the host's calling convention.
+/// It is an `extern "C" fn() -> i64` in the host's calling convention; its
+/// value is the program's exit status. Calling it as a C `main`
+/// (`int main(int, char **)`) also works on System V targets: the extra
+/// arguments are ignored and the status is the low 32 bits. After it returns,
+/// call [`runtime::flush`] before the process exits or writes to standard
+/// output, and call [`runtime::register_program`] before running it so that a
+/// division by zero is reported with its position.
 pub fn entry_symbol() -> String {
     mangle::mangle("main", 0)
 }

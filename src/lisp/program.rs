@@ -80,10 +80,25 @@ impl Def {
         mangle(&self.name, self.arity)
     }
 
-    /// The canonical encoding of the parsed form (see [`super::canonical`]
-    /// for the layout): whitespace, comments and the spelling of integer
-    /// literals do not change it; any change to the form's structure, names
-    /// or values does, and so does a new [`super::CODEGEN_VERSION`].
+    /// The canonical encoding of the parsed form: the unit bytes of the
+    /// definition's cache key.
+    ///
+    /// Whitespace, comments, the spelling of integer literals (`+7`, `007`)
+    /// and the definition's place in the file do not change it; any change
+    /// to the form's structure, names or values does, and so does a new
+    /// [`super::CODEGEN_VERSION`] (so objects from an older code generator
+    /// are never reused).
+    ///
+    /// Layout: `jitcache-lisp-form\0`, [`super::CODEGEN_VERSION`] as a
+    /// little-endian `u32`, then the form, each datum as a tag byte and a
+    /// payload (the encoding is prefix-free, hence injective):
+    ///
+    /// | datum | tag | payload |
+    /// | --- | --- | --- |
+    /// | integer | `I` | 8 bytes, little-endian two's complement |
+    /// | symbol | `S` | length as a little-endian `u64`, then the UTF-8 bytes |
+    /// | list `(...)` | `L` | element count as a little-endian `u64`, then the elements |
+    /// | vector `[...]` | `V` | element count as a little-endian `u64`, then the elements |
     pub fn canonical(&self) -> Vec<u8> {
         canonical::encode(&self.form)
     }
