@@ -183,7 +183,7 @@ impl Linker {
     }
 
     /// Sets the resolver consulted after the loaded units and before the host.
-    pub fn set_resolver(&mut self, r: Box<dyn Fn(&str) -> Option<usize> + Send + Sync>) {
+    pub fn set_resolver(&mut self, r: Box<Resolver>) {
         self.resolver = Some(r);
     }
 

@@ -23,7 +23,14 @@ struct Program {
 }
 
 const fn program(name: &'static str, sources: &'static [&'static str]) -> Program {
-    Program { name, sources, libs: &[], cflags: &[], gcc_only: false, host_data: false }
+    Program {
+        name,
+        sources,
+        libs: &[],
+        cflags: &[],
+        gcc_only: false,
+        host_data: false,
+    }
 }
 
 const PROGRAMS: &[Program] = &[
@@ -33,12 +40,24 @@ const PROGRAMS: &[Program] = &[
     program("jump", &["jump"]),
     program("callbacks", &["callbacks"]),
     program("varargs", &["varargs"]),
-    Program { libs: &["m"], ..program("mathlib", &["mathlib"]) },
-    Program { host_data: true, ..program("streams", &["streams"]) },
+    Program {
+        libs: &["m"],
+        ..program("mathlib", &["mathlib"])
+    },
+    Program {
+        host_data: true,
+        ..program("streams", &["streams"])
+    },
     program("multi", &["multi_main", "multi_lib", "multi_fib"]),
-    Program { cflags: &["-fcommon"], ..program("common", &["common_a", "common_b"]) },
+    Program {
+        cflags: &["-fcommon"],
+        ..program("common", &["common_a", "common_b"])
+    },
     program("sections", &["sections"]),
-    Program { gcc_only: true, ..program("reloc_kinds", &["reloc_kinds"]) },
+    Program {
+        gcc_only: true,
+        ..program("reloc_kinds", &["reloc_kinds"])
+    },
 ];
 
 const FLAGS: &[&[&str]] = &[
@@ -68,7 +87,10 @@ fn work_dir() -> PathBuf {
 }
 
 fn have(compiler: &str) -> bool {
-    Command::new(compiler).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(compiler)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// The compilers to test with: `cc`, and `clang` where installed.
@@ -87,7 +109,10 @@ fn run(cmd: &mut Command) -> Result<Output, String> {
     if out.status.success() {
         Ok(out)
     } else {
-        Err(format!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{cmd:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -118,7 +143,13 @@ fn build_one(program: &'static Program, compiler: &str, flags: &[&str]) -> Resul
         link.arg(format!("-l{lib}"));
     }
     run(&mut link)?;
-    Ok(Build { program, label, no_pic, objects, native })
+    Ok(Build {
+        program,
+        label,
+        no_pic,
+        objects,
+        native,
+    })
 }
 
 /// Compiles every variant once, on as many threads as there are cores.
@@ -144,7 +175,9 @@ fn builds() -> &'static [Build] {
                 s.spawn(|| {
                     loop {
                         let job = jobs.lock().expect("job queue").pop();
-                        let Some((program, compiler, flags)) = job else { break };
+                        let Some((program, compiler, flags)) = job else {
+                            break;
+                        };
                         let built = build_one(program, compiler, flags);
                         results.lock().expect("results").push(built);
                     }
@@ -177,7 +210,10 @@ fn check(name: &str) {
     let variants: Vec<&Build> = builds().iter().filter(|b| b.program.name == name).collect();
     assert!(!variants.is_empty(), "no build of {name}");
     for b in variants {
-        let native = Command::new(&b.native).args(ARGS).output().expect("run native");
+        let native = Command::new(&b.native)
+            .args(ARGS)
+            .output()
+            .expect("run native");
         let jit = jitcache_exec(&b.objects, b.program.libs, &[]);
         let stderr = String::from_utf8_lossy(&jit.stderr);
         if b.program.host_data && b.no_pic {
@@ -185,7 +221,9 @@ fn check(name: &str) {
             assert_eq!(jit.status.code(), Some(2), "{name} [{}]: {stderr}", b.label);
             assert!(jit.stdout.is_empty(), "{name} [{}] ran", b.label);
             assert!(
-                stderr.contains("`stdout`") && stderr.contains("does not fit") && stderr.lines().count() == 1,
+                stderr.contains("`stdout`")
+                    && stderr.contains("does not fit")
+                    && stderr.lines().count() == 1,
                 "{name} [{}]: {stderr}",
                 b.label
             );
@@ -197,7 +235,12 @@ fn check(name: &str) {
             "{name} [{}]: stdout differs; stderr: {stderr}",
             b.label
         );
-        assert_eq!(jit.status.code(), native.status.code(), "{name} [{}]: status; stderr: {stderr}", b.label);
+        assert_eq!(
+            jit.status.code(),
+            native.status.code(),
+            "{name} [{}]: status; stderr: {stderr}",
+            b.label
+        );
     }
 }
 
@@ -212,7 +255,20 @@ macro_rules! program_tests {
     };
 }
 
-program_tests!(tables, bss, ctors, jump, callbacks, varargs, mathlib, streams, multi, common, sections, reloc_kinds);
+program_tests!(
+    tables,
+    bss,
+    ctors,
+    jump,
+    callbacks,
+    varargs,
+    mathlib,
+    streams,
+    multi,
+    common,
+    sections,
+    reloc_kinds
+);
 
 /// Compiles a one-off C source for the CLI tests below.
 fn compile_snippet(name: &str, source: &str) -> PathBuf {
@@ -221,7 +277,12 @@ fn compile_snippet(name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
     std::fs::write(&src, source).expect("write source");
     let obj = dir.join(format!("{name}.o"));
-    run(Command::new("cc").args(["-O1", "-fPIC", "-c"]).arg(&src).arg("-o").arg(&obj)).expect("compile snippet");
+    run(Command::new("cc")
+        .args(["-O1", "-fPIC", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj))
+    .expect("compile snippet");
     obj
 }
 
@@ -232,18 +293,28 @@ fn entry_argv0_and_status_masking() {
         "#include <stdio.h>\nint start(int argc, char **argv) { printf(\"%s|%d|%s\\n\", argv[0], argc, argv[2]); return 300; }\n",
     );
     let out = jitcache_exec(std::slice::from_ref(&obj), &[], &["--entry", "start"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{}|3|b\n", obj.display()));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}|3|b\n", obj.display())
+    );
     assert_eq!(out.status.code(), Some(300 & 0xff));
 }
 
 #[test]
 fn undefined_symbol_is_one_line_and_exit_2() {
-    let obj = compile_snippet("undefined", "int not_defined_anywhere(void);\nint main(void) { return not_defined_anywhere(); }\n");
+    let obj = compile_snippet(
+        "undefined",
+        "int not_defined_anywhere(void);\nint main(void) { return not_defined_anywhere(); }\n",
+    );
     let out = jitcache_exec(&[obj], &[], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("jitcache: ") && stderr.contains("undefined symbol `not_defined_anywhere`"), "{stderr}");
+    assert!(
+        stderr.starts_with("jitcache: ")
+            && stderr.contains("undefined symbol `not_defined_anywhere`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -258,7 +329,10 @@ fn missing_entry_and_bad_object_exit_2() {
     let out = jitcache_exec(&[bogus], &[], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("bogus.o") && stderr.contains("malformed"), "{stderr}");
+    assert!(
+        stderr.contains("bogus.o") && stderr.contains("malformed"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -272,5 +346,10 @@ fn libm_is_needed_for_libm_functions() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("undefined symbol"), "{stderr}");
     let out = jitcache_exec(&b.objects, &["libm.so.6"], &[]);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -13,12 +13,21 @@ fn dir() -> PathBuf {
 
 /// Whether a compiler can be run.
 pub fn have(compiler: &str) -> bool {
-    Command::new(compiler).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(compiler)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Compiles `source` (C, or C++ when `compiler` is a C++ compiler) with `flags` into an
 /// object and returns its bytes. `name` must be unique per source and flags.
-pub fn compile_with(compiler: &str, name: &str, ext: &str, source: &str, flags: &[&str]) -> Vec<u8> {
+pub fn compile_with(
+    compiler: &str,
+    name: &str,
+    ext: &str,
+    source: &str,
+    flags: &[&str],
+) -> Vec<u8> {
     let d = dir();
     let src = d.join(format!("{name}.{ext}"));
     let obj = d.join(format!("{name}.o"));
@@ -31,7 +40,11 @@ pub fn compile_with(compiler: &str, name: &str, ext: &str, source: &str, flags: 
         .arg(&obj)
         .output()
         .expect("run compiler");
-    assert!(out.status.success(), "{compiler} {name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{compiler} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(&obj).expect("read object")
 }
 

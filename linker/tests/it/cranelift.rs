@@ -3,10 +3,12 @@
 //! through `dlsym`), data (local, exported, imported, a function pointer in data), and
 //! `.eh_frame` from Cranelift's unwind info.
 
-use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, types};
+use cranelift_codegen::Context;
+use cranelift_codegen::ir::{
+    AbiParam, Function, InstBuilder, MemFlagsData, Signature, UserFuncName, types,
+};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, FuncId, Linkage, Module, default_libcall_names};
 use cranelift_object::{ObjectBuilder, ObjectModule};
@@ -29,7 +31,16 @@ fn sig(params: usize) -> Signature {
     s
 }
 
-fn define(module: &mut ObjectModule, id: FuncId, params: usize, body: impl FnOnce(&mut ObjectModule, &mut FunctionBuilder<'_>, &[cranelift_codegen::ir::Value]) -> cranelift_codegen::ir::Value) {
+fn define(
+    module: &mut ObjectModule,
+    id: FuncId,
+    params: usize,
+    body: impl FnOnce(
+        &mut ObjectModule,
+        &mut FunctionBuilder<'_>,
+        &[cranelift_codegen::ir::Value],
+    ) -> cranelift_codegen::ir::Value,
+) {
     let mut ctx = Context::new();
     ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig(params));
     let mut fctx = FunctionBuilderContext::new();
@@ -45,13 +56,17 @@ fn define(module: &mut ObjectModule, id: FuncId, params: usize, body: impl FnOnc
         b.ins().return_(&[ret]);
         b.finalize(frontend_config);
     }
-    module.define_function(id, &mut ctx).expect("define function");
+    module
+        .define_function(id, &mut ctx)
+        .expect("define function");
 }
 
 /// Builds the test module and returns the object bytes.
-fn build(is_pic: bool) -> Vec<u8> {
+pub(crate) fn build(is_pic: bool) -> Vec<u8> {
     let mut flags = settings::builder();
-    flags.set("is_pic", if is_pic { "true" } else { "false" }).expect("is_pic");
+    flags
+        .set("is_pic", if is_pic { "true" } else { "false" })
+        .expect("is_pic");
     flags.set("opt_level", "speed").expect("opt_level");
     let isa = cranelift_native::builder()
         .expect("host isa")
@@ -61,21 +76,49 @@ fn build(is_pic: bool) -> Vec<u8> {
     builder.unwind_info(true);
     let mut m = ObjectModule::new(builder);
 
-    let add = m.declare_function("add", Linkage::Export, &sig(2)).expect("declare");
-    let add_local = m.declare_function("add_local", Linkage::Local, &sig(2)).expect("declare");
-    let twice_plus_one = m.declare_function("twice_plus_one", Linkage::Export, &sig(1)).expect("declare");
-    let call_host = m.declare_function("call_host", Linkage::Export, &sig(1)).expect("declare");
-    let call_libc = m.declare_function("call_libc", Linkage::Export, &sig(1)).expect("declare");
-    let bump = m.declare_function("bump", Linkage::Export, &sig(0)).expect("declare");
-    let via_table = m.declare_function("via_table", Linkage::Export, &sig(2)).expect("declare");
-    let read_host_value = m.declare_function("read_host_value", Linkage::Export, &sig(0)).expect("declare");
-    let host_triple = m.declare_function("host_triple", Linkage::Import, &sig(1)).expect("declare");
-    let labs = m.declare_function("labs", Linkage::Import, &sig(1)).expect("declare");
+    let add = m
+        .declare_function("add", Linkage::Export, &sig(2))
+        .expect("declare");
+    let add_local = m
+        .declare_function("add_local", Linkage::Local, &sig(2))
+        .expect("declare");
+    let twice_plus_one = m
+        .declare_function("twice_plus_one", Linkage::Export, &sig(1))
+        .expect("declare");
+    let call_host = m
+        .declare_function("call_host", Linkage::Export, &sig(1))
+        .expect("declare");
+    let call_libc = m
+        .declare_function("call_libc", Linkage::Export, &sig(1))
+        .expect("declare");
+    let bump = m
+        .declare_function("bump", Linkage::Export, &sig(0))
+        .expect("declare");
+    let via_table = m
+        .declare_function("via_table", Linkage::Export, &sig(2))
+        .expect("declare");
+    let read_host_value = m
+        .declare_function("read_host_value", Linkage::Export, &sig(0))
+        .expect("declare");
+    let host_triple = m
+        .declare_function("host_triple", Linkage::Import, &sig(1))
+        .expect("declare");
+    let labs = m
+        .declare_function("labs", Linkage::Import, &sig(1))
+        .expect("declare");
 
-    let counter = m.declare_data("counter", Linkage::Export, true, false).expect("data");
-    let local_step = m.declare_data("local_step", Linkage::Local, false, false).expect("data");
-    let table = m.declare_data("table", Linkage::Export, false, false).expect("data");
-    let host_value = m.declare_data("host_value", Linkage::Import, false, false).expect("data");
+    let counter = m
+        .declare_data("counter", Linkage::Export, true, false)
+        .expect("data");
+    let local_step = m
+        .declare_data("local_step", Linkage::Local, false, false)
+        .expect("data");
+    let table = m
+        .declare_data("table", Linkage::Export, false, false)
+        .expect("data");
+    let host_value = m
+        .declare_data("host_value", Linkage::Import, false, false)
+        .expect("data");
 
     let mut d = DataDescription::new();
     d.define(40_i64.to_le_bytes().to_vec().into_boxed_slice());
@@ -147,15 +190,25 @@ fn load_and_check(is_pic: bool) {
         _ => None,
     }));
     let unit = linker.load(&[obj("cranelift.o", &bytes)]).expect("load");
-    let f = |name: &str| linker.symbol(unit, name).unwrap_or_else(|| panic!("{name} defined"));
+    let f = |name: &str| {
+        linker
+            .symbol(unit, name)
+            .unwrap_or_else(|| panic!("{name} defined"))
+    };
     assert_eq!(call::call_i64(f("add"), &[40, 2]).expect("call"), 42);
-    assert_eq!(call::call_i64(f("twice_plus_one"), &[20]).expect("call"), 41);
+    assert_eq!(
+        call::call_i64(f("twice_plus_one"), &[20]).expect("call"),
+        41
+    );
     assert_eq!(call::call_i64(f("call_host"), &[14]).expect("call"), 42);
     assert_eq!(call::call_i64(f("call_libc"), &[-42]).expect("call"), 42);
     assert_eq!(call::call_i64(f("bump"), &[]).expect("call"), 42);
     assert_eq!(call::call_i64(f("bump"), &[]).expect("call"), 44);
     assert_eq!(call::call_i64(f("via_table"), &[30, 12]).expect("call"), 42);
-    assert_eq!(call::call_i64(f("read_host_value"), &[]).expect("call"), 1000);
+    assert_eq!(
+        call::call_i64(f("read_host_value"), &[]).expect("call"),
+        1000
+    );
     // Local symbols are not visible; exported ones are, to later units too.
     assert!(linker.symbol(unit, "add_local").is_none());
     assert_eq!(linker.lookup("counter"), linker.symbol(unit, "counter"));

@@ -8,18 +8,33 @@ use crate::common::{cc, obj};
 fn load(name: &str, bytes: &[u8]) -> Result<(), Error> {
     let mut linker = Linker::new();
     linker
-        .load_with(&[obj(name, bytes)], &LoadOptions::default().constructors(false).unwind_info(false))
+        .load_with(
+            &[obj(name, bytes)],
+            &LoadOptions::default()
+                .constructors(false)
+                .unwind_info(false),
+        )
         .map(|_| ())
 }
 
 #[test]
 fn thread_local_storage_is_unsupported() {
-    let bytes = cc("tls", "__thread int counter;\nint bump(void) { return ++counter; }\n", &["-O2", "-fPIC"]);
+    let bytes = cc(
+        "tls",
+        "__thread int counter;\nint bump(void) { return ++counter; }\n",
+        &["-O2", "-fPIC"],
+    );
     let err = load("tls.o", &bytes).expect_err("TLS");
     match &err {
-        Error::Unsupported { at, kind: Unsupported::ThreadLocal(what) } => {
+        Error::Unsupported {
+            at,
+            kind: Unsupported::ThreadLocal(what),
+        } => {
             assert_eq!(at.object, "tls.o");
-            assert!(at.section.starts_with(".tbss") || at.section.starts_with(".tdata"), "{err}");
+            assert!(
+                at.section.starts_with(".tbss") || at.section.starts_with(".tdata"),
+                "{err}"
+            );
             assert!(what.contains(".tbss") || what.contains(".tdata"), "{err}");
         }
         other => panic!("expected a TLS error, got {other}"),
@@ -29,7 +44,11 @@ fn thread_local_storage_is_unsupported() {
 
 #[test]
 fn tls_relocations_are_unsupported_too() {
-    let bytes = cc("tls_extern", "extern __thread int counter;\nint get(void) { return counter; }\n", &["-O2", "-fPIC"]);
+    let bytes = cc(
+        "tls_extern",
+        "extern __thread int counter;\nint get(void) { return counter; }\n",
+        &["-O2", "-fPIC"],
+    );
     let err = load("tls_extern.o", &bytes).expect_err("TLS");
     assert!(
         matches!(&err, Error::Unsupported { at, kind: Unsupported::ThreadLocal(what) } if at.section == ".text" && what.contains("R_X86_64_")),
@@ -45,7 +64,10 @@ fn ifunc_definitions_are_unsupported() {
         &["-O1", "-fPIC"],
     );
     let err = load("ifunc.o", &bytes).expect_err("IFUNC");
-    assert!(matches!(&err, Error::Unsupported { kind: Unsupported::Ifunc(s), .. } if s == "chosen"), "{err}");
+    assert!(
+        matches!(&err, Error::Unsupported { kind: Unsupported::Ifunc(s), .. } if s == "chosen"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -57,8 +79,14 @@ fn unknown_relocation_kinds_name_object_section_offset_and_kind() {
     );
     let err = load("size32.o", &bytes).expect_err("SIZE32");
     match &err {
-        Error::Unsupported { at, kind: Unsupported::Relocation { r_type, name } } => {
-            assert_eq!((at.object.as_str(), at.section.as_str()), ("size32.o", ".data.sizes"));
+        Error::Unsupported {
+            at,
+            kind: Unsupported::Relocation { r_type, name },
+        } => {
+            assert_eq!(
+                (at.object.as_str(), at.section.as_str()),
+                ("size32.o", ".data.sizes")
+            );
             assert_eq!(*r_type, object::elf::R_X86_64_SIZE32);
             assert_eq!(*name, "R_X86_64_SIZE32");
             assert_eq!(at.offset, 4, "after the first word");
@@ -77,7 +105,13 @@ fn pc32_to_far_host_data_is_an_error_not_a_truncated_write() {
     );
     let err = load("far.o", &bytes).expect_err("out of range");
     match &err {
-        Error::OutOfRange { at, relocation, symbol, bits, .. } => {
+        Error::OutOfRange {
+            at,
+            relocation,
+            symbol,
+            bits,
+            ..
+        } => {
             assert_eq!(symbol, "stdout");
             assert_eq!(*relocation, "R_X86_64_PC32");
             assert_eq!(*bits, 32);
@@ -89,7 +123,11 @@ fn pc32_to_far_host_data_is_an_error_not_a_truncated_write() {
 
 #[test]
 fn undefined_symbols_are_named_with_their_first_use() {
-    let bytes = cc("undef", "int nowhere_to_be_found(int);\nint f(void) { return nowhere_to_be_found(1); }\n", &["-O1", "-fPIC"]);
+    let bytes = cc(
+        "undef",
+        "int nowhere_to_be_found(int);\nint f(void) { return nowhere_to_be_found(1); }\n",
+        &["-O1", "-fPIC"],
+    );
     let err = load("undef.o", &bytes).expect_err("undefined");
     assert!(
         matches!(&err, Error::UndefinedSymbol { at, symbol } if symbol == "nowhere_to_be_found" && at.object == "undef.o" && at.section == ".text"),
@@ -99,7 +137,11 @@ fn undefined_symbols_are_named_with_their_first_use() {
 
 #[test]
 fn truncated_objects_are_malformed() {
-    let bytes = cc("truncate", "int table[] = {1, 2, 3};\nint get(int i) { return table[i]; }\n", &["-O2", "-fPIC"]);
+    let bytes = cc(
+        "truncate",
+        "int table[] = {1, 2, 3};\nint get(int i) { return table[i]; }\n",
+        &["-O2", "-fPIC"],
+    );
     assert!(load("whole.o", &bytes).is_ok());
     for len in 0..bytes.len() {
         match load("cut.o", &bytes[..len]) {
@@ -117,8 +159,14 @@ fn truncated_objects_are_malformed() {
 fn other_machines_and_file_types_are_refused() {
     let mut bytes = cc("machine", "int f(void) { return 1; }\n", &["-O1", "-fPIC"]);
     bytes[18] = 183; // EM_AARCH64
-    assert!(matches!(load("arm.o", &bytes), Err(Error::WrongKind { .. })));
+    assert!(matches!(
+        load("arm.o", &bytes),
+        Err(Error::WrongKind { .. })
+    ));
     bytes[18] = 62;
     bytes[16] = 2; // ET_EXEC
-    assert!(matches!(load("exec.o", &bytes), Err(Error::WrongKind { .. })));
+    assert!(matches!(
+        load("exec.o", &bytes),
+        Err(Error::WrongKind { .. })
+    ));
 }

@@ -9,21 +9,39 @@ use jitcache_linker::{Error, Linker, LoadOptions, call};
 use crate::common::{cc, obj};
 
 fn addr(linker: &Linker, unit: jitcache_linker::UnitId, name: &str) -> usize {
-    linker.symbol(unit, name).unwrap_or_else(|| panic!("`{name}` is defined"))
+    linker
+        .symbol(unit, name)
+        .unwrap_or_else(|| panic!("`{name}` is defined"))
 }
 
 #[test]
 fn two_units_defining_the_same_names_coexist() {
-    let a = cc("coexist_a", "int x = 1; int get(void) { return x; } int main(void) { return 10 + get(); }", &["-O1", "-fPIC"]);
-    let b = cc("coexist_b", "int x = 2; int get(void) { return x; } int main(void) { return 20 + get(); }", &["-O1", "-fPIC"]);
+    let a = cc(
+        "coexist_a",
+        "int x = 1; int get(void) { return x; } int main(void) { return 10 + get(); }",
+        &["-O1", "-fPIC"],
+    );
+    let b = cc(
+        "coexist_b",
+        "int x = 2; int get(void) { return x; } int main(void) { return 20 + get(); }",
+        &["-O1", "-fPIC"],
+    );
     let mut linker = Linker::new();
     let ua = linker.load(&[obj("a.o", &a)]).expect("load a");
     let ub = linker.load(&[obj("b.o", &b)]).expect("load b");
     assert_eq!(call::call_main(addr(&linker, ua, "main"), &[]), 11);
     assert_eq!(call::call_main(addr(&linker, ub, "main"), &[]), 22);
-    assert_eq!(linker.lookup("main"), Some(addr(&linker, ua, "main")), "the first loaded wins");
+    assert_eq!(
+        linker.lookup("main"),
+        Some(addr(&linker, ua, "main")),
+        "the first loaded wins"
+    );
     linker.unload(ua).expect("unload a");
-    assert_eq!(linker.lookup("main"), Some(addr(&linker, ub, "main")), "then the next one");
+    assert_eq!(
+        linker.lookup("main"),
+        Some(addr(&linker, ub, "main")),
+        "then the next one"
+    );
     assert!(matches!(linker.unload(ua), Err(Error::UnknownUnit(_))));
 }
 
@@ -37,7 +55,11 @@ extern "C" fn fake_labs(_: i64) -> i64 {
 
 #[test]
 fn resolution_order_is_unit_earlier_units_resolver_host() {
-    let first = cc("order_first", "long value(void) { return 1; } long shadowed(void) { return 2; }", &["-O1", "-fPIC"]);
+    let first = cc(
+        "order_first",
+        "long value(void) { return 1; } long shadowed(void) { return 2; }",
+        &["-O1", "-fPIC"],
+    );
     let second = cc(
         "order_second",
         "long value(void); long from_resolver(void); long labs(long); long strlen_via_host(const char *);\n\
@@ -90,15 +112,27 @@ const LIFECYCLE: &str = "#include <stdlib.h>\n\
 fn constructors_destructors_and_atexit_follow_the_unit() {
     let bytes = cc("lifecycle", LIFECYCLE, &["-O2", "-fPIC"]);
     let mut linker = Linker::new();
-    linker.set_resolver(Box::new(|name| (name == "note").then_some(note as extern "C" fn(i64) as usize)));
+    linker.set_resolver(Box::new(|name| {
+        (name == "note").then_some(note as extern "C" fn(i64) as usize)
+    }));
     EVENTS.lock().expect("events").clear();
 
     // Without constructors nothing runs, not even at unload.
-    let u = linker.load_with(&[obj("lifecycle.o", &bytes)], &LoadOptions::default().constructors(false)).expect("load");
+    let u = linker
+        .load_with(
+            &[obj("lifecycle.o", &bytes)],
+            &LoadOptions::default().constructors(false),
+        )
+        .expect("load");
     linker.unload(u).expect("unload");
     assert!(EVENTS.lock().expect("events").is_empty());
 
-    let u = linker.load_with(&[obj("lifecycle.o", &bytes)], &LoadOptions::default().constructors(false)).expect("load");
+    let u = linker
+        .load_with(
+            &[obj("lifecycle.o", &bytes)],
+            &LoadOptions::default().constructors(false),
+        )
+        .expect("load");
     linker.run_constructors(u).expect("ctors");
     linker.run_constructors(u).expect("ctors run once");
     call::call_i64(addr(&linker, u, "alive"), &[]).expect("call");
@@ -115,20 +149,37 @@ fn weak_undefined_is_null_and_common_symbols_merge() {
         "extern int maybe(void) __attribute__((weak));\nint shared;\nlong has_maybe(void) { return maybe ? 1 : 0; }\nlong read_shared(void) { return shared; }\n",
         &["-O1", "-fPIC", "-fcommon"],
     );
-    let b = cc("weak_common_b", "int shared;\nlong set_shared(void) { shared = 9; return 0; }\n", &["-O1", "-fPIC", "-fcommon"]);
+    let b = cc(
+        "weak_common_b",
+        "int shared;\nlong set_shared(void) { shared = 9; return 0; }\n",
+        &["-O1", "-fPIC", "-fcommon"],
+    );
     let mut linker = Linker::new();
-    let u = linker.load(&[obj("a.o", &a), obj("b.o", &b)]).expect("load");
-    assert_eq!(call::call_i64(addr(&linker, u, "has_maybe"), &[]).expect("call"), 0);
+    let u = linker
+        .load(&[obj("a.o", &a), obj("b.o", &b)])
+        .expect("load");
+    assert_eq!(
+        call::call_i64(addr(&linker, u, "has_maybe"), &[]).expect("call"),
+        0
+    );
     call::call_i64(addr(&linker, u, "set_shared"), &[]).expect("call");
-    assert_eq!(call::call_i64(addr(&linker, u, "read_shared"), &[]).expect("call"), 9);
+    assert_eq!(
+        call::call_i64(addr(&linker, u, "read_shared"), &[]).expect("call"),
+        9
+    );
 }
 
 #[test]
 fn duplicate_strong_definitions_in_one_unit_are_an_error() {
     let a = cc("dup_a", "int twin(void) { return 1; }", &["-O1", "-fPIC"]);
     let b = cc("dup_b", "int twin(void) { return 2; }", &["-O1", "-fPIC"]);
-    let err = Linker::new().load(&[obj("a.o", &a), obj("b.o", &b)]).expect_err("duplicate");
-    assert!(matches!(&err, Error::DuplicateSymbol { symbol, first, second } if symbol == "twin" && first == "a.o" && second == "b.o"), "{err}");
+    let err = Linker::new()
+        .load(&[obj("a.o", &a), obj("b.o", &b)])
+        .expect_err("duplicate");
+    assert!(
+        matches!(&err, Error::DuplicateSymbol { symbol, first, second } if symbol == "twin" && first == "a.o" && second == "b.o"),
+        "{err}"
+    );
 }
 
 /// The permissions of the mapping that holds `addr`, from /proc/self/maps.
@@ -136,9 +187,16 @@ fn perms(addr: usize) -> String {
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
     for line in maps.lines() {
         let mut parts = line.split_whitespace();
-        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else { continue };
-        let Some((lo, hi)) = range.split_once('-') else { continue };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else { continue };
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
         if (lo..hi).contains(&addr) {
             return perms.to_owned();
         }
@@ -157,7 +215,11 @@ fn memory_is_never_writable_and_executable() {
     let u = linker.load(&[obj("perms.o", &bytes)]).expect("load");
     assert_eq!(perms(addr(&linker, u, "code")), "r-xp");
     assert_eq!(perms(addr(&linker, u, "const_var")), "r--p");
-    assert_eq!(perms(addr(&linker, u, "fp_table")), "r--p", ".data.rel.ro is read-only after relocation");
+    assert_eq!(
+        perms(addr(&linker, u, "fp_table")),
+        "r--p",
+        ".data.rel.ro is read-only after relocation"
+    );
     assert_eq!(perms(addr(&linker, u, "data_var")), "rw-p");
     let mapped = linker.mapped_bytes(u).expect("mapped");
     assert_eq!(mapped % 4096, 0);
@@ -165,9 +227,14 @@ fn memory_is_never_writable_and_executable() {
     linker.unload(u).expect("unload");
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
     let still = maps.lines().any(|l| {
-        l.split_whitespace().next().and_then(|r| r.split_once('-')).is_some_and(|(lo, hi)| {
-            usize::from_str_radix(lo, 16).is_ok_and(|lo| lo <= code) && usize::from_str_radix(hi, 16).is_ok_and(|hi| code < hi) && l.contains("r-xp")
-        })
+        l.split_whitespace()
+            .next()
+            .and_then(|r| r.split_once('-'))
+            .is_some_and(|(lo, hi)| {
+                usize::from_str_radix(lo, 16).is_ok_and(|lo| lo <= code)
+                    && usize::from_str_radix(hi, 16).is_ok_and(|hi| code < hi)
+                    && l.contains("r-xp")
+            })
     });
     assert!(!still, "unloading unmaps the code");
 }
@@ -184,14 +251,24 @@ fn absolute_32_bit_relocations_place_the_unit_low_and_far_calls_use_stubs() {
     let message = addr(&linker, u, "message");
     assert!(message < 1 << 31, "MAP_32BIT placement: {message:#x}");
     // labs lives in libc, far above 2 GiB: the PLT32 call goes through a stub.
-    assert_eq!(call::call_i64(addr(&linker, u, "far_call"), &[-9]).expect("call"), 9);
+    assert_eq!(
+        call::call_i64(addr(&linker, u, "far_call"), &[-9]).expect("call"),
+        9
+    );
 }
 
 #[test]
 fn pc32_to_host_data_is_placed_within_reach() {
     // No absolute 32-bit field here, so the unit is placed near libc's `stdout`.
-    let bytes = cc("near_stdout", "#include <stdio.h>\nlong stdout_fd(void) { return fileno(stdout); }\n", &["-O2", "-fno-pic"]);
+    let bytes = cc(
+        "near_stdout",
+        "#include <stdio.h>\nlong stdout_fd(void) { return fileno(stdout); }\n",
+        &["-O2", "-fno-pic"],
+    );
     let mut linker = Linker::new();
     let u = linker.load(&[obj("near.o", &bytes)]).expect("load");
-    assert_eq!(call::call_i64(addr(&linker, u, "stdout_fd"), &[]).expect("call"), 1);
+    assert_eq!(
+        call::call_i64(addr(&linker, u, "stdout_fd"), &[]).expect("call"),
+        1
+    );
 }
