@@ -1,4 +1,6 @@
 //! Integration tests of the whole workspace, one test binary with a module per area.
+mod bypass;
 mod exec;
 mod invalidation;
+mod single_flight;
 mod util;
