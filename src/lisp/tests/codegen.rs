@@ -170,3 +170,46 @@ proptest! {
         verify_program(&p);
     }
 }
+
+/// Random forms over the language's vocabulary: many invalid programs,
+/// and valid ones with unusual shapes (heads are names of forms, arguments
+/// mostly numbers and locals).
+fn soup() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![
+        4 => prop::sample::select(vec!["0", "1", "-1", "7", "-9223372036854775808"]),
+        3 => prop::sample::select(vec!["x", "y"]),
+        1 => prop::sample::select(vec!["f", "+", "recur", "[]", "()"]),
+    ]
+    .prop_map(str::to_owned);
+    let head = prop::sample::select(vec![
+        "let", "loop", "recur", "if", "do", "and", "or", "+", "-", "*", "/", "mod", "<", "=",
+        "not", "println", "f", "g", "main",
+    ]);
+    atom.prop_recursive(4, 48, 4, move |inner| {
+        prop_oneof![
+            4 => (head.clone(), prop::collection::vec(inner.clone(), 0..4))
+                .prop_map(|(h, v)| format!("({h} {})", v.join(" "))),
+            1 => (head.clone(), prop::collection::vec(("[xy]", inner.clone()), 0..3), inner.clone())
+                .prop_map(|(h, v, body)| {
+                    let b: Vec<String> = v.into_iter().map(|(n, e)| format!("{n} {e}")).collect();
+                    format!("({h} [{}] {body})", b.join(" "))
+                }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever the forms, parsing never panics, and whatever parses
+    /// compiles to verified code.
+    #[test]
+    fn random_forms_parse_or_fail_cleanly(a in soup(), b in soup(), c in soup()) {
+        for body in [&a, &b, &c] {
+            let src = format!("(defn f [x y] {body})\n(defn g [x] (f x {a}))\n(defn main [] (f 1 2))");
+            if let Ok(p) = parse(&src) {
+                verify_program(&p);
+            }
+        }
+    }
+}
