@@ -114,15 +114,26 @@ pub(crate) enum ReadFailure {
 }
 
 /// Per-thread reusable state for the read path: a zstd decompression context and the
-/// buffer the compressed bytes are read into.
+/// buffer a blob file is read into.
 struct Scratch {
     dctx: Option<zstd::bulk::Decompressor<'static>>,
     compressed: Vec<u8>,
 }
 
+/// Per-thread reusable state for the write path: a compression context (with its
+/// level) and the buffer a frame is compressed into. Creating a zstd context costs
+/// more than compressing a small object, so it is kept.
+struct WriteScratch {
+    cctx: Option<(i32, zstd::bulk::Compressor<'static>)>,
+    frame: Vec<u8>,
+}
+
 thread_local! {
     static SCRATCH: RefCell<Scratch> = const {
         RefCell::new(Scratch { dctx: None, compressed: Vec::new() })
+    };
+    static WRITE_SCRATCH: RefCell<WriteScratch> = const {
+        RefCell::new(WriteScratch { cctx: None, frame: Vec::new() })
     };
 }
 
@@ -134,17 +145,26 @@ fn header(len: u64) -> [u8; HEADER_LEN] {
     h
 }
 
-/// Writes header + zstd frame of `bytes` to `out` (not flushed or synced).
+/// Writes header + zstd frame of `bytes` to `out` (not synced).
 pub(crate) fn encode(out: &mut File, bytes: &[u8], level: i32) -> io::Result<()> {
-    let len = bytes.len() as u64;
-    out.write_all(&header(len))?;
-    let mut enc = zstd::stream::Encoder::new(out, level)?;
-    enc.set_pledged_src_size(Some(len))?;
-    enc.include_contentsize(true)?;
-    enc.include_checksum(false)?;
-    enc.write_all(bytes)?;
-    enc.finish()?;
-    Ok(())
+    WRITE_SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        let WriteScratch { cctx, frame } = &mut *scratch;
+        let cctx = match cctx {
+            Some((l, c)) if *l == level => c,
+            slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,
+        };
+        frame.clear();
+        frame.reserve(zstd::zstd_safe::compress_bound(bytes.len()));
+        let result = cctx.compress_to_buffer(bytes, frame).and_then(|_| {
+            out.write_all(&header(bytes.len() as u64))?;
+            out.write_all(frame)
+        });
+        if frame.capacity() > SCRATCH_KEEP {
+            *frame = Vec::new();
+        }
+        result
+    })
 }
 
 /// Reads the blob at `path`, verifies it against `id` (and `expected_len`, when the
@@ -178,63 +198,74 @@ fn read_into(
         Err(e) => return Err(ReadFailure::Io(e)),
     };
     let file_len = file.metadata().map_err(ReadFailure::Io)?.len();
-    let mut head = [0u8; HEADER_LEN];
-    match file.read_exact(&mut head) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            return Err(ReadFailure::Damaged(Damage::BadHeader));
-        }
-        Err(e) => return Err(ReadFailure::Io(e)),
-    }
-    if head[..4] != MAGIC || head[4..6] != BLOB_FORMAT_VERSION.to_le_bytes() || head[6..8] != [0, 0]
-    {
+    if file_len < HEADER_LEN as u64 {
         return Err(ReadFailure::Damaged(Damage::BadHeader));
-    }
-    let mut len8 = [0u8; 8];
-    len8.copy_from_slice(&head[8..16]);
-    let len = u64::from_le_bytes(len8);
-    if expected_len.is_some_and(|e| e != len) {
-        return Err(ReadFailure::Damaged(Damage::LengthMismatch));
-    }
-    let len = usize::try_from(len).map_err(|_| ReadFailure::Damaged(Damage::LengthMismatch))?;
-    let compressed_len = file_len
-        .checked_sub(HEADER_LEN as u64)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or(ReadFailure::Damaged(Damage::BadFrame))?;
-    // zstd cannot expand data by more than this: a larger claim is a damaged header,
-    // and must not make us allocate.
-    if compressed_len == 0 || len / 32_768 > compressed_len {
-        return Err(ReadFailure::Damaged(Damage::BadFrame));
     }
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
-        let Scratch { dctx, compressed } = &mut *scratch;
-        compressed.resize(compressed_len, 0);
-        match file.read_exact(compressed) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(ReadFailure::Damaged(Damage::BadFrame));
-            }
-            Err(e) => return Err(ReadFailure::Io(e)),
+        let Scratch {
+            dctx,
+            compressed: buf,
+        } = &mut *scratch;
+        // One read of the whole file into the reused buffer (no zero-filling).
+        buf.clear();
+        let want = usize::try_from(file_len).map_err(|_| ReadFailure::Damaged(Damage::BadFrame))?;
+        buf.try_reserve_exact(want)
+            .map_err(|_| ReadFailure::Damaged(Damage::BadFrame))?;
+        let got = (&mut file)
+            .take(file_len)
+            .read_to_end(buf)
+            .map_err(ReadFailure::Io)?;
+        let result = decode(buf, got == want, expected_len, dctx, out);
+        if buf.capacity() > SCRATCH_KEEP {
+            *buf = Vec::new();
         }
-        let dctx = match dctx {
-            Some(d) => d,
-            None => dctx.insert(zstd::bulk::Decompressor::new().map_err(ReadFailure::Io)?),
-        };
-        out.reserve_exact(len);
-        let n = dctx
-            .decompress_to_buffer(compressed.as_slice(), out)
-            .map_err(|_| ReadFailure::Damaged(Damage::BadFrame));
-        if compressed.capacity() > SCRATCH_KEEP {
-            *compressed = Vec::new();
-        }
-        if n? != len {
-            return Err(ReadFailure::Damaged(Damage::BadFrame));
-        }
-        Ok(())
+        result
     })?;
     if blake3::hash(out).as_bytes() != id.as_bytes() {
         return Err(ReadFailure::Damaged(Damage::HashMismatch));
     }
     Ok(())
+}
+
+/// Checks the header in `file` and decompresses the frame after it into `out`.
+fn decode(
+    file: &[u8],
+    complete: bool,
+    expected_len: Option<u64>,
+    dctx: &mut Option<zstd::bulk::Decompressor<'static>>,
+    out: &mut Vec<u8>,
+) -> Result<(), ReadFailure> {
+    let damaged = |d| Err(ReadFailure::Damaged(d));
+    let (Some(head), Some(frame)) = (file.get(..HEADER_LEN), file.get(HEADER_LEN..)) else {
+        return damaged(Damage::BadHeader);
+    };
+    if head[..4] != MAGIC || head[4..6] != BLOB_FORMAT_VERSION.to_le_bytes() || head[6..8] != [0, 0]
+    {
+        return damaged(Damage::BadHeader);
+    }
+    let mut len8 = [0u8; 8];
+    len8.copy_from_slice(&head[8..16]);
+    let len = u64::from_le_bytes(len8);
+    if expected_len.is_some_and(|e| e != len) {
+        return damaged(Damage::LengthMismatch);
+    }
+    // The file shrank while we read it, or zstd would have to expand the frame more
+    // than it can: damaged, and no reason to allocate what the header claims.
+    if !complete || frame.is_empty() || len / 32_768 > frame.len() as u64 {
+        return damaged(Damage::BadFrame);
+    }
+    let Ok(len) = usize::try_from(len) else {
+        return damaged(Damage::LengthMismatch);
+    };
+    let dctx = match dctx {
+        Some(d) => d,
+        None => dctx.insert(zstd::bulk::Decompressor::new().map_err(ReadFailure::Io)?),
+    };
+    out.try_reserve_exact(len)
+        .map_err(|_| ReadFailure::Damaged(Damage::LengthMismatch))?;
+    match dctx.decompress_to_buffer(frame, out) {
+        Ok(n) if n == len => Ok(()),
+        _ => damaged(Damage::BadFrame),
+    }
 }
