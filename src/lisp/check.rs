@@ -259,7 +259,6 @@ impl Checker<'_> {
                 LispErrorKind::NotAFunction(name.to_owned()),
             ));
         }
-        let prim = |op| Some(op);
         let op = match name {
             "defn" => return Err(bad(pos, "`defn` is only allowed at top level")),
             "let" => return self.let_form(pos, rest, tail),
@@ -307,17 +306,17 @@ impl Checker<'_> {
             "and" => return Ok(Expr::And(self.args(rest)?)),
             "or" => return Ok(Expr::Or(self.args(rest)?)),
             "println" => return Ok(Expr::Println(self.args(rest)?)),
-            "+" => prim(PrimOp::Add),
-            "*" => prim(PrimOp::Mul),
-            "-" => prim(PrimOp::Sub),
-            "/" => prim(PrimOp::Div),
-            "mod" => prim(PrimOp::Mod),
-            "<" => prim(PrimOp::Lt),
-            "<=" => prim(PrimOp::Le),
-            ">" => prim(PrimOp::Gt),
-            ">=" => prim(PrimOp::Ge),
-            "=" => prim(PrimOp::Eq),
-            "not" => prim(PrimOp::Not),
+            "+" => Some(PrimOp::Add),
+            "*" => Some(PrimOp::Mul),
+            "-" => Some(PrimOp::Sub),
+            "/" => Some(PrimOp::Div),
+            "mod" => Some(PrimOp::Mod),
+            "<" => Some(PrimOp::Lt),
+            "<=" => Some(PrimOp::Le),
+            ">" => Some(PrimOp::Gt),
+            ">=" => Some(PrimOp::Ge),
+            "=" => Some(PrimOp::Eq),
+            "not" => Some(PrimOp::Not),
             _ => None,
         };
         if let Some(op) = op {

@@ -128,14 +128,21 @@ pub(crate) fn compile(def: &Def) -> Result<Function, LispError> {
     Ok(func)
 }
 
+/// The state of generating one function.
 struct Gen<'f> {
     b: FunctionBuilder<'f>,
+    /// One Cranelift variable per local ([`super::ast::VarId`]).
     vars: Vec<Variable>,
+    /// Each loop's header block, once its code has started.
     loop_headers: Vec<Option<Block>>,
-    fn_header: Option<Block>,
-    funcs: HashMap<String, FuncRef>,
+    /// Each loop's variables, by [`super::ast::LoopId`].
     loop_vars: Vec<Vec<Variable>>,
+    /// The block a `recur` to the function jumps to.
+    fn_header: Option<Block>,
+    /// Imported functions, by symbol.
+    funcs: HashMap<String, FuncRef>,
     call_conv: CallConv,
+    /// This definition's id, passed to the division-by-zero reporter.
     def_id: i64,
 }
 
