@@ -1,0 +1,470 @@
+/*
+ * jitcache.h: the C API of jitcache, a persistent, content-addressed cache of
+ * compiled machine code for language JITs.
+ *
+ * Link with -ljitcache (libjitcache.so or libjitcache.a). docs/c-api.md is the
+ * guide, with a complete example of a C++ JIT host.
+ *
+ * Conventions (they hold for every function unless its comment says otherwise):
+ *
+ * - Every function returns a jitcache_status. JITCACHE_OK is success;
+ *   JITCACHE_NOT_FOUND is a plain miss (no entry, no such symbol), not a fault;
+ *   everything else is an error. No call aborts the process on bad input: NULL
+ *   pointers, forged, freed or wrong-kind handles, a closed cache, strings that
+ *   are not UTF-8, and internal errors all give an error status.
+ * - jitcache_last_error() gives the calling thread's message of its last call
+ *   ("" after a success). The pointer stays valid until the thread's next call.
+ * - Handles (jitcache_cache, jitcache_backend, jitcache_unit,
+ *   jitcache_compile_output) are opaque values, not pointers to memory:
+ *   jitcache checks each one against its registry of live handles, so a handle
+ *   that was freed or closed is refused (JITCACHE_ERR_STALE_HANDLE,
+ *   JITCACHE_ERR_CLOSED) rather than used.
+ * - Output parameters (out_*) must not be NULL unless documented optional. On
+ *   failure a handle or pointer output is set to NULL, a jitcache_bytes output
+ *   to {NULL, 0}.
+ * - Input strings are NUL-terminated UTF-8 and input memory is read only during
+ *   the call: jitcache copies what it keeps. An array given as pointer + count
+ *   may be NULL when the count is 0.
+ * - Memory jitcache returns is the caller's to free with the matching
+ *   function: jitcache_bytes with jitcache_bytes_free, char * with
+ *   jitcache_string_free. Never with free(). Freeing twice is an error status.
+ * - The free functions (jitcache_close, jitcache_backend_free,
+ *   jitcache_unit_free, jitcache_bytes_free, jitcache_string_free) accept NULL
+ *   and then do nothing, like free().
+ *
+ * Threads: every handle may be used from any thread, and concurrently, unless
+ * said otherwise (a jitcache_compile_output is valid only inside its callback).
+ * Callbacks run on the thread of the call that triggers them. The last error
+ * message is per thread.
+ *
+ * Callbacks must return normally: a C++ exception or a longjmp out of a
+ * callback into jitcache is undefined behaviour (catch everything inside, or
+ * declare the callback noexcept).
+ */
+
+#ifndef JITCACHE_H
+#define JITCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define JITCACHE_API __attribute__((visibility("default")))
+#else
+#define JITCACHE_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* What every function returns. Values never change; new ones may be added. */
+typedef enum jitcache_status {
+    JITCACHE_OK = 0,
+    /* A miss: no entry for the key, no such symbol, a unit without a key. */
+    JITCACHE_NOT_FOUND = 1,
+    /* A required pointer argument was NULL. */
+    JITCACHE_ERR_NULL_ARGUMENT = 2,
+    /* An argument was out of range, misaligned, or a string not UTF-8. */
+    JITCACHE_ERR_INVALID_ARGUMENT = 3,
+    /* Not a handle jitcache issued, or a handle of another kind; also a
+     * buffer or string given to a free function that jitcache did not return
+     * (or that was freed already). */
+    JITCACHE_ERR_INVALID_HANDLE = 4,
+    /* A handle that was freed, or a unit handle whose code was unloaded. */
+    JITCACHE_ERR_STALE_HANDLE = 5,
+    /* The cache was closed (the cache handle, or the cache of a unit). */
+    JITCACHE_ERR_CLOSED = 6,
+    /* Called from code that runs while the same cache loads or unloads code
+     * on this thread (a resolver callback, a static constructor or destructor
+     * of that code), for an operation that needs the cache's linker. */
+    JITCACHE_ERR_REENTRANT = 7,
+    /* The persistent cache is not in use (config.persistent == 0, or the
+     * directory is unusable: see jitcache_bypass_reason). */
+    JITCACHE_ERR_BYPASSED = 8,
+    /* The store failed (the message names the path). */
+    JITCACHE_ERR_STORE = 9,
+    /* A file could not be read or written. */
+    JITCACHE_ERR_IO = 10,
+    /* A backend could not compile a unit (the message has the compiler's
+     * diagnostics), could not be created (compiler not found), or produced
+     * bytes that are not a relocatable object. */
+    JITCACHE_ERR_COMPILE = 11,
+    /* A compile callback reported failure (its message is included). */
+    JITCACHE_ERR_CALLBACK = 12,
+    /* The linker could not load a unit (undefined symbol, unsupported
+     * relocation, malformed object) or open a library. */
+    JITCACHE_ERR_LINK = 13,
+    /* An internal error (a bug in jitcache), caught at the boundary. */
+    JITCACHE_ERR_PANIC = 14
+} jitcache_status;
+
+/* The calling thread's message of its last call to this API: "" after a
+ * success. Never NULL; valid until the thread's next call (copy it to keep it).
+ * Does not itself change the message. */
+JITCACHE_API const char *jitcache_last_error(void);
+
+/* The name of a status ("JITCACHE_ERR_CLOSED"), or "unknown status". A static
+ * string; does not change the last error. */
+JITCACHE_API const char *jitcache_status_name(jitcache_status status);
+
+/* The library's version ("0.1.0"). A static string; does not change the last
+ * error. */
+JITCACHE_API const char *jitcache_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Handles and plain data                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An open cache. Thread-safe. */
+typedef struct jitcache_cache jitcache_cache;
+/* A backend: the system compiler, or a compile callback. Thread-safe. */
+typedef struct jitcache_backend jitcache_backend;
+/* Loaded code. Thread-safe. */
+typedef struct jitcache_unit jitcache_unit;
+/* Where a compile callback puts its result; valid only during the callback. */
+typedef struct jitcache_compile_output jitcache_compile_output;
+
+/* A cache key: 32 bytes of BLAKE3. */
+typedef struct jitcache_key {
+    uint8_t bytes[32];
+} jitcache_key;
+
+/* A 32-byte hash, e.g. the interface hash of a dependency. */
+typedef struct jitcache_hash {
+    uint8_t bytes[32];
+} jitcache_hash;
+
+/* A byte buffer returned by jitcache. Owned by the caller: free it with
+ * jitcache_bytes_free. Empty buffers are {NULL, 0}. */
+typedef struct jitcache_bytes {
+    uint8_t *data;
+    size_t len;
+} jitcache_bytes;
+
+/* Frees a buffer returned by jitcache and sets it to {NULL, 0}. NULL, or a
+ * buffer whose data is NULL, is a no-op. A buffer not returned by jitcache, or
+ * freed already, or whose len was changed: an error status, nothing freed. */
+JITCACHE_API jitcache_status jitcache_bytes_free(jitcache_bytes *bytes);
+
+/* Frees a string returned by jitcache. NULL is a no-op; a pointer jitcache did
+ * not return, or one freed already: JITCACHE_ERR_INVALID_HANDLE. */
+JITCACHE_API jitcache_status jitcache_string_free(char *string);
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing a cache                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct jitcache_config {
+    /* zstd level of new entries, 0 (zstd's default) to 22. Default 3. */
+    int32_t compression_level;
+    /* Nonzero: use the persistent cache in the directory. 0: compile every
+     * unit (units are still shared within the process). Default 1. */
+    int32_t persistent;
+    /* How long a process waits for another one compiling the same unit
+     * before compiling it itself, in milliseconds. Default 60000. */
+    uint64_t single_flight_timeout_ms;
+} jitcache_config;
+
+/* Fills *config with the defaults. */
+JITCACHE_API jitcache_status jitcache_config_init(jitcache_config *config);
+
+/* Opens (or creates) the cache in directory dir (UTF-8). config may be NULL
+ * for the defaults. On success *out_cache is a new cache handle, to close with
+ * jitcache_close.
+ *
+ * A directory that cannot be used (read-only, full, world-writable, owned by
+ * someone else) is not an error: the cache then compiles without persisting,
+ * warns once on stderr, and jitcache_stats_get reports bypassed = 1. */
+JITCACHE_API jitcache_status jitcache_open(const char *dir,
+                                           const jitcache_config *config,
+                                           jitcache_cache **out_cache);
+
+/* Closes a cache: frees the handle and every unit handle of it, and unloads all
+ * code loaded through it (destructors run; every address from it dangles).
+ * If another thread is inside a call on this cache, that call completes and the
+ * code is unloaded when it returns. Later use of the handle, or of its units:
+ * JITCACHE_ERR_CLOSED. NULL is a no-op. */
+JITCACHE_API jitcache_status jitcache_close(jitcache_cache *cache);
+
+/* This process's statistics of the cache. */
+typedef struct jitcache_stats {
+    uint64_t memory_hits;     /* units found already loaded in this process */
+    uint64_t disk_hits;       /* units read from the persistent cache */
+    uint64_t misses;          /* units in neither when asked for */
+    uint64_t compiles;        /* units this process compiled */
+    uint64_t compile_time_ns; /* time in backends */
+    uint64_t load_time_ns;    /* time reading from the cache and linking */
+    int32_t bypassed;         /* nonzero: the persistent cache is not in use */
+} jitcache_stats;
+
+/* Copies the cache's statistics into *out_stats. */
+JITCACHE_API jitcache_status jitcache_stats_get(jitcache_cache *cache,
+                                                jitcache_stats *out_stats);
+
+/* Why the persistent cache is bypassed: *out_reason is a new string (free it
+ * with jitcache_string_free), or NULL if the cache is in use. */
+JITCACHE_API jitcache_status jitcache_bypass_reason(jitcache_cache *cache,
+                                                    char **out_reason);
+
+/* ------------------------------------------------------------------------ */
+/* Keys                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* What identifies a unit, apart from the backend that compiles it. */
+typedef struct jitcache_key_parts {
+    const char *ns;           /* namespace: the language ("jank", "c") */
+    const char *name;         /* the unit's name, unique in the namespace */
+    const uint8_t *unit;      /* the unit's bytes: source or IR */
+    size_t unit_len;
+    const jitcache_hash *deps; /* interface hashes of compile-time
+                                  dependencies; a set: order is ignored */
+    size_t deps_count;
+} jitcache_key_parts;
+
+/* Everything about a backend that can change the code it produces. */
+typedef struct jitcache_backend_identity {
+    const char *name;    /* "my-jit" */
+    const char *version; /* change it whenever the output may change */
+    const char *const *flags; /* options that change the output */
+    size_t flags_count;
+    int32_t flags_ordered; /* nonzero: flag order matters; 0: sorted, deduped */
+    const char *target;  /* target triple and CPU features, never "native" */
+} jitcache_backend_identity;
+
+/* The key of parts compiled by a backend of this identity: the key that
+ * jitcache_get_or_compile uses with a callback backend of the same identity. */
+JITCACHE_API jitcache_status jitcache_key_build(const jitcache_key_parts *parts,
+                                                const jitcache_backend_identity *identity,
+                                                jitcache_key *out_key);
+
+/* The key jitcache_get_or_compile uses for parts with this backend (of any
+ * kind). */
+JITCACHE_API jitcache_status jitcache_backend_key(jitcache_backend *backend,
+                                                  const jitcache_key_parts *parts,
+                                                  jitcache_key *out_key);
+
+/* BLAKE3 of len bytes: a convenient interface hash for jitcache_key_parts. */
+JITCACHE_API jitcache_status jitcache_hash_bytes(const void *data, size_t len,
+                                                 jitcache_hash *out_hash);
+
+/* Writes the key as 64 lowercase hex digits and a NUL into out (65 bytes). */
+JITCACHE_API jitcache_status jitcache_key_to_hex(const jitcache_key *key, char *out);
+
+/* ------------------------------------------------------------------------ */
+/* The raw store: object bytes by key                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The bytes stored under key: JITCACHE_OK with *out_bytes a new buffer (free
+ * it with jitcache_bytes_free), JITCACHE_NOT_FOUND on a miss (*out_bytes is
+ * {NULL, 0}). Bytes are verified against their hash: damaged entries are
+ * misses. JITCACHE_ERR_BYPASSED if the persistent cache is not in use. */
+JITCACHE_API jitcache_status jitcache_lookup(jitcache_cache *cache,
+                                             const jitcache_key *key,
+                                             jitcache_bytes *out_bytes);
+
+/* Stores len bytes under key (copied), for every later process. */
+JITCACHE_API jitcache_status jitcache_insert(jitcache_cache *cache,
+                                             const jitcache_key *key,
+                                             const uint8_t *data, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Backends                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum jitcache_language {
+    JITCACHE_LANG_C = 0,  /* -x c, default compiler "cc" */
+    JITCACHE_LANG_CXX = 1 /* -x c++, default compiler "c++" */
+} jitcache_language;
+
+/* How to run the system compiler: `compiler flags... -x lang -c unit -o obj`. */
+typedef struct jitcache_cc_config {
+    const char *compiler; /* a name looked up in PATH or a path; NULL: default */
+    int32_t language;     /* a jitcache_language */
+    const char *const *flags; /* e.g. "-O2", "-fPIC", "-std=c++17" */
+    size_t flags_count;
+} jitcache_cc_config;
+
+/* A backend that compiles C or C++ source with the system compiler. Finds the
+ * compiler and runs it to compute its identity (path, binary hash, --version,
+ * target and resolved CPU flags), so build it once and reuse it. On success
+ * *out_backend is a new handle, to free with jitcache_backend_free.
+ * JITCACHE_ERR_COMPILE if the compiler is not found or does not answer. */
+JITCACHE_API jitcache_status jitcache_cc_backend_new(const jitcache_cc_config *config,
+                                                     jitcache_backend **out_backend);
+
+/* What a compile callback is asked to compile. Pointers are valid during the
+ * callback only. */
+typedef struct jitcache_compile_request {
+    const char *ns;        /* the unit's key parts, as given */
+    const char *name;
+    const uint8_t *unit;   /* NULL when unit_len is 0 */
+    size_t unit_len;
+    size_t index;          /* position in the batch (0 for a single unit) */
+    void *call_data;       /* the call_data of the get-or-compile call */
+} jitcache_compile_request;
+
+/* A compile callback: compiles request's unit into an ELF relocatable object
+ * (what `cc -c` writes) and hands it over with
+ * jitcache_compile_output_set_object, then returns 0. On failure it may call
+ * jitcache_compile_output_set_error and returns nonzero: the get-or-compile
+ * call then fails with JITCACHE_ERR_CALLBACK and the message.
+ *
+ * It runs on the thread that called jitcache_get_or_compile(_batch), only on
+ * a miss, and may use the API, including the same cache. If the backend is
+ * used from several threads at once, the callback runs concurrently. It must
+ * not throw or longjmp. */
+typedef int32_t (*jitcache_compile_fn)(void *user_data,
+                                       const jitcache_compile_request *request,
+                                       jitcache_compile_output *output);
+
+/* A backend whose compiles are done by compile(user_data, ...). The identity
+ * is copied; it goes into every key, so it must change whenever the callback's
+ * output may change (compiler version, options). user_data stays the caller's:
+ * keep it valid until jitcache_backend_free returns and no call that uses the
+ * backend is running. On success *out_backend is a new handle. */
+JITCACHE_API jitcache_status jitcache_callback_backend_new(
+    const jitcache_backend_identity *identity, jitcache_compile_fn compile,
+    void *user_data, jitcache_backend **out_backend);
+
+/* In a compile callback: the object (len bytes, copied). Calling it again
+ * replaces the object. After the callback returned: JITCACHE_ERR_STALE_HANDLE. */
+JITCACHE_API jitcache_status jitcache_compile_output_set_object(
+    jitcache_compile_output *output, const uint8_t *data, size_t len);
+
+/* In a compile callback: a message for the failure it is about to return
+ * (copied; not UTF-8 is tolerated). */
+JITCACHE_API jitcache_status jitcache_compile_output_set_error(
+    jitcache_compile_output *output, const char *message);
+
+/* Frees a backend handle. A call using the backend on another thread at the
+ * same time finishes with it. NULL is a no-op. */
+JITCACHE_API jitcache_status jitcache_backend_free(jitcache_backend *backend);
+
+/* ------------------------------------------------------------------------ */
+/* Get or compile                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Loaded code for parts, from the first level that has it: this process
+ * (a memory hit), the persistent cache (a disk hit), or the backend, run once
+ * and its object stored for every later process. If several processes miss
+ * the same key at once, one compiles and the others wait for it (up to
+ * config.single_flight_timeout_ms).
+ *
+ * With a system-compiler backend, parts->unit is the source text and
+ * parts->name names the source file in diagnostics; call_data is unused. With
+ * a callback backend, call_data is passed to the callback in its request.
+ *
+ * On success *out_unit is a new unit handle: free it with jitcache_unit_free
+ * (the code stays loaded) or jitcache_unload; jitcache_close frees it too.
+ * Each call returns a new handle, also for a memory hit.
+ *
+ * Symbols the unit does not define resolve, in order, to units loaded before
+ * it in this cache, the resolver (jitcache_set_resolver), the host process and
+ * the libraries opened with jitcache_open_library. */
+JITCACHE_API jitcache_status jitcache_get_or_compile(jitcache_cache *cache,
+                                                     jitcache_backend *backend,
+                                                     const jitcache_key_parts *parts,
+                                                     void *call_data,
+                                                     jitcache_unit **out_unit);
+
+/* The same for count units in one call: one lookup each, compiles of the
+ * misses in order, and one link of everything not already loaded, so the
+ * units may refer to each other in any order. out_units has room for count
+ * handles; on success each is a new unit handle (units linked together share
+ * their code: unloading one unloads all of them). */
+JITCACHE_API jitcache_status jitcache_get_or_compile_batch(jitcache_cache *cache,
+                                                           jitcache_backend *backend,
+                                                           const jitcache_key_parts *parts,
+                                                           size_t count, void *call_data,
+                                                           jitcache_unit **out_units);
+
+/* ------------------------------------------------------------------------ */
+/* Units and symbols                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* The address of a global symbol the unit defines (C++ names mangled):
+ * JITCACHE_NOT_FOUND if it does not define it. Cast it to the function or
+ * object type it has; it stays valid until the unit is unloaded or the cache
+ * closed. */
+JITCACHE_API jitcache_status jitcache_unit_symbol(jitcache_unit *unit, const char *name,
+                                                  void **out_address);
+
+typedef enum jitcache_origin {
+    JITCACHE_ORIGIN_MEMORY = 0,   /* already loaded in this process */
+    JITCACHE_ORIGIN_DISK = 1,     /* read from the persistent cache */
+    JITCACHE_ORIGIN_COMPILED = 2, /* compiled by the backend in this call */
+    JITCACHE_ORIGIN_OBJECT = 3    /* loaded by jitcache_load_objects */
+} jitcache_origin;
+
+/* Where the unit's code came from in the call that returned this handle
+ * (*out_origin is a jitcache_origin). out_reason is optional: if not NULL,
+ * *out_reason is, for a compiled unit, a new string saying why it missed
+ * ("new unit", "source changed", ...; free it with jitcache_string_free), and
+ * NULL otherwise. */
+JITCACHE_API jitcache_status jitcache_unit_origin(jitcache_unit *unit, int32_t *out_origin,
+                                                  char **out_reason);
+
+/* The unit's cache key. JITCACHE_NOT_FOUND for a unit from
+ * jitcache_load_objects, which has none. */
+JITCACHE_API jitcache_status jitcache_unit_key(jitcache_unit *unit, jitcache_key *out_key);
+
+/* Frees a unit handle. The code stays loaded (until jitcache_unload through
+ * another handle, or jitcache_close). NULL is a no-op. */
+JITCACHE_API jitcache_status jitcache_unit_free(jitcache_unit *unit);
+
+/* Unloads the unit's code, with every unit loaded in the same call (a batch):
+ * runs its destructors, unmaps it, and frees every handle to it (later use:
+ * JITCACHE_ERR_STALE_HANDLE). Its addresses dangle afterwards; units loaded
+ * later that call into it must be unloaded first. A later get-or-compile of
+ * the same parts loads it again. */
+JITCACHE_API jitcache_status jitcache_unload(jitcache_unit *unit);
+
+/* One relocatable object to load. */
+typedef struct jitcache_object {
+    const char *name;    /* for messages */
+    const uint8_t *data; /* an ELF relocatable object (copied) */
+    size_t len;
+} jitcache_object;
+
+/* Links count objects into one unit of the cache's linker, runs their
+ * constructors and exports their global symbols to later units; no cache key
+ * is involved (use jitcache_lookup / jitcache_insert around it to cache
+ * objects by keys of your own). On success *out_unit is a new unit handle. */
+JITCACHE_API jitcache_status jitcache_load_objects(jitcache_cache *cache,
+                                                   const jitcache_object *objects,
+                                                   size_t count, jitcache_unit **out_unit);
+
+/* The address of a symbol exported by any unit loaded in the cache (the first
+ * loaded wins); JITCACHE_NOT_FOUND if none does. */
+JITCACHE_API jitcache_status jitcache_symbol(jitcache_cache *cache, const char *name,
+                                             void **out_address);
+
+/* A symbol resolver: the address of name, or NULL to let the search go on. */
+typedef void *(*jitcache_resolve_fn)(void *user_data, const char *name);
+
+/* Sets the resolver consulted for a loading unit's undefined symbols after the
+ * units already loaded and before the host process; NULL removes it. It is
+ * called on the loading thread, while the cache's linker is locked: from it,
+ * calls that load, unload or look up symbols in the same cache fail with
+ * JITCACHE_ERR_REENTRANT. user_data stays the caller's; keep it and the
+ * function valid while the cache is open. */
+JITCACHE_API jitcache_status jitcache_set_resolver(jitcache_cache *cache,
+                                                   jitcache_resolve_fn resolve,
+                                                   void *user_data);
+
+/* Opens a shared library whose symbols later loads may use: a short name
+ * ("m" for libm.so.6, "stdc++" for libstdc++.so.6), a soname or a path. It is
+ * searched after the host process and stays open for the life of the process.
+ * JITCACHE_ERR_LINK if it cannot be opened. */
+JITCACHE_API jitcache_status jitcache_open_library(jitcache_cache *cache, const char *name);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* JITCACHE_H */
