@@ -2,5 +2,6 @@
 mod bypass;
 mod exec;
 mod invalidation;
+mod lisp_props;
 mod single_flight;
 mod util;

@@ -137,7 +137,7 @@ fn eight_processes_compile_each_lisp_unit_once() {
     let program = util::write(dir.path(), "many.clj", &text);
     let exit = i32::try_from(value(DEFS - 1, 3).rem_euclid(256)).unwrap_or(-1);
 
-    let reference = util::run(&dir.path().join("unused"), &program, &["--no-cache"]);
+    let reference = util::run_uncached(&dir.path().join("unused"), &program);
     util::assert_output(&reference, &expected, exit);
 
     let runs = run_together(&cache, &program);
