@@ -150,6 +150,10 @@ pub(crate) fn encode(out: &mut File, bytes: &[u8], level: i32) -> io::Result<()>
     WRITE_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         let WriteScratch { cctx, frame } = &mut *scratch;
+        let level = level.clamp(
+            *zstd::compression_level_range().start(),
+            *zstd::compression_level_range().end(),
+        );
         let cctx = match cctx {
             Some((l, c)) if *l == level => c,
             slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,

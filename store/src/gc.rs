@@ -61,9 +61,9 @@ impl Store {
         let _guard = self.gc_lock.exclusive()?;
         self.flush()?;
         let mut report = GcReport::default();
-        let (entries, _, _, mut on_disk) = self.index().totals()?;
-        progress.start(entries);
+        let (entries, blobs, _, mut on_disk) = self.index().totals()?;
         if let Some(cap) = opts.max_size {
+            progress.start(entries);
             let mut after = None;
             while on_disk > cap {
                 let page = self.index().lru_after(after, PAGE)?;
@@ -101,7 +101,9 @@ impl Store {
             }
         }
         if opts.remove_orphans {
+            progress.start(blobs);
             self.layout.walk_blobs(|path, id| {
+                progress.inc(1);
                 let orphan = match id {
                     Some(id) => !self.index().blob_referenced(&id)?,
                     None => true,

@@ -781,14 +781,17 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 }
 
 /// Renames a corrupt database (and its WAL) to `<name>.corrupt-<ms>`; drops its
-/// shared-memory file.
+/// shared-memory file. The main file goes last: once it is gone another opener may
+/// create a fresh database (with its own WAL and -shm) at the same path at any moment,
+/// and those must not be touched.
 fn move_aside(index: &Path, now_ms: i64) -> Result<(), Error> {
     let with = |tail: &str| {
         let mut name = index.as_os_str().to_owned();
         name.push(tail);
         PathBuf::from(name)
     };
-    for ext in ["", "-wal"] {
+    crate::layout::remove_file_if_exists(&with("-shm"))?;
+    for ext in ["-wal", ""] {
         let from = with(ext);
         let to = with(&format!(".corrupt-{now_ms}{ext}"));
         match std::fs::rename(&from, &to) {
@@ -797,6 +800,5 @@ fn move_aside(index: &Path, now_ms: i64) -> Result<(), Error> {
             Err(e) => return Err(write_err(&from, e)),
         }
     }
-    crate::layout::remove_file_if_exists(&with("-shm"))?;
     Ok(())
 }

@@ -2,8 +2,11 @@
 
 /// Receives progress of long work. Implementations must be cheap: `inc` is called once
 /// per item.
+///
+/// Work can come in phases (gc evicts, then walks the blob files): each phase calls
+/// `start` again with its own total, and counts from zero.
 pub trait Progress {
-    /// Work of `total` items begins.
+    /// A phase of `total` items begins (the count restarts at zero).
     fn start(&self, total: u64);
     /// `n` more items are done.
     fn inc(&self, n: u64);

@@ -90,7 +90,8 @@ impl Store {
                 }
             }
         }
-        progress.start(self.index().totals()?.1);
+        let blobs = self.index().totals()?.1;
+        progress.start(blobs);
         let mut buf = Vec::new();
         let mut after: Option<BlobId> = None;
         loop {
@@ -126,7 +127,9 @@ impl Store {
             }
         }
         drop(buf);
+        progress.start(blobs);
         self.layout.walk_blobs(|path, id| {
+            progress.inc(1);
             let orphan = match id {
                 Some(id) => !self.index().blob_referenced(&id)?,
                 None => true,

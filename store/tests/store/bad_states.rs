@@ -126,6 +126,46 @@ fn damaged_database_pages_are_moved_aside() {
     });
 }
 
+/// Several openers finding the same corrupt index at once replace it exactly once.
+#[test]
+fn concurrent_openers_recover_a_corrupt_index_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cache");
+    drop(open(dir.path()));
+    let index = root.join("v1/index.sqlite");
+    std::fs::write(&index, noise(9, 4096)).expect("overwrite");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (root, barrier) = (root.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let store = Store::open(&root, StoreConfig::default()).expect("open");
+                store.put(&key(1), b"one").expect("put");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.stats().expect("stats").corrupt_index_recoveries, 1);
+    let aside = std::fs::read_dir(root.join("v1"))
+        .expect("readdir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("index.sqlite.corrupt-")
+        })
+        .count();
+    assert_eq!(aside, 1);
+    assert_eq!(
+        store.get(&key(1)).expect("get").as_deref(),
+        Some(&b"one"[..])
+    );
+}
+
 #[test]
 fn world_writable_root_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

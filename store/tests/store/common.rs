@@ -212,20 +212,27 @@ pub fn run_in_mount_namespace(role: &str, arg: &Path) -> Option<()> {
     Some(())
 }
 
-/// Runs `mount` with `args`; in a child, exits with [`SKIP_STATUS`] if not permitted.
+/// Runs `mount` with `args`. In a child: exits with [`SKIP_STATUS`] when mounting is
+/// not permitted here (printing why); any other failure fails the test.
 pub fn mount_or_skip(args: &[&str]) {
     let out = Command::new("mount")
         .args(args)
         .output()
         .expect("run mount");
-    if !out.status.success() {
-        eprintln!(
-            "mount {} is not permitted here: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        std::process::exit(SKIP_STATUS);
+    if out.status.success() {
+        return;
     }
+    let why = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    let not_permitted = ["permission denied", "not permitted", "must be superuser"]
+        .iter()
+        .any(|m| why.contains(m));
+    assert!(not_permitted, "mount {} failed: {why}", args.join(" "));
+    eprintln!(
+        "mount {} is not permitted here: {}",
+        args.join(" "),
+        why.trim()
+    );
+    std::process::exit(SKIP_STATUS);
 }
 
 /// The child side: runs the role named by [`CHILD_ENV`] and exits; returns at once in a

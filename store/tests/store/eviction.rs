@@ -229,6 +229,7 @@ struct Count {
 impl Progress for Count {
     fn start(&self, total: u64) {
         self.total.store(total, std::sync::atomic::Ordering::SeqCst);
+        self.done.store(0, std::sync::atomic::Ordering::SeqCst);
     }
     fn inc(&self, n: u64) {
         self.done.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
