@@ -443,10 +443,10 @@ impl JitCache {
                 None
             }
         };
-        if guard.is_some() {
-            if let Some(bytes) = self.read(key) {
-                return Ok((bytes, Origin::Disk, Duration::ZERO));
-            }
+        if guard.is_some()
+            && let Some(bytes) = self.read(key)
+        {
+            return Ok((bytes, Origin::Disk, Duration::ZERO));
         }
         let (bytes, spent) = compile(backend, unit)?;
         if !self.writes_failed.load(Ordering::Relaxed) {

@@ -101,7 +101,7 @@ fn parse_key(text: &str) -> Result<Key> {
 }
 
 fn parse_hex(text: &str) -> Result<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         anyhow::bail!("invalid dependency hash {text:?}: expected an even number of hex digits");
     }
     (0..text.len())
@@ -252,10 +252,10 @@ pub fn ls(dir: &Path, json: bool) -> Result<ExitCode> {
             }
         }
     })?;
-    if let Some(err) = write_error {
-        if err.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(err).context("writing standard output");
-        }
+    if let Some(err) = write_error
+        && err.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(err).context("writing standard output");
     }
     let _ = out.flush();
     Ok(ExitCode::SUCCESS)
