@@ -2,11 +2,12 @@
 //! blobs no entry points at and temp files of dead writers.
 
 use crate::blob::BlobId;
+use crate::entry::UnitState;
 use crate::error::Error;
 use crate::index::counter;
 use crate::layout::remove_file_if_exists;
 use crate::progress::Progress;
-use crate::store::{PAGE, Store, UnitState};
+use crate::store::{PAGE, Store};
 
 /// What [`Store::gc`] should do.
 #[derive(Clone, Debug, PartialEq, Eq)]

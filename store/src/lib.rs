@@ -64,6 +64,8 @@
 
 mod blob;
 mod clock;
+mod config;
+mod entry;
 mod error;
 mod fault;
 mod flight;
@@ -79,6 +81,8 @@ mod verify;
 
 pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage};
 pub use clock::{Clock, ManualClock};
+pub use config::{Durability, StoreConfig};
+pub use entry::{EntryInfo, EntryMeta, UnitRecord, UnitState};
 pub use error::Error;
 pub use fault::{PAUSE_ENV, PausePoint};
 pub use flight::CompileLock;
@@ -88,5 +92,5 @@ pub use key::{FlagOrder, KEY_FORMAT_VERSION, Key, KeyBuilder, KeyComponents, Key
 pub use layout::FORMAT_DIR;
 pub use progress::{NoProgress, Progress};
 pub use stats::Stats;
-pub use store::{Durability, EntryInfo, EntryMeta, Store, StoreConfig, UnitRecord, UnitState};
+pub use store::Store;
 pub use verify::{DamagedBlob, VerifyReport};

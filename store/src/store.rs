@@ -4,131 +4,17 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use crate::blob::{self, BlobId, Damage, ReadFailure};
-use crate::clock::Clock;
+use crate::config::{Durability, StoreConfig};
+use crate::entry::{EntryInfo, EntryMeta, UnitRecord, UnitState};
 use crate::error::{Error, io_err, write_err};
 use crate::fault::{self, PausePoint};
 use crate::index::{Index, NewEntry, counter};
-use crate::key::{Key, KeyComponents};
+use crate::key::Key;
 use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::LockFile;
 use crate::stats::{AccessBatch, Stats};
-
-/// When the store forces data to disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Durability {
-    /// Never fsync. After a power loss an entry may point at a damaged blob; reads
-    /// detect it (a miss), so wrong bytes are still never returned.
-    None,
-    /// Fsync each blob before renaming it into place; the index uses
-    /// `synchronous=NORMAL` (a power loss may forget the last puts, never corrupt).
-    #[default]
-    Data,
-    /// Also fsync the blob's directory after the rename; the index uses
-    /// `synchronous=FULL`.
-    Full,
-}
-
-/// How a [`Store`] behaves. `StoreConfig::default()` suits most uses.
-#[derive(Clone, Debug)]
-pub struct StoreConfig {
-    /// zstd level for new blobs (default 3).
-    pub compression_level: i32,
-    /// When to fsync (default [`Durability::Data`]).
-    pub durability: Durability,
-    /// How long to wait for another process holding the index's write lock
-    /// (default 10 s).
-    pub busy_timeout: Duration,
-    /// How often batched last-access times and hit/miss counters are written to the
-    /// index (default 2 s; also written by [`Store::flush`] and on drop).
-    pub access_flush_interval: Duration,
-    /// Time source for creation and access times (default the system clock).
-    pub clock: Clock,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            compression_level: 3,
-            durability: Durability::Data,
-            busy_timeout: Duration::from_secs(10),
-            access_flush_interval: Duration::from_secs(2),
-            clock: Clock::System,
-        }
-    }
-}
-
-/// Optional metadata stored with an entry.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EntryMeta {
-    /// A human-readable name (shown by `jitcache ls`).
-    pub name: Option<String>,
-    /// The key's components; when given, the store remembers them as the last entry of
-    /// the unit `(namespace, name)`, so a later miss can be explained
-    /// ([`Store::last_unit`]).
-    pub components: Option<KeyComponents>,
-}
-
-/// One entry, as listed by [`Store::for_each_entry`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntryInfo {
-    /// The entry's key.
-    pub key: Key,
-    /// The blob holding its bytes.
-    pub blob: BlobId,
-    /// Uncompressed length.
-    pub size: u64,
-    /// Length of the blob file (shared with other entries holding the same bytes).
-    pub stored_size: u64,
-    /// The name given at put, if any.
-    pub name: Option<String>,
-    /// When it was stored, in milliseconds since the Unix epoch.
-    pub created: u64,
-    /// When it was last read (as of the last flush), in milliseconds since the epoch.
-    pub last_access: u64,
-}
-
-/// What the store remembers about the last entry stored for a unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnitRecord {
-    /// The key of that entry.
-    pub key: Key,
-    /// Its components, to compare with the components of a key that missed.
-    pub components: KeyComponents,
-    /// Whether the entry is still there.
-    pub state: UnitState,
-}
-
-/// State of a unit's last entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnitState {
-    /// The entry is stored.
-    Present,
-    /// The entry was removed, evicted by gc, or cleared.
-    Evicted,
-    /// The entry's blob was found damaged and the entry evicted.
-    Corrupt,
-}
-
-impl UnitState {
-    pub(crate) fn code(self) -> i64 {
-        match self {
-            UnitState::Present => 0,
-            UnitState::Evicted => 1,
-            UnitState::Corrupt => 2,
-        }
-    }
-
-    pub(crate) fn from_code(code: i64) -> UnitState {
-        match code {
-            0 => UnitState::Present,
-            2 => UnitState::Corrupt,
-            _ => UnitState::Evicted,
-        }
-    }
-}
 
 /// A content-addressed store of compiled objects in one cache directory.
 ///
@@ -462,7 +348,7 @@ impl Store {
 
     /// The last entry stored with components for unit `(namespace, name)`, and whether
     /// it is still there. Compare its components with a missing key's
-    /// ([`KeyComponents::differences`]) to explain the miss.
+    /// ([`KeyComponents::differences`](crate::KeyComponents::differences)) to explain the miss.
     pub fn last_unit(&self, namespace: &str, name: &str) -> Result<Option<UnitRecord>, Error> {
         self.index().last_unit(namespace, name)
     }

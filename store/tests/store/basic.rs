@@ -71,3 +71,20 @@ fn remove_and_last_unit() {
     assert_eq!(report.removed_orphans, 0, "remove deleted the blob already");
     assert!(store.verify(false, &NoProgress).unwrap().is_clean());
 }
+
+#[test]
+fn compile_lock_is_exclusive_per_key() {
+    let (_dir, store) = fresh();
+    let zero = std::time::Duration::ZERO;
+    let held = store.lock_compile(&key(1), zero).unwrap();
+    assert!(held.is_some());
+    assert!(
+        store.lock_compile(&key(1), zero).unwrap().is_none(),
+        "second taker waits"
+    );
+    drop(held);
+    assert!(
+        store.lock_compile(&key(1), zero).unwrap().is_some(),
+        "free again"
+    );
+}

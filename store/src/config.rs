@@ -1,0 +1,51 @@
+//! How a store behaves: compression, durability, timeouts, clock.
+
+use std::time::Duration;
+
+use crate::clock::Clock;
+#[cfg(doc)]
+use crate::store::Store;
+
+/// When the store forces data to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Never fsync. After a power loss an entry may point at a damaged blob; reads
+    /// detect it (a miss), so wrong bytes are still never returned.
+    None,
+    /// Fsync each blob before renaming it into place; the index uses
+    /// `synchronous=NORMAL` (a power loss may forget the last puts, never corrupt).
+    #[default]
+    Data,
+    /// Also fsync the blob's directory after the rename; the index uses
+    /// `synchronous=FULL`.
+    Full,
+}
+
+/// How a [`Store`] behaves. `StoreConfig::default()` suits most uses.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// zstd level for new blobs (default 3).
+    pub compression_level: i32,
+    /// When to fsync (default [`Durability::Data`]).
+    pub durability: Durability,
+    /// How long to wait for another process holding the index's write lock
+    /// (default 10 s).
+    pub busy_timeout: Duration,
+    /// How often batched last-access times and hit/miss counters are written to the
+    /// index (default 2 s; also written by [`Store::flush`] and on drop).
+    pub access_flush_interval: Duration,
+    /// Time source for creation and access times (default the system clock).
+    pub clock: Clock,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            compression_level: 3,
+            durability: Durability::Data,
+            busy_timeout: Duration::from_secs(10),
+            access_flush_interval: Duration::from_secs(2),
+            clock: Clock::System,
+        }
+    }
+}

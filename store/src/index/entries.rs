@@ -1,0 +1,347 @@
+//! Queries on entries and the blobs they point at.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::{Index, NewEntry, bump, counter, set_unit_state, to_i64, to_u64};
+use crate::blob::BlobId;
+use crate::entry::{EntryInfo, UnitState};
+use crate::error::{Error, sql_err};
+use crate::key::Key;
+
+impl Index {
+    /// Blob and uncompressed length recorded for `key`.
+    pub fn lookup(&self, key: &Key) -> Result<Option<(BlobId, u64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT blob, size FROM entries WHERE key = ?1")
+            .map_err(|e| self.err(e))?;
+        let row = stmt
+            .query_row([key.as_bytes().as_slice()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(blob, size)| {
+            let blob: [u8; 32] = blob.try_into().ok()?;
+            Some((BlobId::from_bytes(blob), u64::try_from(size).ok()?))
+        }))
+    }
+
+    /// Records `key → blob` (replacing any previous entry for the key) and, when given,
+    /// the unit's components; one IMMEDIATE transaction.
+    pub fn insert(&mut self, row: &NewEntry<'_>) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |e| sql_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO entries
+                     (key, blob, size, stored_size, name, created_ms, last_access_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )
+                .map_err(err)?;
+            stmt.execute(params![
+                row.key.as_bytes().as_slice(),
+                row.blob.as_bytes().as_slice(),
+                to_i64(row.size),
+                to_i64(row.stored_size),
+                row.name,
+                row.now_ms,
+            ])
+            .map_err(err)?;
+            if let Some(c) = row.components {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO units
+                         (namespace, name, key, unit, backend, flags, target, deps, state, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9)",
+                    )
+                    .map_err(err)?;
+                stmt.execute(params![
+                    c.namespace,
+                    c.name,
+                    row.key.as_bytes().as_slice(),
+                    c.unit.as_slice(),
+                    c.backend.as_slice(),
+                    c.flags.as_slice(),
+                    c.target.as_slice(),
+                    c.deps.as_slice(),
+                    row.now_ms,
+                ])
+                .map_err(err)?;
+            }
+            bump(&tx, counter::PUTS, 1).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Deletes the entry `key` if it still points at `blob` (a concurrent writer may
+    /// have replaced it), marks its unit `state` and bumps `counter_name`. Returns
+    /// whether an entry was deleted.
+    pub fn evict(
+        &mut self,
+        key: &Key,
+        blob: Option<&BlobId>,
+        state: UnitState,
+        counter_name: Option<&str>,
+    ) -> Result<bool, Error> {
+        let path = self.path.clone();
+        let err = |e| sql_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let n = match blob {
+            Some(blob) => tx
+                .prepare_cached("DELETE FROM entries WHERE key = ?1 AND blob = ?2")
+                .and_then(|mut s| {
+                    s.execute(params![
+                        key.as_bytes().as_slice(),
+                        blob.as_bytes().as_slice()
+                    ])
+                }),
+            None => tx
+                .prepare_cached("DELETE FROM entries WHERE key = ?1")
+                .and_then(|mut s| s.execute([key.as_bytes().as_slice()])),
+        }
+        .map_err(err)?;
+        if n > 0 {
+            set_unit_state(&tx, key, state).map_err(err)?;
+            if let Some(name) = counter_name {
+                bump(&tx, name, 1).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(n > 0)
+    }
+
+    /// Deletes every entry that points at `blob` (a damaged blob), marking their units
+    /// corrupt and counting one corrupt blob. Returns the number of entries deleted.
+    pub fn evict_blob(&mut self, blob: &BlobId) -> Result<u64, Error> {
+        let path = self.path.clone();
+        let err = |e| sql_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute(
+            "UPDATE units SET state = ?2 WHERE key IN (SELECT key FROM entries WHERE blob = ?1)",
+            params![blob.as_bytes().as_slice(), UnitState::Corrupt.code()],
+        )
+        .map_err(err)?;
+        let n = tx
+            .execute(
+                "DELETE FROM entries WHERE blob = ?1",
+                [blob.as_bytes().as_slice()],
+            )
+            .map_err(err)?;
+        bump(&tx, counter::CORRUPT, 1).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n as u64)
+    }
+
+    /// Whether any entry points at `blob`.
+    pub fn blob_referenced(&self, blob: &BlobId) -> Result<bool, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM entries WHERE blob = ?1 LIMIT 1")
+            .map_err(|e| self.err(e))?;
+        stmt.exists([blob.as_bytes().as_slice()])
+            .map_err(|e| self.err(e))
+    }
+
+    /// (entries, blobs, bytes uncompressed, bytes on disk); blobs counted once however
+    /// many entries share them.
+    pub fn totals(&self) -> Result<(u64, u64, u64, u64), Error> {
+        let entries: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM entries")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let (blobs, raw, disk): (i64, i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(stored_size), 0)
+                 FROM (SELECT MAX(size) AS size, MAX(stored_size) AS stored_size
+                       FROM entries GROUP BY blob)",
+            )
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+            .map_err(|e| self.err(e))?;
+        Ok((to_u64(entries), to_u64(blobs), to_u64(raw), to_u64(disk)))
+    }
+
+    /// Up to `limit` entries with keys greater than `after`, in key order.
+    pub fn entries_after(&self, after: Option<&Key>, limit: u32) -> Result<Vec<EntryInfo>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, blob, size, stored_size, name, created_ms, last_access_ms
+                 FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let after = after.map_or(&[][..], |k| k.as_bytes().as_slice());
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, blob, size, stored, name, created, access) = row.map_err(|e| self.err(e))?;
+            let (Ok(key), Ok(blob)) = (<[u8; 32]>::try_from(key), <[u8; 32]>::try_from(blob))
+            else {
+                continue;
+            };
+            out.push(EntryInfo {
+                key: Key::from_bytes(key),
+                blob: BlobId::from_bytes(blob),
+                size: to_u64(size),
+                stored_size: to_u64(stored),
+                name,
+                created: to_u64(created),
+                last_access: to_u64(access),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` entries in least-recently-used order, after the cursor
+    /// `(last_access_ms, key)`: `(key, blob, stored_size, last_access_ms)`.
+    pub fn lru_after(
+        &self,
+        after: Option<(i64, Key)>,
+        limit: u32,
+    ) -> Result<Vec<(Key, BlobId, u64, i64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, blob, stored_size, last_access_ms FROM entries
+                 WHERE (last_access_ms, key) > (?1, ?2)
+                 ORDER BY last_access_ms, key LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let (ms, key) = after.map_or((i64::MIN, Vec::new()), |(ms, k)| {
+            (ms, k.as_bytes().to_vec())
+        });
+        let rows = stmt
+            .query_map(params![ms, key, limit], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, blob, stored, access) = row.map_err(|e| self.err(e))?;
+            if let (Ok(key), Ok(blob)) = (<[u8; 32]>::try_from(key), <[u8; 32]>::try_from(blob)) {
+                out.push((
+                    Key::from_bytes(key),
+                    BlobId::from_bytes(blob),
+                    to_u64(stored),
+                    access,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` distinct blobs greater than `after` with their recorded
+    /// uncompressed length and the number of entries pointing at them.
+    pub fn blobs_after(
+        &self,
+        after: Option<&BlobId>,
+        limit: u32,
+    ) -> Result<Vec<(BlobId, u64, u64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT blob, MAX(size), COUNT(*) FROM entries WHERE blob > ?1
+                 GROUP BY blob ORDER BY blob LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let after = after.map_or(&[][..], |b| b.as_bytes().as_slice());
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (blob, size, n) = row.map_err(|e| self.err(e))?;
+            if let Ok(blob) = <[u8; 32]>::try_from(blob) {
+                out.push((BlobId::from_bytes(blob), to_u64(size), to_u64(n)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries pointing at a blob whose id is not 32 bytes (only a damaged index has
+    /// them): removed by `verify --repair`.
+    pub fn malformed_rows(&self) -> Result<u64, Error> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE length(blob) != 32 OR length(key) != 32",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(to_u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes the rows counted by [`Index::malformed_rows`].
+    pub fn delete_malformed_rows(&self) -> Result<u64, Error> {
+        self.conn
+            .execute(
+                "DELETE FROM entries WHERE length(blob) != 32 OR length(key) != 32",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes every entry, marking present units evicted.
+    pub fn clear(&mut self) -> Result<u64, Error> {
+        let path = self.path.clone();
+        let err = |e| sql_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute(
+            "UPDATE units SET state = ?1 WHERE state = ?2",
+            params![UnitState::Evicted.code(), UnitState::Present.code()],
+        )
+        .map_err(err)?;
+        let n = tx.execute("DELETE FROM entries", []).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(n as u64)
+    }
+
+    /// Deletes one entry unconditionally (used by gc, which holds the gc lock).
+    pub fn delete_entry(&self, key: &Key) -> Result<bool, Error> {
+        self.conn
+            .prepare_cached("DELETE FROM entries WHERE key = ?1")
+            .and_then(|mut s| s.execute([key.as_bytes().as_slice()]))
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+}

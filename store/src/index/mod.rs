@@ -1,0 +1,81 @@
+//! The SQLite index: opening it (WAL, busy timeout, durability), the schema and its
+//! migrations, replacing a corrupt database, and every query the store runs.
+//!
+//! The schema version lives in `PRAGMA user_version`. Migrations run in one IMMEDIATE
+//! transaction, so two processes opening a fresh cache at once cannot both apply them.
+//! A database with a newer version than [`SCHEMA_VERSION`] is refused, never touched.
+//!
+//! `schema` holds the tables and migrations, `open` opening and recovery, `entries`
+//! the queries on entries and blobs, `bookkeeping` counters, access times and units.
+
+mod bookkeeping;
+mod entries;
+mod open;
+mod schema;
+
+use std::path::PathBuf;
+
+use rusqlite::{Connection, params};
+
+use crate::blob::BlobId;
+use crate::entry::UnitState;
+use crate::error::{Error, sql_err};
+use crate::key::{Key, KeyComponents};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Persisted counter names.
+pub(crate) mod counter {
+    pub const HITS: &str = "hits";
+    pub const MISSES: &str = "misses";
+    pub const PUTS: &str = "puts";
+    pub const EVICTIONS: &str = "evictions";
+    pub const CORRUPT: &str = "corrupt";
+    pub const CORRUPT_INDEX_RECOVERIES: &str = "corrupt_index_recoveries";
+}
+
+/// An open index database.
+pub(crate) struct Index {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+impl Index {
+    fn err(&self, e: rusqlite::Error) -> Error {
+        sql_err(&self.path, e)
+    }
+}
+
+/// One row to insert.
+pub(crate) struct NewEntry<'a> {
+    pub key: &'a Key,
+    pub blob: &'a BlobId,
+    pub size: u64,
+    pub stored_size: u64,
+    pub name: Option<&'a str>,
+    pub components: Option<&'a KeyComponents>,
+    pub now_ms: i64,
+}
+
+fn bump(conn: &Connection, name: &str, n: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+    )?
+    .execute(params![name, n])?;
+    Ok(())
+}
+
+fn set_unit_state(conn: &Connection, key: &Key, state: UnitState) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE units SET state = ?2 WHERE key = ?1 AND state != ?2")?
+        .execute(params![key.as_bytes().as_slice(), state.code()])?;
+    Ok(())
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
