@@ -13,7 +13,9 @@ pub enum Durability {
     /// detect it (a miss), so wrong bytes are still never returned.
     None,
     /// Fsync each blob before renaming it into place; the index uses
-    /// `synchronous=NORMAL` (a power loss may forget the last puts, never corrupt).
+    /// `synchronous=NORMAL`. A power loss may forget the last puts, or keep an entry
+    /// whose rename was lost (a miss, evicted when read); it never corrupts the index
+    /// and never makes a read return wrong bytes.
     #[default]
     Data,
     /// Also fsync the blob's directory after the rename; the index uses

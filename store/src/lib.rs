@@ -18,6 +18,9 @@
 //! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`] | check every blob; optionally repair |
 //! | [`Store::stats`], [`Stats`], [`Store::for_each_entry`], [`EntryInfo`] | what is in the cache, hit and miss counts |
 //! | [`Store::last_unit`], [`UnitRecord`], [`UnitState`] | the last entry stored for a unit, to explain a miss |
+//! | [`Store::lock_compile`], [`CompileLock`] | single flight: one compiler per missing key across processes |
+//! | [`BlobId`], [`Damage`], [`Store::blob_path`] | blob names and what can be wrong with a blob file |
+//! | [`ManualClock`], [`PausePoint`] | test hooks: a settable clock, a pause between the steps of a put |
 //! | [`Progress`], [`NoProgress`] | progress reports for long work |
 //! | [`Error`] | everything that can go wrong, each naming its path |
 //!
