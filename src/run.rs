@@ -74,6 +74,8 @@ pub struct RunReport {
     pub run_time: Duration,
     /// `main`'s return value, as a process exit status.
     pub exit: i32,
+    /// Why the persistent cache was bypassed, if it was.
+    pub bypassed: Option<String>,
 }
 
 /// Runs the program at `path` (a file, or a directory of C files) and returns its report.
@@ -111,6 +113,7 @@ pub fn run(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<RunRep
         load_time,
         run_time,
         exit,
+        bypassed: cache.stats().bypassed,
     })
 }
 

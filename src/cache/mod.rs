@@ -147,6 +147,13 @@ impl LoadedUnit {
     }
 }
 
+/// A unit loaded in this process, with its object kept for relinking.
+#[derive(Clone)]
+struct Resident {
+    unit: LoadedUnit,
+    object: Arc<Vec<u8>>,
+}
+
 /// A persistent cache of compiled code with a backend behind it.
 ///
 /// `JitCache` never fails a compile because of the cache: if the cache directory is
@@ -171,7 +178,7 @@ pub struct JitCache {
     config: Config,
     store: Option<Store>,
     linker: Arc<Mutex<Linker>>,
-    loaded: Mutex<HashMap<Key, LoadedUnit>>,
+    loaded: Mutex<HashMap<Key, Resident>>,
     stats: Mutex<CacheStats>,
     warned: AtomicBool,
     writes_failed: AtomicBool,
@@ -290,9 +297,15 @@ impl JitCache {
             })
     }
 
-    /// Loads many units in one call: one lookup each, one link for everything that was
-    /// not already in this process (so units of a batch may call each other, in any
-    /// order). `unit(i)` produces the unit of `parts[i]` on a miss.
+    /// Loads many units in one call: one lookup each, and one link for the whole batch, so
+    /// units of a batch may call each other in any order and always call each other's
+    /// current versions. `unit(i)` produces the unit of `parts[i]` on a miss.
+    ///
+    /// A batch whose units are all already loaded together is answered from memory.
+    /// Otherwise every unit of the batch is linked anew (resident ones from the object
+    /// bytes kept in memory, without reading the store): a resident caller must not stay
+    /// bound to the old version of a callee this batch replaces. Units loaded in separate
+    /// calls stay bound to whatever their symbols resolved to when they were linked.
     pub fn get_or_compile_batch<B>(
         &self,
         parts: &[KeyParts<'_>],
@@ -307,36 +320,44 @@ impl JitCache {
         let components: Vec<KeyComponents> = parts.iter().map(|p| p.components(identity)).collect();
         let keys: Vec<Key> = components.iter().map(KeyComponents::key).collect();
 
-        // Level 1: this process.
-        let mut results: Vec<Option<LoadedUnit>> = {
+        // Level 1: this process. A batch is answered from memory only when every unit is
+        // resident and all of them were linked together: otherwise a resident unit could
+        // be bound to an older version of a callee that this batch replaces.
+        let resident: Vec<Option<Resident>> = {
             let loaded = lock(&self.loaded);
-            keys.iter()
-                .map(|key| {
-                    loaded.get(key).map(|unit| LoadedUnit {
-                        origin: Origin::Memory,
-                        ..unit.clone()
-                    })
-                })
-                .collect()
+            keys.iter().map(|key| loaded.get(key).cloned()).collect()
         };
-        let memory_hits = results.iter().filter(|r| r.is_some()).count() as u64;
-        if memory_hits == parts.len() as u64 {
+        let memory_hits = resident.iter().filter(|r| r.is_some()).count() as u64;
+        if let Some(first) = resident.first().and_then(Option::as_ref)
+            && resident
+                .iter()
+                .all(|r| r.as_ref().is_some_and(|r| r.unit.link == first.unit.link))
+        {
             lock(&self.stats).memory_hits += memory_hits;
-            return Ok(results.into_iter().flatten().collect());
+            return Ok(resident
+                .into_iter()
+                .flatten()
+                .map(|r| LoadedUnit {
+                    origin: Origin::Memory,
+                    ..r.unit
+                })
+                .collect());
         }
 
-        // Levels 2 and 3: the store, then the backend.
+        // Levels 2 and 3: the store, then the backend. Resident units are linked again
+        // with the rest, from the object bytes kept in memory.
         let load_start = Instant::now();
         let mut compile_time = Duration::ZERO;
-        let mut objects: Vec<(usize, Vec<u8>, Origin)> = Vec::new();
+        let mut objects: Vec<(Arc<Vec<u8>>, Origin)> = Vec::with_capacity(parts.len());
         let mut counts = CacheStats::default();
         for (i, key) in keys.iter().enumerate() {
-            if results[i].is_some() {
+            if let Some(r) = &resident[i] {
+                objects.push((Arc::clone(&r.object), Origin::Memory));
                 continue;
             }
             if let Some(bytes) = self.read(key) {
                 counts.disk_hits += 1;
-                objects.push((i, bytes, Origin::Disk));
+                objects.push((Arc::new(bytes), Origin::Disk));
                 continue;
             }
             counts.misses += 1;
@@ -348,22 +369,23 @@ impl JitCache {
             } else {
                 counts.disk_hits += 1;
             }
-            objects.push((i, bytes, origin));
+            objects.push((Arc::new(bytes), origin));
         }
 
-        let names: Vec<String> = objects
+        let names: Vec<String> = parts
             .iter()
-            .map(|(i, _, _)| format!("{}/{}", parts[*i].namespace, parts[*i].name))
+            .map(|p| format!("{}/{}", p.namespace, p.name))
             .collect();
         let files: Vec<ObjectFile<'_>> = objects
             .iter()
             .zip(&names)
-            .map(|((_, bytes, _), name)| ObjectFile { name, bytes })
+            .map(|((bytes, _), name)| ObjectFile { name, bytes })
             .collect();
         let link = lock(&self.linker).load(&files)?;
+        let mut results = Vec::with_capacity(parts.len());
         {
             let mut loaded = lock(&self.loaded);
-            for (i, _, origin) in objects {
+            for (i, (object, origin)) in objects.into_iter().enumerate() {
                 let unit = LoadedUnit {
                     key: keys[i],
                     name: parts[i].name.to_owned(),
@@ -371,11 +393,14 @@ impl JitCache {
                     link,
                     linker: Arc::clone(&self.linker),
                 };
-                loaded.entry(keys[i]).or_insert_with(|| LoadedUnit {
-                    origin: Origin::Memory,
-                    ..unit.clone()
-                });
-                results[i] = Some(unit);
+                loaded.insert(
+                    keys[i],
+                    Resident {
+                        unit: unit.clone(),
+                        object,
+                    },
+                );
+                results.push(unit);
             }
         }
         let load_time = load_start.elapsed().saturating_sub(compile_time);
@@ -388,7 +413,7 @@ impl JitCache {
             stats.compile_time += compile_time;
             stats.load_time += load_time;
         }
-        Ok(results.into_iter().flatten().collect())
+        Ok(results)
     }
 
     /// Unloads the link unit holding `unit` (and every other unit loaded in the same batch):
@@ -397,7 +422,7 @@ impl JitCache {
     /// must be unloaded first.
     pub fn unload(&self, unit: &LoadedUnit) -> Result<(), Error> {
         let link = unit.link;
-        lock(&self.loaded).retain(|_, loaded| loaded.link != link);
+        lock(&self.loaded).retain(|_, resident| resident.unit.link != link);
         lock(&self.linker).unload(link)?;
         Ok(())
     }

@@ -88,6 +88,7 @@ pub fn report_json(r: &RunReport) -> serde_json::Value {
         "load_ms": ms(r.load_time),
         "run_ms": ms(r.run_time),
         "exit": r.exit,
+        "bypassed": r.bypassed,
         "explain": r.compiled.iter().map(|(u, why)| json!({"unit": u, "reason": why.to_string()})).collect::<Vec<_>>(),
     })
 }

@@ -608,7 +608,6 @@ fn c_directory_runs_and_its_second_run_is_all_disk_hits() {
 /// `f` and `main` stay the same and they are memory hits; but the loaded copies of `f` and
 /// `main` had their calls to `g` resolved to the old `g` when they were linked.
 #[test]
-#[ignore = "bug in the facade: memory hits stay bound to a callee's old body (see the report of the end-to-end tests)"]
 fn same_process_reload_after_a_body_edit_runs_the_new_code() {
     let dir = util::tempdir();
     let cache = dir.path().join("cache");
