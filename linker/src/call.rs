@@ -222,3 +222,50 @@ fn dlerror() -> String {
         }
     }
 }
+
+/// A shared object opened with `dlopen(path, RTLD_NOW | RTLD_LOCAL)` and closed with
+/// `dlclose` when dropped. It exists so that callers (benches, tests) can compare the
+/// in-process linker with the system's dynamic loader on the same code; addresses from
+/// it dangle once it is dropped.
+pub struct SharedObject(*mut c_void);
+
+// SAFETY: a dlopen handle may be used and closed from any thread.
+unsafe impl Send for SharedObject {}
+
+impl SharedObject {
+    /// Opens the shared object at `path` (which should contain a `/`, or it is searched
+    /// for like any library name). Opening runs its constructors: the same trust as loading.
+    pub fn open(path: &std::path::Path) -> Result<SharedObject, Error> {
+        let name = path.display().to_string();
+        let c = CString::new(name.clone()).map_err(|_| Error::Library {
+            name: name.clone(),
+            reason: "NUL in path".into(),
+        })?;
+        // SAFETY: `c` is a valid C string; see the module's trust model for constructors.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(Error::Library {
+                name,
+                reason: dlerror(),
+            });
+        }
+        Ok(SharedObject(handle))
+    }
+
+    /// `dlsym` of `name` in this object.
+    pub fn symbol(&self, name: &str) -> Option<usize> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: the handle is open until `self` drops; `c` is a valid C string.
+        let p = unsafe { libc::dlsym(self.0, c.as_ptr()) };
+        (!p.is_null()).then_some(p as usize)
+    }
+}
+
+impl Drop for SharedObject {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from a successful dlopen and is closed exactly once.
+        unsafe {
+            libc::dlclose(self.0);
+        }
+    }
+}

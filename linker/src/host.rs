@@ -3,11 +3,11 @@
 //! than a hash look-up, and a hit only ever stays valid: libraries are opened `RTLD_LOCAL`
 //! and searched after the global scope, and never closed).
 
-use std::collections::HashMap;
 use std::ffi::CString;
 
 use crate::call::{self, Library};
 use crate::error::Error;
+use crate::symbols::FastMap;
 
 /// Short names accepted by `--lib` / [`crate::Linker::open_library`].
 const SHORT_NAMES: &[(&str, &str)] = &[
@@ -23,7 +23,7 @@ const SHORT_NAMES: &[(&str, &str)] = &[
 #[derive(Default)]
 pub(crate) struct Host {
     libs: Vec<Library>,
-    cache: HashMap<String, usize>,
+    cache: FastMap<String, usize>,
 }
 
 impl Host {

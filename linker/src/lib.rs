@@ -48,13 +48,13 @@ mod symbols;
 mod unit;
 mod x86_64;
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub use error::{Error, Location, Unsupported};
 
 use host::Host;
-use symbols::Export;
+use symbols::{Export, FastMap};
 use unit::Unit;
 
 /// One input object: a name used in messages (a path, say) and its bytes.
@@ -139,7 +139,7 @@ pub struct Linker {
     units: Vec<Unit>,
     next_id: u64,
     /// Exported names of loaded units: the first loaded wins.
-    exports: HashMap<String, Export>,
+    exports: FastMap<Arc<str>, Export>,
     resolver: Option<Box<Resolver>>,
     host: Host,
 }
@@ -168,7 +168,7 @@ impl Linker {
         Linker {
             units: Vec::new(),
             next_id: 1,
-            exports: HashMap::new(),
+            exports: FastMap::default(),
             resolver: None,
             host: Host::default(),
         }

@@ -18,20 +18,20 @@
 //! Constructors (the 10th pass) run in [`crate::Linker::load`] once the unit is owned by
 //! the linker, so a failure of any earlier pass leaves nothing behind.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Location};
 use crate::host::Host;
 use crate::layout::Layout;
 use crate::memory::{Memory, Placement};
 use crate::parse::{self, Bind, Def, Object, SectionKind};
-use crate::symbols::{Export, GlobalDef, UnitSymbol, UnitSymbols};
+use crate::symbols::{Export, FastMap, GlobalDef, UnitSymbol, UnitSymbols};
 use crate::x86_64::{self, Field, Inputs, RelocKind, STUB_SIZE};
 use crate::{ObjectFile, Resolver};
 
 /// What the passes need from the linker that owns earlier units.
 pub(crate) struct Env<'l> {
-    pub exports: &'l HashMap<String, Export>,
+    pub exports: &'l FastMap<Arc<str>, Export>,
     pub resolver: Option<&'l Resolver>,
     pub host: &'l mut Host,
 }
@@ -39,7 +39,7 @@ pub(crate) struct Env<'l> {
 /// A linked, protected unit whose constructors have not run yet.
 pub(crate) struct Linked {
     pub memory: Memory,
-    pub symbols: HashMap<String, UnitSymbol>,
+    pub symbols: FastMap<Arc<str>, UnitSymbol>,
     pub frames: Vec<usize>,
     pub init: Vec<usize>,
     pub fini: Vec<usize>,
@@ -224,8 +224,8 @@ enum SlotKey<'a> {
 }
 
 fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
-    let mut got_keys: HashMap<SlotKey<'_>, u32> = HashMap::new();
-    let mut stub_keys: HashMap<SlotKey<'_>, u32> = HashMap::new();
+    let mut got_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
+    let mut stub_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
     let mut got_slot: Vec<Vec<Option<u32>>> = objects
         .iter()
         .map(|o| vec![None; o.symbols.len()])
@@ -249,20 +249,18 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
                     SlotKey::Global(sym.name)
                 };
                 if r.kind.needs_got_entry() {
-                    let next = u32::try_from(got_keys.len()).unwrap_or(u32::MAX);
-                    let slot = *got_keys.entry(key).or_insert(next);
-                    if let Some(s) = got_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
-                        *s = Some(slot);
+                    if let Some(s @ None) = got_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
+                        let next = u32::try_from(got_keys.len()).unwrap_or(u32::MAX);
+                        *s = Some(*got_keys.entry(key).or_insert(next));
                     }
                 } else if r.kind == RelocKind::Plt32
                     && sym.bind != Bind::Local
+                    && sym.def == Def::Undefined
+                    && let Some(s @ None) = stub_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol))
                     && unit.get(sym.name).is_none()
                 {
                     let next = u32::try_from(stub_keys.len()).unwrap_or(u32::MAX);
-                    let slot = *stub_keys.entry(key).or_insert(next);
-                    if let Some(s) = stub_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
-                        *s = Some(slot);
-                    }
+                    *s = Some(*stub_keys.entry(key).or_insert(next));
                 }
             }
         }
@@ -686,8 +684,9 @@ fn unit_symbols(
     objects: &[Object<'_>],
     unit: &UnitSymbols<'_>,
     addresses: &Addresses<'_>,
-) -> HashMap<String, UnitSymbol> {
-    let mut out = HashMap::new();
+) -> FastMap<Arc<str>, UnitSymbol> {
+    let mut out = FastMap::default();
+    out.reserve(unit.len());
     for (name, def) in unit.iter() {
         let (target, is_code, exported) = match def {
             GlobalDef::Common(i) => (Target::Common(i), false, true),
@@ -708,7 +707,7 @@ fn unit_symbols(
             }
         };
         out.insert(
-            name.to_owned(),
+            Arc::from(name),
             UnitSymbol {
                 addr: addresses.of(target) as usize,
                 is_code,

@@ -9,9 +9,54 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::Error;
 use crate::parse::{Bind, Def, Object};
+
+/// The Fx hash (as in rustc): a multiply-rotate over 8-byte words. Symbol tables are
+/// hashed on every load, and SipHash's DoS resistance buys nothing against an object
+/// that the caller is about to run anyway.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0_u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0_u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// How a global definition ranks against another of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,7 +90,7 @@ struct Entry_ {
 
 /// The global definitions of one unit.
 pub(crate) struct UnitSymbols<'a> {
-    map: HashMap<&'a str, Entry_>,
+    map: FastMap<&'a str, Entry_>,
     /// Merged COMMON symbols.
     pub commons: Vec<Common>,
 }
@@ -53,7 +98,7 @@ pub(crate) struct UnitSymbols<'a> {
 impl<'a> UnitSymbols<'a> {
     /// Collects the global definitions of all objects of a unit.
     pub(crate) fn build(objects: &[Object<'a>]) -> Result<UnitSymbols<'a>, Error> {
-        let mut map: HashMap<&'a str, Entry_> = HashMap::new();
+        let mut map: FastMap<&'a str, Entry_> = FastMap::default();
         let mut commons: Vec<Common> = Vec::new();
         for (obj, object) in objects.iter().enumerate() {
             for (sym, symbol) in object.symbols.iter().enumerate() {
@@ -118,6 +163,11 @@ impl<'a> UnitSymbols<'a> {
     /// The unit's definition of `name`, if any.
     pub(crate) fn get(&self, name: &str) -> Option<GlobalDef> {
         self.map.get(name).map(|e| e.def)
+    }
+
+    /// Number of global definitions.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
     }
 
     /// Every global definition, for the exported table.

@@ -2,17 +2,17 @@
 //! unit tears it down in the reverse order of loading: C++ `__cxa_atexit` handlers of the
 //! unit, `.fini_array` (if the constructors ran), unwind deregistration, unmapping.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::UnitId;
 use crate::call;
 use crate::link::Linked;
 use crate::memory::{Memory, State};
-use crate::symbols::UnitSymbol;
+use crate::symbols::{FastMap, UnitSymbol};
 
 pub(crate) struct Unit {
     pub id: UnitId,
-    pub symbols: HashMap<String, UnitSymbol>,
+    pub symbols: FastMap<Arc<str>, UnitSymbol>,
     memory: Memory,
     frames: Vec<usize>,
     init: Vec<usize>,
