@@ -290,6 +290,9 @@ pub unsafe extern "C" fn jitcache_get_or_compile_batch(
         if !out_units.is_aligned() {
             return Err(ApiError::invalid("out_units is misaligned"));
         }
+        // SAFETY: forwarded contract: `parts` points to `count` jitcache_key_parts. (This
+        // also rejects counts too large for memory before anything is allocated.)
+        let parts = unsafe { slice_arg(parts, count, "parts") }?;
         let outs: Vec<Out<*mut JitcacheUnit>> = (0..count)
             .map(|i| Out::new(out_units.wrapping_add(i), "out_units"))
             .collect::<Result<_, _>>()?;
@@ -299,8 +302,6 @@ pub unsafe extern "C" fn jitcache_get_or_compile_batch(
         }
         let cache = cache_obj(cache)?;
         let backend = backend_obj(backend)?;
-        // SAFETY: forwarded contract: `parts` points to `count` jitcache_key_parts.
-        let parts = unsafe { slice_arg(parts, count, "parts") }?;
         let units = get_or_compile(&cache, &backend, parts, call_data)?;
         let handles = register_units(&cache, units)?;
         for (out, handle) in outs.iter().zip(handles) {
