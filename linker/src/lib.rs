@@ -7,10 +7,10 @@
 //!
 //! | item | what it does |
 //! | --- | --- |
-//! | [`Linker`] | owns every loaded unit; [`Linker::load`], [`Linker::symbol`], [`Linker::lookup`], [`Linker::unload`] |
+//! | [`Linker`] | owns every loaded unit; [`Linker::load`], [`Linker::symbol`], [`Linker::lookup`], [`Linker::unload`], [`Linker::keep_until_exit`] |
 //! | [`ObjectFile`] | one input object: a name (for messages) and its bytes |
 //! | [`LoadOptions`] | whether to run constructors, whether to export the unit's globals |
-//! | [`call`] | safe wrappers that call loaded code: [`call::call_main`], [`call::call_i64`] |
+//! | [`call`] | safe wrappers that call loaded code: [`call::call_main`], [`call::call_i64`]; [`call::SharedObject`] for comparisons with `dlopen` |
 //! | [`Error`] | every failure, naming the object, section, offset, symbol or relocation |
 //!
 //! A *unit* is a set of objects linked together (one program, or one cached definition).
@@ -311,5 +311,24 @@ impl Drop for Linker {
         while let Some(unit) = self.units.pop() {
             drop(unit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linker_is_send() {
+        fn send<T: Send>() {}
+        send::<Linker>();
+    }
+
+    #[test]
+    fn empty_unit_loads_and_unloads() {
+        let mut linker = Linker::new();
+        let unit = linker.load(&[]).expect("an empty unit is fine");
+        assert_eq!(linker.mapped_bytes(unit), Some(0));
+        linker.unload(unit).expect("unload");
     }
 }

@@ -121,12 +121,22 @@ extern "C" long static_value() { return s.value; }
 
 #[test]
 fn cxx_exceptions_through_loaded_code() {
-    if !have("c++") {
+    let compilers: Vec<&str> = ["c++", "clang++"].into_iter().filter(|c| have(c)).collect();
+    if compilers.is_empty() {
         eprintln!("note: no C++ compiler; skipping the C++ exception test");
         return;
     }
-    for (tag, flags) in [("o0", &["-O0", "-fPIC"][..]), ("o2", &["-O2", "-fPIC"][..])] {
-        let bytes = compile_with("c++", &format!("exceptions_{tag}"), "cc", CPP, flags);
+    if !compilers.contains(&"clang++") {
+        eprintln!("note: clang++ is not installed; the C++ exception test runs with c++ only");
+    }
+    for (compiler, tag, flags) in compilers.iter().flat_map(|c| {
+        [
+            (*c, "o0", &["-O0", "-fPIC"][..]),
+            (*c, "o2", &["-O2", "-fPIC"][..]),
+        ]
+    }) {
+        let tag = &format!("{}_{tag}", compiler.replace('+', "x"));
+        let bytes = compile_with(compiler, &format!("exceptions_{tag}"), "cc", CPP, flags);
         let mut linker = Linker::new();
         linker.open_library("stdc++").expect("libstdc++");
         let unit = linker
