@@ -13,7 +13,7 @@
 //! destructors of loaded code, which may call back into the API.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::BackendObj;
 use crate::cache::CacheObj;
@@ -104,15 +104,20 @@ struct Registry {
     free: VecDeque<usize>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
     slots: Vec::new(),
     free: VecDeque::new(),
 });
 
-fn registry() -> MutexGuard<'static, Registry> {
-    // Nothing panics while holding the lock, and every update leaves the registry
-    // consistent; recover from poisoning anyway rather than fail every later call.
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+// Nothing panics while holding the lock, and every update leaves the registry consistent;
+// recover from poisoning anyway rather than fail every later call.
+
+fn registry() -> RwLockWriteGuard<'static, Registry> {
+    REGISTRY.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn registry_read() -> RwLockReadGuard<'static, Registry> {
+    REGISTRY.read().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn encode(index: usize, generation: u64) -> u64 {
@@ -261,7 +266,7 @@ pub(crate) fn insert_for_cache(cache: u64, objects: Vec<Object>) -> Result<Vec<u
 
 /// The object of a live handle of `kind`.
 pub(crate) fn get(handle: u64, kind: Kind) -> Result<Object, ApiError> {
-    let registry = registry();
+    let registry = registry_read();
     let index = registry.find(handle, kind)?;
     registry.slots[index]
         .object
@@ -292,4 +297,126 @@ pub(crate) fn remove_where(select: impl Fn(&Object) -> bool, gone: Gone) -> Vec<
         .into_iter()
         .filter_map(|index| registry.release(index, gone))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn output() -> Object {
+        Object::Output(Arc::new(OutputObj::default()))
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert,
+        Remove(usize),
+        Get(usize),
+        Forge(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Insert),
+            2 => any::<usize>().prop_map(Op::Remove),
+            3 => any::<usize>().prop_map(Op::Get),
+            1 => any::<u64>().prop_map(Op::Forge),
+        ]
+    }
+
+    proptest! {
+        /// Against a model: a live handle is found, a removed one is stale (however its
+        /// slot was reused since), and no handle is ever issued twice. (The registry is
+        /// shared with other tests, so only this run's handles are checked.)
+        #[test]
+        fn handles_are_live_until_removed_then_stale(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut model: HashMap<u64, bool> = HashMap::new(); // handle -> live
+            let mut order: Vec<u64> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Insert => {
+                        let handle = insert(|_| output()).unwrap();
+                        prop_assert!(!model.contains_key(&handle), "handle {handle:#x} reissued");
+                        model.insert(handle, true);
+                        order.push(handle);
+                    }
+                    Op::Remove(i) | Op::Get(i) if order.is_empty() => { let _ = i; }
+                    Op::Remove(i) => {
+                        let handle = order[i % order.len()];
+                        let result = remove(handle, Kind::Output, Gone::Freed);
+                        if model[&handle] {
+                            prop_assert!(result.is_ok());
+                            model.insert(handle, false);
+                        } else {
+                            prop_assert_eq!(result.err().map(|e| e.status), Some(Status::StaleHandle));
+                        }
+                    }
+                    Op::Get(i) => {
+                        let handle = order[i % order.len()];
+                        let result = get(handle, Kind::Output);
+                        if model[&handle] {
+                            prop_assert!(result.is_ok());
+                            prop_assert_eq!(
+                                get(handle, Kind::Unit).err().map(|e| e.status),
+                                Some(Status::InvalidHandle)
+                            );
+                        } else {
+                            prop_assert_eq!(result.err().map(|e| e.status), Some(Status::StaleHandle));
+                        }
+                    }
+                    Op::Forge(value) => {
+                        // Anything without the tag is refused without looking further.
+                        if value >> 48 != TAG && value != 0 {
+                            prop_assert_eq!(
+                                get(value, Kind::Output).err().map(|e| e.status),
+                                Some(Status::InvalidHandle)
+                            );
+                        }
+                    }
+                }
+            }
+            for (handle, live) in model {
+                if live {
+                    prop_assert!(remove(handle, Kind::Output, Gone::Freed).is_ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn null_and_never_issued_handles_are_refused() {
+        assert_eq!(
+            get(0, Kind::Cache).err().map(|e| e.status),
+            Some(Status::NullArgument)
+        );
+        // The tag, but generation 0: never issued.
+        assert_eq!(
+            get(TAG << 48, Kind::Cache).err().map(|e| e.status),
+            Some(Status::InvalidHandle)
+        );
+        // The tag, an index far past any slot.
+        assert_eq!(
+            get(encode(INDEX_MASK as usize, 1), Kind::Cache)
+                .err()
+                .map(|e| e.status),
+            Some(Status::InvalidHandle)
+        );
+    }
+
+    #[test]
+    fn a_removed_handle_says_why() {
+        let handle = insert(|_| output()).unwrap();
+        drop(remove(handle, Kind::Output, Gone::Closed).unwrap());
+        let err = get(handle, Kind::Output).err().unwrap();
+        assert_eq!(err.status, Status::Closed);
+        let handle = insert(|_| output()).unwrap();
+        drop(remove(handle, Kind::Output, Gone::Unloaded).unwrap());
+        let err = get(handle, Kind::Output).err().unwrap();
+        assert_eq!(err.status, Status::StaleHandle);
+        assert!(err.message.contains("unloaded"), "{}", err.message);
+    }
 }

@@ -180,3 +180,42 @@ pub(crate) fn last_error_ptr() -> *const c_char {
         })
         .unwrap_or(c"".as_ptr())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Status;
+
+    /// Every `JITCACHE_... = N` of the header's `jitcache_status` is the status with that
+    /// value and name here, and the other way round.
+    #[test]
+    fn header_enum_matches_the_statuses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../include/jitcache.h");
+        let header = std::fs::read_to_string(path).expect("read include/jitcache.h");
+        let body = header
+            .split("typedef enum jitcache_status {")
+            .nth(1)
+            .and_then(|rest| rest.split("} jitcache_status;").next())
+            .expect("jitcache_status in the header");
+        let mut seen = 0;
+        for line in body
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("JITCACHE_"))
+        {
+            let (name, value) = line
+                .trim_end_matches(',')
+                .split_once(" = ")
+                .expect("NAME = N");
+            let value: i32 = value.parse().expect("a number");
+            let status = Status::from_raw(value).unwrap_or_else(|| panic!("{name} = {value}"));
+            assert_eq!(status.name().to_str(), Ok(name));
+            seen += 1;
+        }
+        assert_eq!(
+            seen, 15,
+            "the header and Status have different numbers of statuses"
+        );
+        assert_eq!(Status::from_raw(15), None);
+        assert_eq!(Status::from_raw(-1), None);
+    }
+}
