@@ -482,9 +482,11 @@ fn resolve_one(
         });
     }
     if symbol.bind == Bind::Weak {
+        // An undefined weak symbol is 0. Taken as code so that a guarded call
+        // (`if (f) f();`) still links: the PLT32 goes through a stub to 0, as a PLT would.
         return Ok(Resolution {
             target: Target::Address(0),
-            is_code: false,
+            is_code: true,
         });
     }
     Err(Error::UndefinedSymbol {

@@ -146,7 +146,8 @@ fn constructors_destructors_and_atexit_follow_the_unit() {
 fn weak_undefined_is_null_and_common_symbols_merge() {
     let a = cc(
         "weak_common_a",
-        "extern int maybe(void) __attribute__((weak));\nint shared;\nlong has_maybe(void) { return maybe ? 1 : 0; }\nlong read_shared(void) { return shared; }\n",
+        "extern int maybe(void) __attribute__((weak));\nint shared;\nlong has_maybe(void) { return maybe ? 1 : 0; }\n\
+         long call_if_present(void) { if (maybe) return maybe(); return -1; }\nlong read_shared(void) { return shared; }\n",
         &["-O1", "-fPIC", "-fcommon"],
     );
     let b = cc(
