@@ -299,7 +299,7 @@ pub fn verify(dir: &Path, args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     let store = open_store(dir)?;
     let bar = Bar::new("verify", !json);
     let report = store.verify(args.repair, &bar)?;
-    let damaged = report.damaged_entries + report.orphaned_blobs > 0;
+    let damaged = !report.is_clean();
     if json {
         println!(
             "{}",
@@ -308,11 +308,24 @@ pub fn verify(dir: &Path, args: &VerifyArgs, json: bool) -> Result<ExitCode> {
                 "checked_blobs": report.checked_blobs,
                 "damaged_entries": report.damaged_entries,
                 "orphaned_blobs": report.orphaned_blobs,
+                "stale_tmp": report.stale_tmp,
+                "damaged": report.damaged.iter().map(|d| json!({
+                    "blob": d.blob.to_string(),
+                    "path": d.path.display().to_string(),
+                    "damage": d.damage.to_string(),
+                })).collect::<Vec<_>>(),
+                "index_problems": report.index_problems,
                 "repaired": args.repair,
                 "clean": !damaged,
             })
         );
     } else {
+        for d in &report.damaged {
+            println!("damaged: {} ({})", d.path.display(), d.damage);
+        }
+        for problem in &report.index_problems {
+            println!("index: {problem}");
+        }
         println!(
             "checked {} entries and {} blobs: {} damaged entries, {} orphaned blobs{}",
             report.checked_entries,
