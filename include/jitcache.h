@@ -373,10 +373,13 @@ JITCACHE_API jitcache_status jitcache_get_or_compile(jitcache_cache *cache,
                                                      jitcache_unit **out_unit);
 
 /* The same for count units in one call: one lookup each, compiles of the
- * misses in order, and one link of everything not already loaded, so the
- * units may refer to each other in any order. out_units has room for count
- * handles; on success each is a new unit handle (units linked together share
- * their code: unloading one unloads all of them). */
+ * misses in order, and one link of the whole batch, so the units may refer to
+ * each other in any order. A batch whose units were all loaded together before
+ * is answered from memory; otherwise units already loaded are linked again with
+ * the rest (from memory, not from disk), so none stays bound to an old version
+ * of a unit the batch replaces. out_units has room for count handles; on
+ * success each is a new unit handle (units linked together share their code:
+ * unloading one unloads all of them). */
 JITCACHE_API jitcache_status jitcache_get_or_compile_batch(jitcache_cache *cache,
                                                            jitcache_backend *backend,
                                                            const jitcache_key_parts *parts,
