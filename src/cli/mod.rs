@@ -94,7 +94,26 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 /// Parses the command line, runs the command and turns its outcome into an exit status:
 /// errors are one line on stderr and exit status 2.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version: clap's own output, success.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            // A usage error: one line, like every other error.
+            let text = err.kind().to_string();
+            let rendered = err.render().to_string();
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim_start_matches("error: ").to_owned())
+                .unwrap_or(text);
+            eprintln!("jitcache: {line} (see jitcache --help)");
+            return ExitCode::from(2);
+        }
+    };
     match run(&cli) {
         Ok(code) => code,
         Err(err) => {

@@ -1,0 +1,383 @@
+//! The cache administration commands of the `jitcache` binary: output, JSON, exit statuses,
+//! the cache directory's resolution and one-line errors.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::util;
+
+fn jc(cache: &Path, args: &[&str]) -> Output {
+    util::command(cache, args)
+        .output()
+        .expect("jitcache starts")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+/// An error is one line on stderr, exit status 2, no panic or backtrace.
+fn assert_one_line_error(out: &Output, mentions: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with("jitcache: "), "{err}");
+    assert!(
+        err.contains(mentions),
+        "{err:?} should mention {mentions:?}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+/// Every blob file under the cache's `v1/blobs/`, sorted.
+fn blob_files(cache: &Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&cache.join("v1/blobs"), &mut out);
+    out.sort();
+    out
+}
+
+fn key_of(cache: &Path, source: &Path, extra: &[&str]) -> String {
+    let src = source.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "key",
+        "--namespace",
+        "ns",
+        "--name",
+        "unit",
+        "--source",
+        src,
+    ];
+    args.extend_from_slice(extra);
+    let out = jc(cache, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn key_prints_64_hex_digits_that_change_with_every_part() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let source = util::write(dir.path(), "unit.c", "int f(void) { return 1; }");
+    let base = key_of(&cache, &source, &[]);
+    assert_eq!(base.len(), 64);
+    assert!(
+        base.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(base, key_of(&cache, &source, &[]), "same inputs, same key");
+    let variants = [
+        vec!["--backend", "cc"],
+        vec!["--backend-version", "12"],
+        vec!["--flag", "-O2"],
+        vec!["--target", "x86_64-unknown-linux-gnu"],
+        vec!["--dep", "00ff"],
+    ];
+    let mut seen = vec![base.clone()];
+    for v in &variants {
+        let k = key_of(&cache, &source, v);
+        assert!(!seen.contains(&k), "{v:?} must change the key");
+        seen.push(k);
+    }
+    // Flag order matters unless the flags are declared unordered.
+    let ab = key_of(&cache, &source, &["--flag", "-a", "--flag", "-b"]);
+    let ba = key_of(&cache, &source, &["--flag", "-b", "--flag", "-a"]);
+    assert_ne!(ab, ba);
+    let ab_set = key_of(
+        &cache,
+        &source,
+        &["--flag", "-a", "--flag", "-b", "--unordered-flags"],
+    );
+    let ba_set = key_of(
+        &cache,
+        &source,
+        &["--flag", "-b", "--flag", "-a", "--unordered-flags"],
+    );
+    assert_eq!(ab_set, ba_set);
+    // Standard input works as a source.
+    let mut child = util::command(
+        &cache,
+        &[
+            "key",
+            "--namespace",
+            "ns",
+            "--name",
+            "unit",
+            "--source",
+            "-",
+        ],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"int f(void) { return 1; }")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(stdout(&out).trim(), base);
+}
+
+#[test]
+fn put_get_round_trip_and_exit_statuses() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.path().join("object.o");
+    fs::write(&file, &bytes).expect("write");
+    let key = "ab".repeat(32);
+
+    let out = jc(
+        &cache,
+        &["put", &key, file.to_str().expect("utf-8"), "--name", "obj"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = jc(&cache, &["get", &key]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, bytes, "get writes exactly the stored bytes");
+
+    let copy = dir.path().join("copy.o");
+    let out = jc(&cache, &["get", &key, "-o", copy.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(fs::read(&copy).expect("read"), bytes);
+
+    let out = jc(&cache, &["get", &"cd".repeat(32)]);
+    assert_eq!(out.status.code(), Some(1), "a miss exits 1");
+    assert!(out.stdout.is_empty());
+
+    assert_one_line_error(&jc(&cache, &["get", "xyz"]), "xyz");
+    assert_one_line_error(
+        &jc(
+            &cache,
+            &[
+                "put",
+                &key,
+                dir.path().join("absent").to_str().expect("utf-8"),
+            ],
+        ),
+        "absent",
+    );
+
+    let out = jc(&cache, &["ls"]);
+    let listing = stdout(&out);
+    assert_eq!(listing.lines().count(), 1);
+    assert!(
+        listing.contains(&key) && listing.contains("obj"),
+        "{listing}"
+    );
+    let out = jc(&cache, &["--json", "ls"]);
+    let row: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object a line");
+    assert_eq!(row["key"], key.as_str());
+    assert_eq!(row["size"], bytes.len() as u64);
+}
+
+#[test]
+fn stats_json_has_the_documented_fields_and_counts() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let file = util::write(dir.path(), "a.o", "same bytes");
+    for key in ["11".repeat(32), "22".repeat(32)] {
+        assert!(
+            jc(&cache, &["put", &key, file.to_str().expect("utf-8")])
+                .status
+                .success()
+        );
+    }
+    assert_eq!(
+        jc(&cache, &["get", &"11".repeat(32)]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        jc(&cache, &["get", &"33".repeat(32)]).status.code(),
+        Some(1)
+    );
+    let stats = json(&jc(&cache, &["--json", "stats"]));
+    for field in [
+        "entries",
+        "blobs",
+        "bytes_uncompressed",
+        "bytes_on_disk",
+        "hits",
+        "misses",
+        "evictions",
+        "corrupt",
+    ] {
+        assert!(stats[field].is_u64(), "{field} missing in {stats}");
+    }
+    assert_eq!(stats["entries"], 2);
+    assert_eq!(stats["blobs"], 1, "identical objects share one blob");
+    assert_eq!(stats["hits"], 1, "counters persist across processes");
+    assert_eq!(stats["misses"], 1);
+    let human = stdout(&jc(&cache, &["stats"]));
+    assert!(human.contains("entries") && human.contains("2"), "{human}");
+}
+
+#[test]
+fn gc_verify_and_clear() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let mut keys = Vec::new();
+    for i in 0..6u8 {
+        let bytes: Vec<u8> = (0..20_000u32)
+            .map(|j| (j as u8) ^ i.wrapping_mul(37))
+            .collect();
+        let file = dir.path().join(format!("{i}.o"));
+        fs::write(&file, &bytes).expect("write");
+        let key = format!("{i:02x}").repeat(32);
+        assert!(
+            jc(&cache, &["put", &key, file.to_str().expect("utf-8")])
+                .status
+                .success()
+        );
+        keys.push(key);
+    }
+    let out = jc(&cache, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stderr(&out).is_empty(),
+        "no progress bar when piped: {}",
+        stderr(&out)
+    );
+
+    // Damage one blob: verify exits 1; --repair evicts it; then it is clean.
+    let blobs = blob_files(&cache);
+    assert_eq!(blobs.len(), 6);
+    let mut bytes = fs::read(&blobs[0]).expect("read blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(&blobs[0], &bytes).expect("write blob");
+    let report = json(&jc(&cache, &["--json", "verify"]));
+    assert_eq!(report["clean"], false, "{report}");
+    assert_eq!(jc(&cache, &["verify"]).status.code(), Some(1));
+    assert_eq!(jc(&cache, &["verify", "--repair"]).status.code(), Some(1));
+    assert_eq!(jc(&cache, &["verify"]).status.code(), Some(0));
+    let stats = json(&jc(&cache, &["--json", "stats"]));
+    assert_eq!(stats["entries"], 5);
+    assert!(stats["corrupt"].as_u64().unwrap_or(0) >= 1, "{stats}");
+
+    // gc down to a size cap keeps the most recently used entries.
+    assert_eq!(jc(&cache, &["get", &keys[5]]).status.code(), Some(0));
+    let out = jc(&cache, &["--json", "gc", "--max-size", "1K"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&out);
+    assert!(
+        report["evicted_entries"].as_u64().unwrap_or(0) >= 1,
+        "{report}"
+    );
+    assert!(
+        report["bytes_on_disk"].as_u64().unwrap_or(u64::MAX) <= 1024,
+        "{report}"
+    );
+    assert_eq!(
+        jc(&cache, &["get", &keys[5]]).status.code(),
+        Some(0),
+        "the most recently used entry survives"
+    );
+    assert_one_line_error(&jc(&cache, &["gc", "--max-size", "lots"]), "lots");
+
+    let out = jc(&cache, &["clear"]);
+    assert!(out.status.success());
+    let stats = json(&jc(&cache, &["--json", "stats"]));
+    assert_eq!(stats["entries"], 0);
+    assert_eq!(stats["blobs"], 0);
+    assert!(blob_files(&cache).is_empty());
+}
+
+#[test]
+fn cache_dir_comes_from_flag_env_xdg_then_home() {
+    let dir = util::tempdir();
+    let file = util::write(dir.path(), "x.o", "bytes");
+    let key = "5a".repeat(32);
+    let put = |cmd: &mut Command| {
+        let out = cmd
+            .args(["put", &key, file.to_str().expect("utf-8")])
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let clean = || {
+        let mut cmd = Command::new(util::bin());
+        cmd.env_remove("JITCACHE_DIR")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("HOME");
+        cmd
+    };
+    let mut cmd = clean();
+    cmd.env("HOME", dir.path().join("home"));
+    put(&mut cmd);
+    assert!(
+        dir.path()
+            .join("home/.cache/jitcache/v1/index.sqlite")
+            .exists()
+    );
+
+    let mut cmd = clean();
+    cmd.env("HOME", dir.path().join("home"))
+        .env("XDG_CACHE_HOME", dir.path().join("xdg"));
+    put(&mut cmd);
+    assert!(dir.path().join("xdg/jitcache/v1/index.sqlite").exists());
+
+    let mut cmd = clean();
+    cmd.env("XDG_CACHE_HOME", dir.path().join("xdg"))
+        .env("JITCACHE_DIR", dir.path().join("env"));
+    put(&mut cmd);
+    assert!(dir.path().join("env/v1/index.sqlite").exists());
+
+    let mut cmd = clean();
+    cmd.env("JITCACHE_DIR", dir.path().join("env"))
+        .arg("--cache-dir")
+        .arg(dir.path().join("flag"));
+    put(&mut cmd);
+    assert!(dir.path().join("flag/v1/index.sqlite").exists());
+
+    let out = clean().args(["stats"]).output().expect("run");
+    assert_one_line_error(&out, "cache directory");
+}
+
+#[test]
+fn an_insecure_cache_directory_is_one_clear_error() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("open-to-all");
+    fs::create_dir(&cache).expect("mkdir");
+    fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = jc(&cache, &["stats"]);
+    assert_one_line_error(&out, "open-to-all");
+    assert!(
+        !cache.join("v1").exists(),
+        "nothing is created in a refused directory"
+    );
+}
