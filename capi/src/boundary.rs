@@ -30,3 +30,48 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), ApiError>) -> Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::guard;
+    use crate::status::{ApiError, Status, last_error_ptr};
+
+    fn last_error() -> String {
+        // SAFETY: the pointer is this thread's message, valid until the next call on it.
+        unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn an_error_sets_the_message_and_a_success_clears_it() {
+        let status = guard(|| Err(ApiError::invalid("parts.name is not valid UTF-8")));
+        assert_eq!(status, Status::InvalidArgument);
+        assert_eq!(last_error(), "parts.name is not valid UTF-8");
+        assert_eq!(guard(|| Ok(())), Status::Ok);
+        assert_eq!(last_error(), "");
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_with_its_message() {
+        assert_eq!(guard(|| panic!("boom {}", 42)), Status::Panic);
+        assert!(last_error().contains("boom 42"), "{}", last_error());
+        assert_eq!(guard(|| std::panic::panic_any(7_u8)), Status::Panic);
+        assert!(last_error().contains("unknown panic"), "{}", last_error());
+    }
+
+    #[test]
+    fn messages_are_per_thread_and_nul_safe() {
+        guard(|| Err(ApiError::not_found("here")));
+        std::thread::spawn(|| {
+            assert_eq!(last_error(), "");
+            guard(|| Err(ApiError::not_found("a\0b")));
+            assert_eq!(last_error(), "a\\0b");
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(last_error(), "here");
+    }
+}
