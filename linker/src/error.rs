@@ -50,6 +50,9 @@ pub enum Unsupported {
     CompressedSection,
     /// Legacy `.ctors`/`.dtors` sections (modern compilers emit `.init_array`).
     LegacyConstructors,
+    /// A relocation (outside `.eh_frame`) against a local symbol of a COMDAT group that
+    /// was not loaded because an earlier copy of the group was.
+    DiscardedSection(String),
 }
 
 impl fmt::Display for Unsupported {
@@ -69,6 +72,9 @@ impl fmt::Display for Unsupported {
             }
             Unsupported::CompressedSection => write!(f, "compressed allocated section"),
             Unsupported::LegacyConstructors => write!(f, "legacy .ctors/.dtors section"),
+            Unsupported::DiscardedSection(symbol) => {
+                write!(f, "reference to `{symbol}` in a discarded COMDAT group")
+            }
         }
     }
 }

@@ -140,6 +140,8 @@ pub struct Linker {
     next_id: u64,
     /// Exported names of loaded units: the first loaded wins.
     exports: FastMap<Arc<str>, Export>,
+    /// COMDAT groups of loaded units: the first loaded wins.
+    groups: FastMap<Arc<str>, UnitId>,
     resolver: Option<Box<Resolver>>,
     host: Host,
 }
@@ -169,6 +171,7 @@ impl Linker {
             units: Vec::new(),
             next_id: 1,
             exports: FastMap::default(),
+            groups: FastMap::default(),
             resolver: None,
             host: Host::default(),
         }
@@ -204,11 +207,16 @@ impl Linker {
             exports: &self.exports,
             resolver: self.resolver.as_deref(),
             host: &mut self.host,
+            groups: &self.groups,
+            units: &self.units,
         };
         let linked = link::link(objects, env)?;
         let id = UnitId(self.next_id);
         self.next_id += 1;
         let unit = Unit::new(id, linked, options.register_unwind_info);
+        for group in &unit.groups {
+            self.groups.entry(group.clone()).or_insert(id);
+        }
         if options.export {
             for (name, s) in &unit.symbols {
                 if s.exported {
@@ -293,7 +301,11 @@ impl Linker {
 
     fn rebuild_exports(&mut self) {
         self.exports.clear();
+        self.groups.clear();
         for unit in &self.units {
+            for group in &unit.groups {
+                self.groups.entry(group.clone()).or_insert(unit.id);
+            }
             for (name, s) in &unit.symbols {
                 if s.exported {
                     self.exports.entry(name.clone()).or_insert(Export {

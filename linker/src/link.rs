@@ -26,14 +26,19 @@ use crate::layout::Layout;
 use crate::memory::{Memory, Placement};
 use crate::parse::{self, Bind, Def, Object, SectionKind};
 use crate::symbols::{Export, FastMap, GlobalDef, UnitSymbol, UnitSymbols};
+use crate::unit::Unit;
 use crate::x86_64::{self, Field, Inputs, RelocKind, STUB_SIZE};
-use crate::{ObjectFile, Resolver};
+use crate::{ObjectFile, Resolver, UnitId};
 
 /// What the passes need from the linker that owns earlier units.
 pub(crate) struct Env<'l> {
     pub exports: &'l FastMap<Arc<str>, Export>,
     pub resolver: Option<&'l Resolver>,
     pub host: &'l mut Host,
+    /// COMDAT groups loaded by earlier units: signature → unit.
+    pub groups: &'l FastMap<Arc<str>, UnitId>,
+    /// The units loaded so far (for symbols of groups they own, hidden ones included).
+    pub units: &'l [Unit],
 }
 
 /// A linked, protected unit whose constructors have not run yet.
@@ -44,15 +49,20 @@ pub(crate) struct Linked {
     pub init: Vec<usize>,
     pub fini: Vec<usize>,
     pub dso_handle: Option<usize>,
+    /// Signatures of the COMDAT groups this unit loaded.
+    pub groups: Vec<Arc<str>>,
 }
 
 /// Runs passes 1–8 (9 is done by the unit's owner so deregistration pairs with it).
 pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Error> {
     // 1. Parse.
-    let objects = inputs
+    let mut objects = inputs
         .iter()
         .map(|o| parse::parse(o.name, o.bytes))
         .collect::<Result<Vec<_>, _>>()?;
+    // COMDAT groups already loaded (by an earlier object or unit) are dropped here, so
+    // that every later pass sees only what is loaded.
+    let groups = comdat(&mut objects, env.groups);
     let unit = UnitSymbols::build(&objects)?;
 
     // 2. Scan relocations.
@@ -172,6 +182,7 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
         init,
         fini,
         dso_handle,
+        groups: groups.into_iter().map(Arc::from).collect(),
     })
 }
 
@@ -198,6 +209,83 @@ fn write(bytes: &mut [u8], offset: u64, data: &[u8]) -> Result<(), Error> {
         .get_mut(start..end)
         .ok_or_else(|| internal("write outside the unit"))?;
     dst.copy_from_slice(data);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 1b. COMDAT groups.
+
+/// Keeps the first copy of every COMDAT group (first in load order across units, then in
+/// object order): the members of later copies become `Skip` and their symbols
+/// `Discarded`, so references resolve to the kept copy by name. Returns the signatures
+/// this unit keeps.
+///
+/// `DW.ref.*` groups (a pointer to the personality routine, referenced PC-relatively from
+/// `.eh_frame`) hold no state and are kept per unit, so that the reference stays in reach.
+fn comdat<'a>(objects: &mut [Object<'a>], loaded: &FastMap<Arc<str>, UnitId>) -> Vec<&'a str> {
+    let mut kept: FastMap<&'a str, ()> = FastMap::default();
+    let mut order = Vec::new();
+    for object in objects.iter_mut() {
+        let mut owner_of: Vec<Option<Option<UnitId>>> = vec![None; object.sections.len()];
+        for g in &object.groups {
+            if g.signature.starts_with("DW.ref.") {
+                continue;
+            }
+            let owner = if let Some(&u) = loaded.get(g.signature) {
+                Some(u)
+            } else if kept.contains_key(g.signature) {
+                None
+            } else {
+                kept.insert(g.signature, ());
+                order.push(g.signature);
+                continue;
+            };
+            for &m in &g.members {
+                if let Some(slot) = owner_of.get_mut(m) {
+                    *slot = Some(owner);
+                }
+            }
+        }
+        for (section, owner) in object.sections.iter_mut().zip(&owner_of) {
+            if owner.is_some() {
+                section.kind = SectionKind::Skip;
+            }
+        }
+        for symbol in &mut object.symbols {
+            if let Def::Section { index, .. } = symbol.def
+                && let Some(Some(owner)) = owner_of.get(index)
+            {
+                symbol.def = Def::Discarded(*owner);
+            }
+        }
+    }
+    order
+}
+
+/// Turns the FDE that contains `at` (an offset in an `.eh_frame` section placed at
+/// `section_off`) into a record the unwinder skips, by zeroing its CIE pointer: libgcc
+/// treats a record whose CIE pointer is 0 as a CIE and passes over it when it searches
+/// FDEs. Used for FDEs of functions in discarded COMDAT groups.
+fn tombstone_fde(bytes: &mut [u8], section_off: u64, size: u64, at: u64) -> Result<(), Error> {
+    let read32 = |bytes: &[u8], off: u64| -> Option<u64> {
+        let start = usize::try_from(off).ok()?;
+        let b = bytes.get(start..start.checked_add(4)?)?;
+        Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let mut record = 0_u64;
+    while record + 8 <= size {
+        let Some(length) = read32(bytes, section_off + record) else {
+            break;
+        };
+        if length == 0 || length == 0xffff_ffff {
+            break; // terminator, or 64-bit DWARF (which libgcc does not read either)
+        }
+        let end = record + 4 + length;
+        if (record..end).contains(&at) {
+            return write(bytes, section_off + record + 4, &[0; 4]);
+        }
+        record = end;
+    }
     Ok(())
 }
 
@@ -292,6 +380,8 @@ enum Target {
     DsoHandle,
     /// `atexit`: the unit's synthesized thunk (see [`x86_64::atexit_thunk`]).
     AtExit,
+    /// A local symbol of a discarded COMDAT group (only `.eh_frame` may refer to one).
+    Discarded,
 }
 
 impl Target {
@@ -404,6 +494,7 @@ fn resolve_one(
                 value,
             },
             Def::Absolute(v) => Target::Address(v),
+            Def::Discarded(_) => Target::Discarded,
             Def::NotLoaded => {
                 return Err(Error::Malformed {
                     object: object.name.to_owned(),
@@ -439,6 +530,19 @@ fn resolve_one(
             });
         }
         None => {}
+    }
+    // A COMDAT group kept by an earlier unit: that unit's copy, hidden or not.
+    if let Def::Discarded(Some(owner)) = symbol.def
+        && let Some(s) = env
+            .units
+            .iter()
+            .find(|u| u.id == owner)
+            .and_then(|u| u.symbols.get(name))
+    {
+        return Ok(Resolution {
+            target: Target::Address(s.addr as u64),
+            is_code: s.is_code,
+        });
     }
     if name == "_GLOBAL_OFFSET_TABLE_" {
         return Ok(Resolution {
@@ -537,6 +641,7 @@ impl Addresses<'_> {
             Target::GotBase => Some(self.layout.got),
             Target::DsoHandle => Some(0),
             Target::AtExit => Some(self.layout.atexit_thunk),
+            Target::Discarded => None,
         };
         self.base.wrapping_add(off.unwrap_or(0))
     }
@@ -568,6 +673,20 @@ fn apply(
         .copied()
         .flatten()
         .ok_or_else(|| internal("unresolved symbol"))?;
+    if resolution.target == Target::Discarded {
+        let section = object
+            .sections
+            .get(si)
+            .ok_or_else(|| internal("section index"))?;
+        if section.kind == SectionKind::EhFrame {
+            // The FDE of a function whose COMDAT copy was not loaded: hide it.
+            return tombstone_fde(bytes, section_off, section.size, r.offset);
+        }
+        return Err(Error::Unsupported {
+            at: object.at(si, r.offset),
+            kind: crate::error::Unsupported::DiscardedSection(symbol_name(object, r.symbol)),
+        });
+    }
     let got_slot = scan
         .got_slot
         .get(oi)

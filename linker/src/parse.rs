@@ -7,6 +7,7 @@ use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, SectionTable, Sym, SymbolTable};
 use object::{LittleEndian, SectionIndex};
 
+use crate::UnitId;
 use crate::error::{Error, Location, Unsupported};
 use crate::x86_64::{Refused, RelocKind};
 
@@ -76,6 +77,9 @@ pub(crate) enum Def {
     },
     /// Defined in a section that is not loaded (debug info, say).
     NotLoaded,
+    /// Defined in a COMDAT group that this unit does not load, because an earlier object
+    /// of the unit (`None`) or an earlier unit (`Some`) already loaded the group.
+    Discarded(Option<UnitId>),
 }
 
 /// One symbol-table entry.
@@ -98,11 +102,19 @@ pub(crate) struct Reloc {
     pub addend: i64,
 }
 
+/// A COMDAT group: sections loaded at most once per process, keyed by the signature.
+pub(crate) struct Group<'a> {
+    pub signature: &'a str,
+    /// Section indices, each `< sections.len()`.
+    pub members: Vec<usize>,
+}
+
 /// A parsed object.
 pub(crate) struct Object<'a> {
     pub name: &'a str,
     pub sections: Vec<Section<'a>>,
     pub symbols: Vec<Symbol<'a>>,
+    pub groups: Vec<Group<'a>>,
 }
 
 impl Object<'_> {
@@ -154,6 +166,7 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
         name,
         sections,
         symbols: Vec::new(),
+        groups: Vec::new(),
     };
 
     // The symbol table (at most one in a relocatable object).
@@ -168,6 +181,38 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
                 .map_err(|e| malformed(&e.to_string()))?;
             object.symbols = symbols(&object, &symtab)?;
         }
+    }
+
+    // COMDAT groups.
+    for (_, sh) in table.enumerate() {
+        let Some((flags, members)) = sh.group(LE, bytes).map_err(|e| malformed(&e.to_string()))?
+        else {
+            continue;
+        };
+        if flags & elf::GRP_COMDAT == 0 {
+            continue;
+        }
+        if Some(sh.link(LE)) != symtab_index {
+            return Err(malformed("group section not linked to the symbol table"));
+        }
+        let signature = object
+            .symbols
+            .get(sh.sh_info(LE) as usize)
+            .map(|s| s.name)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| malformed("group signature symbol out of range"))?;
+        let mut indices = Vec::with_capacity(members.len());
+        for m in members {
+            let m = m.get(LE) as usize;
+            if m >= object.sections.len() {
+                return Err(malformed("group member out of range"));
+            }
+            indices.push(m);
+        }
+        object.groups.push(Group {
+            signature,
+            members: indices,
+        });
     }
 
     // Relocations of loaded sections.

@@ -4,8 +4,8 @@
 //!
 //! Rules (those of a static link): two strong definitions are an error; a strong one
 //! replaces a weak or common one; commons merge (largest size, largest alignment); a weak
-//! one never replaces anything. `STB_GNU_UNIQUE` counts as strong here; issue-6 work on
-//! COMDAT groups will make duplicates of a group resolve to the first copy.
+//! one never replaces anything. `STB_GNU_UNIQUE` counts as strong here: its uniqueness
+//! comes from the COMDAT group it lives in, which is loaded once per process (`link.rs`).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -106,7 +106,7 @@ impl<'a> UnitSymbols<'a> {
                     continue;
                 }
                 let strength = match (symbol.def, symbol.bind) {
-                    (Def::Undefined | Def::NotLoaded, _) => continue,
+                    (Def::Undefined | Def::NotLoaded | Def::Discarded(_), _) => continue,
                     (Def::Common { .. }, _) => Strength::Common,
                     (_, Bind::Weak) => Strength::Weak,
                     _ => Strength::Strong,

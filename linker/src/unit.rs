@@ -13,6 +13,8 @@ use crate::symbols::{FastMap, UnitSymbol};
 pub(crate) struct Unit {
     pub id: UnitId,
     pub symbols: FastMap<Arc<str>, UnitSymbol>,
+    /// COMDAT groups this unit loaded (later units resolve their symbols here).
+    pub groups: Vec<Arc<str>>,
     memory: Memory,
     frames: Vec<usize>,
     init: Vec<usize>,
@@ -35,6 +37,7 @@ impl Unit {
         Unit {
             id,
             symbols: linked.symbols,
+            groups: linked.groups,
             memory: linked.memory,
             frames: linked.frames,
             init: linked.init,
