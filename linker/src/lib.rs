@@ -265,7 +265,8 @@ impl Linker {
 
     /// Unloads a unit: runs its destructors (`__cxa_atexit` handlers of the unit, then
     /// `.fini_array`), deregisters its unwind info and unmaps it. Addresses from it are
-    /// dangling afterwards; later units that resolved symbols to it must be unloaded first.
+    /// dangling afterwards; later units that resolved symbols to it (including symbols of
+    /// COMDAT groups it loaded first) must be unloaded first.
     pub fn unload(&mut self, unit: UnitId) -> Result<(), Error> {
         let index = self.index(unit)?;
         let removed = self.units.remove(index);

@@ -1,6 +1,7 @@
 //! One load, as a straight list of passes. Each pass leaves an invariant the next relies on:
 //!
-//! 1. **parse** — every object's sections, symbols and relocations, bounds-checked.
+//! 1. **parse** — every object's sections, symbols and relocations, bounds-checked;
+//!    then COMDAT groups already loaded (by an earlier object or unit) are dropped.
 //! 2. **scan relocations** — which symbols need a GOT entry, which calls may need a
 //!    stub, whether absolute 32-bit fields need low memory.
 //! 3. **resolve** — every referenced symbol has a target: the unit itself, earlier units,
