@@ -65,7 +65,10 @@ fn check(linker: &Linker, first: jitcache_linker::UnitId, second: jitcache_linke
 
 #[test]
 fn comdat_groups_load_once_within_a_unit() {
-    for (tag, flags) in [("o0", &["-O0", "-fPIC"][..]), ("o2", &["-O2", "-fPIC"][..])] {
+    for (tag, flags) in [
+        ("in_o0", &["-O0", "-fPIC"][..]),
+        ("in_o2", &["-O2", "-fPIC"][..]),
+    ] {
         let Some((a, b)) = objects(flags, tag) else {
             return;
         };
@@ -80,7 +83,10 @@ fn comdat_groups_load_once_within_a_unit() {
 
 #[test]
 fn comdat_groups_load_once_across_units() {
-    for (tag, flags) in [("o0", &["-O0", "-fPIC"][..]), ("o2", &["-O2", "-fPIC"][..])] {
+    for (tag, flags) in [
+        ("across_o0", &["-O0", "-fPIC"][..]),
+        ("across_o2", &["-O2", "-fPIC"][..]),
+    ] {
         let Some((a, b)) = objects(flags, tag) else {
             return;
         };
