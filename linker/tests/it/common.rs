@@ -32,8 +32,9 @@ pub fn compile_with(
     // Unique paths per call, so that tests running at once never read a half-written file.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let src = d.join(format!("{name}-{n}.{ext}"));
-    let obj = d.join(format!("{name}-{n}.o"));
+    let pid = std::process::id();
+    let src = d.join(format!("{name}-{pid}-{n}.{ext}"));
+    let obj = d.join(format!("{name}-{pid}-{n}.o"));
     std::fs::write(&src, source).expect("write source");
     let out = Command::new(compiler)
         .args(flags)
