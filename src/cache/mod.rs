@@ -60,22 +60,35 @@ pub struct KeyParts<'a> {
 impl KeyParts<'_> {
     /// The key of these parts compiled by a backend with identity `backend`.
     pub fn components(&self, backend: &BackendIdentity) -> KeyComponents {
-        let order = if backend.flags_ordered {
-            FlagOrder::Ordered
-        } else {
-            FlagOrder::Unordered
-        };
-        let mut builder = KeyBuilder::new(self.namespace, self.name);
-        builder
-            .unit(self.unit)
-            .backend(&backend.name, &backend.version)
-            .flags(&backend.flags, order)
-            .target(&backend.target);
+        self.components_with(&backend_builder(backend))
+    }
+
+    /// The key of these parts, given a builder that already holds the backend's part
+    /// (see [`backend_builder`]).
+    fn components_with(&self, backend: &KeyBuilder) -> KeyComponents {
+        let mut builder = backend.for_unit(self.namespace, self.name);
+        builder.unit(self.unit);
         for dep in self.deps {
             builder.dep(dep);
         }
         builder.components()
     }
+}
+
+/// A key builder holding the digests of a backend's identity: name and version, flags
+/// (ordered or not, as the backend says) and target.
+fn backend_builder(backend: &BackendIdentity) -> KeyBuilder {
+    let order = if backend.flags_ordered {
+        FlagOrder::Ordered
+    } else {
+        FlagOrder::Unordered
+    };
+    let mut builder = KeyBuilder::new("", "");
+    builder
+        .backend(&backend.name, &backend.version)
+        .flags(&backend.flags, order)
+        .target(&backend.target);
+    builder
 }
 
 /// Where a unit's code came from.
@@ -182,6 +195,9 @@ pub struct JitCache {
     stats: Mutex<CacheStats>,
     warned: AtomicBool,
     writes_failed: AtomicBool,
+    /// Key builders holding the digests of the backends seen so far: a Cranelift identity
+    /// has about a hundred flags, too many to hash again for every unit.
+    backends: Mutex<Vec<(BackendIdentity, KeyBuilder)>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical
@@ -216,6 +232,7 @@ impl JitCache {
             stats: Mutex::new(stats),
             warned: AtomicBool::new(false),
             writes_failed: AtomicBool::new(false),
+            backends: Mutex::new(Vec::new()),
             config,
         };
         if cache.config.persistent && cache.store.is_none() {
@@ -316,8 +333,11 @@ impl JitCache {
         B: Backend,
         B::Unit: Sized,
     {
-        let identity = backend.identity();
-        let components: Vec<KeyComponents> = parts.iter().map(|p| p.components(identity)).collect();
+        let prototype = self.backend_builder(backend.identity());
+        let components: Vec<KeyComponents> = parts
+            .iter()
+            .map(|p| p.components_with(&prototype))
+            .collect();
         let keys: Vec<Key> = components.iter().map(KeyComponents::key).collect();
 
         // Level 1: this process. A batch is answered from memory only when every unit is
@@ -350,12 +370,19 @@ impl JitCache {
         let mut compile_time = Duration::ZERO;
         let mut objects: Vec<(Arc<Vec<u8>>, Origin)> = Vec::with_capacity(parts.len());
         let mut counts = CacheStats::default();
+        let wanted: Vec<Key> = keys
+            .iter()
+            .zip(&resident)
+            .filter(|(_, r)| r.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        let mut from_disk = self.read_many(&wanted).into_iter();
         for (i, key) in keys.iter().enumerate() {
             if let Some(r) = &resident[i] {
                 objects.push((Arc::clone(&r.object), Origin::Memory));
                 continue;
             }
-            if let Some(bytes) = self.read(key) {
+            if let Some(bytes) = from_disk.next().flatten() {
                 counts.disk_hits += 1;
                 objects.push((Arc::new(bytes), Origin::Disk));
                 continue;
@@ -425,6 +452,32 @@ impl JitCache {
         lock(&self.loaded).retain(|_, resident| resident.unit.link != link);
         lock(&self.linker).unload(link)?;
         Ok(())
+    }
+
+    /// The key builder for `identity`, made once per backend per cache.
+    fn backend_builder(&self, identity: &BackendIdentity) -> KeyBuilder {
+        let mut known = lock(&self.backends);
+        if let Some((_, builder)) = known.iter().find(|(id, _)| id == identity) {
+            return builder.clone();
+        }
+        let builder = backend_builder(identity);
+        known.push((identity.clone(), builder.clone()));
+        builder
+    }
+
+    /// Reads `keys` from the store in one batch; any store error makes them all misses
+    /// (and a warning).
+    fn read_many(&self, keys: &[Key]) -> Vec<Option<Vec<u8>>> {
+        let Some(store) = self.store.as_ref().filter(|_| !keys.is_empty()) else {
+            return vec![None; keys.len()];
+        };
+        match store.get_many(keys) {
+            Ok(found) => found,
+            Err(err) => {
+                self.bypass(err.to_string());
+                vec![None; keys.len()]
+            }
+        }
     }
 
     /// Reads `key` from the store; any store error is a miss (and a warning).

@@ -201,26 +201,17 @@ fn read_into(
         }
         Err(e) => return Err(ReadFailure::Io(e)),
     };
-    let file_len = file.metadata().map_err(ReadFailure::Io)?.len();
-    if file_len < HEADER_LEN as u64 {
-        return Err(ReadFailure::Damaged(Damage::BadHeader));
-    }
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         let Scratch {
             dctx,
             compressed: buf,
         } = &mut *scratch;
-        // One read of the whole file into the reused buffer (no zero-filling).
-        buf.clear();
-        let want = usize::try_from(file_len).map_err(|_| ReadFailure::Damaged(Damage::BadFrame))?;
-        buf.try_reserve_exact(want)
-            .map_err(|_| ReadFailure::Damaged(Damage::BadFrame))?;
-        let got = (&mut file)
-            .take(file_len)
-            .read_to_end(buf)
-            .map_err(ReadFailure::Io)?;
-        let result = decode(buf, got == want, expected_len, dctx, out);
+        read_whole(&mut file, expected_len, buf).map_err(ReadFailure::Io)?;
+        if buf.len() < HEADER_LEN {
+            return Err(ReadFailure::Damaged(Damage::BadHeader));
+        }
+        let result = decode(buf, expected_len, dctx, out);
         if buf.capacity() > SCRATCH_KEEP {
             *buf = Vec::new();
         }
@@ -232,10 +223,46 @@ fn read_into(
     Ok(())
 }
 
+/// Reads all of `file` into `buf` (replacing its contents) without asking for its size:
+/// the buffer starts large enough for any blob of `expected_len` uncompressed bytes, plus
+/// one, so a sound blob is read by a single `read` that comes back short, which for a
+/// regular file means the end of it. (`metadata` would cost a system call per hit.)
+fn read_whole(file: &mut File, expected_len: Option<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let hint = expected_len
+        .and_then(|len| usize::try_from(len).ok())
+        .map_or(64 << 10, |len| {
+            HEADER_LEN + zstd::zstd_safe::compress_bound(len.min(SCRATCH_KEEP)) + 1
+        });
+    buf.reserve(hint);
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity().max(4096));
+        }
+        let spare = buf.capacity() - buf.len();
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let n = match file.read(&mut buf[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                buf.truncate(start);
+                continue;
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        };
+        buf.truncate(start + n);
+        if n == 0 || n < spare {
+            return Ok(());
+        }
+    }
+}
+
 /// Checks the header in `file` and decompresses the frame after it into `out`.
 fn decode(
     file: &[u8],
-    complete: bool,
     expected_len: Option<u64>,
     dctx: &mut Option<zstd::bulk::Decompressor<'static>>,
     out: &mut Vec<u8>,
@@ -256,7 +283,7 @@ fn decode(
     }
     // The file shrank while we read it, or zstd would have to expand the frame more
     // than it can: damaged, and no reason to allocate what the header claims.
-    if !complete || frame.is_empty() || len / 32_768 > frame.len() as u64 {
+    if frame.is_empty() || len / 32_768 > frame.len() as u64 {
         return damaged(Damage::BadFrame);
     }
     let Ok(len) = usize::try_from(len) else {

@@ -244,6 +244,38 @@ impl KeyBuilder {
         b
     }
 
+    /// A builder for another unit with this one's backend, flags and target: the digests
+    /// of those are reused, not recomputed, which matters when a batch of many units
+    /// shares one backend with a long flag list. The unit bytes are empty and there are
+    /// no dependencies until set.
+    ///
+    /// ```
+    /// use jitcache_store::{FlagOrder, KeyBuilder};
+    ///
+    /// let mut backend = KeyBuilder::new("", "");
+    /// backend.backend("cranelift", "0.135.8").flags(["opt_level=speed"], FlagOrder::Unordered);
+    /// let fast = backend.for_unit("lisp", "fib").unit(b"(defn fib ...)").build();
+    /// let slow = KeyBuilder::new("lisp", "fib")
+    ///     .unit(b"(defn fib ...)")
+    ///     .backend("cranelift", "0.135.8")
+    ///     .flags(["opt_level=speed"], FlagOrder::Unordered)
+    ///     .build();
+    /// assert_eq!(fast, slow);
+    /// ```
+    pub fn for_unit(&self, namespace: &str, name: &str) -> KeyBuilder {
+        let mut b = KeyBuilder {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            unit: [0; 32],
+            backend: self.backend,
+            flags: self.flags,
+            target: self.target,
+            deps: Vec::new(),
+        };
+        b.unit(b"");
+        b
+    }
+
     /// Sets the unit's bytes (source or IR). Only their digest is kept.
     pub fn unit(&mut self, bytes: &[u8]) -> &mut Self {
         let mut h = blake3::Hasher::new_derive_key(CTX_UNIT);

@@ -16,6 +16,9 @@ use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::LockFile;
 use crate::stats::{AccessBatch, Stats};
 
+/// A [`Store::get_many`] batch at least this large is read by two threads.
+const PARALLEL_READ_MIN: usize = 64;
+
 /// A content-addressed store of compiled objects in one cache directory.
 ///
 /// `Store` is `Send + Sync`; share it between threads behind an `Arc`. Any number of
@@ -132,6 +135,81 @@ impl Store {
         out.clear();
         self.note(None);
         Ok(false)
+    }
+
+    /// [`Store::get`] of many keys at once: one read transaction for all the index
+    /// lookups, then one read and decompression per blob (spread over threads when the
+    /// batch is large). Each result is verified like a single `get`.
+    pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let found = self.index().lookup_many(keys)?;
+        // Each read says whether it recorded its own hit or miss already.
+        type Read = (Option<Vec<u8>>, bool);
+        let read = |key: &Key, entry: &Option<(BlobId, u64)>| -> Result<Read, Error> {
+            let Some((blob, size)) = entry else {
+                return Ok((None, false));
+            };
+            let path = self.layout.blob_path(blob);
+            let mut out = Vec::new();
+            match blob::read_verified(&path, blob, Some(*size), &mut out) {
+                Ok(()) => Ok((Some(out), false)),
+                Err(ReadFailure::Io(e)) => Err(io_err(&path, e)),
+                // Gone (a concurrent gc, maybe a re-put): the single path looks again.
+                Err(ReadFailure::Damaged(Damage::Missing)) => {
+                    Ok((self.get_into(key, &mut out)?.then_some(out), true))
+                }
+                Err(ReadFailure::Damaged(damage)) => {
+                    self.handle_damage(key, blob, damage);
+                    Ok((None, false))
+                }
+            }
+        };
+        let results: Vec<Read> = if keys.len() >= PARALLEL_READ_MIN {
+            let half = keys.len() / 2;
+            let (first, second) = std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    keys[half..]
+                        .iter()
+                        .zip(&found[half..])
+                        .map(|(k, e)| read(k, e))
+                        .collect::<Result<Vec<_>, Error>>()
+                });
+                let first = keys[..half]
+                    .iter()
+                    .zip(&found[..half])
+                    .map(|(k, e)| read(k, e))
+                    .collect::<Result<Vec<_>, Error>>();
+                (first, other.join())
+            });
+            let mut all = first?;
+            match second {
+                Ok(rest) => all.extend(rest?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            all
+        } else {
+            keys.iter()
+                .zip(&found)
+                .map(|(k, e)| read(k, e))
+                .collect::<Result<Vec<_>, Error>>()?
+        };
+        let mut batch = self.batch();
+        let now = self.config.clock.now_ms();
+        for (key, (result, noted)) in keys.iter().zip(&results) {
+            match (result, noted) {
+                (_, true) => {}
+                (Some(_), false) => {
+                    batch.times.insert(*key, now);
+                    batch.hits += 1;
+                }
+                (None, false) => batch.misses += 1,
+            }
+        }
+        if batch.due(self.config.access_flush_interval) {
+            let taken = batch.take();
+            drop(batch);
+            let _ = self.write_batch(taken);
+        }
+        Ok(results.into_iter().map(|(bytes, _)| bytes).collect())
     }
 
     /// Evicts a damaged entry. When no writer is active (the gc lock is free) every

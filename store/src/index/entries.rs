@@ -27,6 +27,34 @@ impl Index {
         }))
     }
 
+    /// [`Index::lookup`] of many keys in one read transaction: the database's shared lock
+    /// is taken once for the batch rather than once per key.
+    pub fn lookup_many(&mut self, keys: &[Key]) -> Result<Vec<Option<(BlobId, u64)>>, Error> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sql_err(&path, e))?;
+        let found = {
+            let mut stmt = tx
+                .prepare_cached("SELECT blob, size FROM entries WHERE key = ?1")
+                .map_err(|e| sql_err(&path, e))?;
+            keys.iter()
+                .map(|key| {
+                    let row = stmt
+                        .query_row([key.as_bytes().as_slice()], |r| {
+                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                        })
+                        .optional()
+                        .map_err(|e| sql_err(&path, e))?;
+                    Ok(row.and_then(|(blob, size)| {
+                        let blob: [u8; 32] = blob.try_into().ok()?;
+                        Some((BlobId::from_bytes(blob), u64::try_from(size).ok()?))
+                    }))
+                })
+                .collect::<Result<Vec<_>, Error>>()?
+        };
+        tx.commit().map_err(|e| sql_err(&path, e))?;
+        Ok(found)
+    }
+
     /// Records `key → blob` (replacing any previous entry for the key) and, when given,
     /// the unit's components; one IMMEDIATE transaction.
     pub fn insert(&mut self, row: &NewEntry<'_>) -> Result<(), Error> {

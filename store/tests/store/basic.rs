@@ -88,3 +88,27 @@ fn compile_lock_is_exclusive_per_key() {
         "free again"
     );
 }
+
+#[test]
+fn get_many_matches_get_on_large_batches() {
+    let (_dir, store) = fresh();
+    let bytes = |i: u64| -> Vec<u8> { (0..(i * 37 % 5000)).map(|j| (j * i % 251) as u8).collect() };
+    for i in 0..150u64 {
+        store.put(&key(i), &bytes(i)).expect("put");
+    }
+    // Present keys interleaved with absent ones, more than the parallel threshold.
+    let keys: Vec<_> = (0..300u64).map(key).collect();
+    let found = store.get_many(&keys).expect("get_many");
+    assert_eq!(found.len(), keys.len());
+    for (i, got) in (0..300u64).zip(&found) {
+        if i < 150 {
+            assert_eq!(got.as_deref(), Some(bytes(i).as_slice()), "key {i}");
+        } else {
+            assert!(got.is_none(), "key {i} was never put");
+        }
+    }
+    let stats = store.stats().expect("stats");
+    assert_eq!(stats.hits, 150);
+    assert_eq!(stats.misses, 150);
+    assert!(store.get_many(&[]).expect("empty batch").is_empty());
+}

@@ -25,6 +25,7 @@ enum Damage {
 enum Op {
     Put(u8, u8),
     Get(u8),
+    GetMany(Vec<u8>),
     Remove(u8),
     Gc(Option<u32>),
     Reopen,
@@ -55,6 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (k.clone(), 0u8..9).prop_map(|(k, c)| Op::Put(k, c)),
         6 => k.clone().prop_map(Op::Get),
+        2 => prop::collection::vec(k.clone(), 0..12).prop_map(Op::GetMany),
         1 => k.clone().prop_map(Op::Remove),
         1 => prop::option::of(0u32..150_000).prop_map(Op::Gc),
         1 => Just(Op::Reopen),
@@ -142,6 +144,26 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         model.remove(&k);
                     }
                     (false, None) => {}
+                }
+            }
+            Op::GetMany(ref ks) => {
+                let keys: Vec<_> = ks.iter().map(|k| key((*k).into())).collect();
+                let found = store.get_many(&keys).expect("get_many");
+                prop_assert_eq!(found.len(), ks.len());
+                for (k, got) in ks.iter().zip(found) {
+                    match (got, model.get(k)) {
+                        (Some(bytes), Some(e)) => {
+                            prop_assert!(bytes == content(e.content), "wrong bytes for key {}", k)
+                        }
+                        (Some(_), None) => {
+                            prop_assert!(false, "hit on key {} the model does not hold", k)
+                        }
+                        (None, Some(e)) => {
+                            prop_assert!(!e.must_hit, "miss on key {} that must be there", k);
+                            model.remove(k);
+                        }
+                        (None, None) => {}
+                    }
                 }
             }
             Op::Remove(k) => {
