@@ -19,3 +19,6 @@ pub use error::Error;
 pub use jitcache_backends as backends;
 pub use jitcache_linker as linker;
 pub use jitcache_store as store;
+
+#[doc = include_str!("../docs/integration.md")]
+pub mod guide {}
