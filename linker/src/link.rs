@@ -344,7 +344,7 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
                     }
                 } else if r.kind == RelocKind::Plt32
                     && sym.bind != Bind::Local
-                    && sym.def == Def::Undefined
+                    && matches!(sym.def, Def::Undefined | Def::Discarded(Some(_)))
                     && let Some(s @ None) = stub_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol))
                     && unit.get(sym.name).is_none()
                 {
