@@ -115,7 +115,6 @@ fn cxx_exception_thrown_by_the_host_unwinds_through_loaded_code() {
 }
 
 #[test]
-#[ignore = "needs the linker's C++ support (issue 6): COMDAT groups loaded once"]
 fn cxx_units_sharing_an_inline_function_use_one_copy() {
     cxx_feature("comdat");
 }
