@@ -31,8 +31,23 @@ impl Index {
         now_ms: i64,
     ) -> Result<Index, Error> {
         let attempt = || open_once(&layout.index, durability, busy_timeout, writable);
+        let open_lock = LockFile::new(&layout.open_lock);
+        // Creating the database (journal mode, schema) is done by one process at a time:
+        // SQLite returns "database is locked" without waiting in parts of that dance.
+        let creating = std::fs::metadata(&layout.index).map_or(true, |m| m.len() == 0);
+        let mut guard = if writable && creating {
+            Some(open_lock.exclusive()?)
+        } else {
+            None
+        };
         match attempt() {
             Ok(index) => return Ok(index),
+            // An SQLite error outside the lock may be another process replacing a
+            // corrupt index under our feet (its files vanish mid-open): look again
+            // under the lock. Anything else is final.
+            Err(OpenError::Other(e @ Error::Index { .. })) if writable && guard.is_none() => {
+                drop(e);
+            }
             Err(OpenError::Other(e)) => return Err(e),
             Err(OpenError::Corrupt) if !writable => {
                 return Err(Error::CorruptIndex {
@@ -42,12 +57,15 @@ impl Index {
             Err(OpenError::Corrupt) => {}
         }
         // One process at a time decides and replaces; the others find the fresh index.
-        let _guard = LockFile::new(&layout.open_lock).exclusive()?;
-        match attempt() {
-            Ok(index) => return Ok(index),
-            Err(OpenError::Other(e)) => return Err(e),
-            Err(OpenError::Corrupt) => {}
+        if guard.is_none() {
+            guard = Some(open_lock.exclusive()?);
+            match attempt() {
+                Ok(index) => return Ok(index),
+                Err(OpenError::Other(e)) => return Err(e),
+                Err(OpenError::Corrupt) => {}
+            }
         }
+        let _guard = guard;
         move_aside(&layout.index, now_ms)?;
         match attempt() {
             Ok(index) => {
@@ -85,6 +103,8 @@ fn open_once(
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let mut conn = match Connection::open_with_flags(path, flags).and_then(|conn| {
+        // The busy timeout first: the probe below may meet another process's lock.
+        conn.busy_timeout(busy_timeout)?;
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
         Ok(conn)
     }) {
