@@ -269,7 +269,12 @@ fn load_c(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<Loaded,
         // Its path is a flag (and so in the key); the headers' contents are in each unit.
         config_flags.push(format!("-I{}", include_dir.display()));
     }
-    let backend = CcBackend::new(CcConfig::c().with_flags(&config_flags))?;
+    let config = CcConfig::c().with_flags(&config_flags);
+    // A remembered compiler probe spares a warm start three compiler processes.
+    let backend = match cache.component_dir("cc-probes") {
+        Some(dir) => CcBackend::with_probe_cache(config, &dir)?,
+        None => CcBackend::new(config)?,
+    };
     let mut units_bytes = Vec::with_capacity(files.len());
     let mut names = Vec::with_capacity(files.len());
     for file in &files {

@@ -303,3 +303,53 @@ fn measure_construction_and_compile() {
     println!("cc: backend construction {built:?}; small C function compile {compiled:?}");
     println!("cc identity: {:#?}", backend.identity());
 }
+
+#[test]
+fn a_remembered_probe_runs_no_process_until_the_compiler_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let script = |version: &str| {
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nif [ \"$1\" = --version ]; then echo '{version}'; exit 0; fi\nexec cc \"$@\"\n",
+            log.display()
+        )
+    };
+    let wrapper = write_script(dir.path(), "logcc", &script("logcc 1.0"));
+    let config = || CcConfig {
+        compiler: wrapper.clone(),
+        ..CcConfig::c()
+    };
+    let probes = dir.path().join("probes");
+    let calls = || std::fs::read_to_string(&log).map_or(0, |s| s.lines().count());
+
+    let fresh = CcBackend::new(config()).unwrap();
+    let first = CcBackend::with_probe_cache(config(), &probes).unwrap();
+    assert_eq!(
+        first.identity(),
+        fresh.identity(),
+        "the same identity as an unremembered probe"
+    );
+    let before = calls();
+    let second = CcBackend::with_probe_cache(config(), &probes).unwrap();
+    assert_eq!(calls(), before, "a remembered probe runs no process");
+    assert_eq!(second.identity(), first.identity());
+
+    // Other flags are another probe.
+    let flagged = CcBackend::with_probe_cache(config().with_flags(["-O1"]), &probes).unwrap();
+    assert!(calls() > before);
+    assert_ne!(flagged.identity(), first.identity());
+
+    // A changed compiler binary is probed again and gets a new identity.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_script(dir.path(), "logcc", &script("logcc 2.0"));
+    let changed = CcBackend::with_probe_cache(config(), &probes).unwrap();
+    assert_eq!(changed.version_output(), "logcc 2.0");
+    assert_ne!(changed.identity(), first.identity());
+
+    // A damaged remembered probe is probed again, not trusted.
+    for entry in std::fs::read_dir(&probes).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let again = CcBackend::with_probe_cache(config(), &probes).unwrap();
+    assert_eq!(again.identity(), changed.identity());
+}

@@ -252,6 +252,13 @@ impl JitCache {
         self.store.as_ref()
     }
 
+    /// A private directory of the cache for a component's own files (see
+    /// [`Store::component_dir`]); `None` when the cache is bypassed or the directory
+    /// cannot be made.
+    pub fn component_dir(&self, name: &str) -> Option<PathBuf> {
+        self.store.as_ref()?.component_dir(name).ok()
+    }
+
     /// The linker, to open shared libraries or set a symbol resolver before loading.
     pub fn linker(&self) -> MutexGuard<'_, Linker> {
         lock(&self.linker)

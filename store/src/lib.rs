@@ -67,6 +67,7 @@
 
 mod blob;
 mod clock;
+mod component_dir;
 mod config;
 mod entry;
 mod error;

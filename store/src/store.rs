@@ -448,6 +448,12 @@ impl Store {
             Err(e) => return Err(write_err(blobs, e)),
         }
         create_private_dir(blobs).map_err(|e| write_err(blobs, e))?;
+        let components = self.layout.dir.join("components");
+        match std::fs::remove_dir_all(&components) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(write_err(&components, e)),
+        }
         self.layout.clean_tmp()?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! unit and returns the object.
 
 mod probe;
+mod probe_cache;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -194,6 +195,26 @@ impl CcBackend {
     /// fails, [`Error::UnresolvedNative`].
     pub fn new(config: CcConfig) -> Result<CcBackend, Error> {
         let probe = probe::probe(&config.compiler, config.lang, &config.flags)?;
+        let identity = identity(&config, &probe);
+        Ok(CcBackend {
+            inner: Arc::new(Inner {
+                config,
+                probe,
+                identity,
+            }),
+        })
+    }
+
+    /// Like [`CcBackend::new`], remembering the probe in `dir` and reusing it while the
+    /// compiler binary (device, inode, size, modification and change times), the flags,
+    /// the output-changing environment and, for `-march=native`, the CPU are unchanged:
+    /// a warm start then runs no process. The identity is the same as `new` computes.
+    ///
+    /// # Errors
+    ///
+    /// As [`CcBackend::new`]; an unreadable or unwritable `dir` is not an error.
+    pub fn with_probe_cache(config: CcConfig, dir: &Path) -> Result<CcBackend, Error> {
+        let probe = probe_cache::load_or_probe(dir, &config.compiler, config.lang, &config.flags)?;
         let identity = identity(&config, &probe);
         Ok(CcBackend {
             inner: Arc::new(Inner {

@@ -112,3 +112,24 @@ fn get_many_matches_get_on_large_batches() {
     assert_eq!(stats.misses, 150);
     assert!(store.get_many(&[]).expect("empty batch").is_empty());
 }
+
+#[test]
+fn component_dirs_are_private_plain_and_cleared() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, store) = fresh();
+    let probes = store.component_dir("cc-probes").expect("component dir");
+    assert!(probes.is_dir());
+    assert!(probes.starts_with(store.root()));
+    let mode = std::fs::metadata(&probes)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    std::fs::write(probes.join("x"), b"1").expect("write");
+    for bad in ["", ".", "..", "a/b", "../up", "with space"] {
+        assert!(store.component_dir(bad).is_err(), "{bad:?} must be refused");
+    }
+    store.clear().expect("clear");
+    assert!(!probes.exists(), "clear removes component files");
+}
