@@ -132,7 +132,7 @@ fn open_once(
             }));
         }
         let sync = match durability {
-            Durability::None => "OFF",
+            Durability::None => "NORMAL",
             Durability::Data => "NORMAL",
             Durability::Full => "FULL",
         };
