@@ -42,6 +42,10 @@ pub struct StoreConfig {
     /// How often batched last-access times and hit/miss counters are written to the
     /// index (default 2 s; also written by [`Store::flush`] and on drop).
     pub access_flush_interval: Duration,
+    /// How stale a recorded last-access time may get before a hit updates it (default
+    /// 60 s). Least-recently-used order only needs coarse times, and a start that hits
+    /// units used a minute ago then writes nothing for them.
+    pub access_resolution: Duration,
     /// Time source for creation and access times (default the system clock).
     pub clock: Clock,
 }
@@ -53,6 +57,7 @@ impl Default for StoreConfig {
             durability: Durability::None,
             busy_timeout: Duration::from_secs(10),
             access_flush_interval: Duration::from_secs(2),
+            access_resolution: Duration::from_secs(60),
             clock: Clock::System,
         }
     }

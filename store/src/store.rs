@@ -1,5 +1,6 @@
 //! The store: opening a cache directory, and the put and get paths.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::blob::{self, BlobId, Damage, ReadFailure};
 use crate::config::{Durability, StoreConfig};
-use crate::entry::{EntryInfo, EntryMeta, UnitRecord, UnitState};
+use crate::entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 use crate::error::{Error, io_err, write_err};
 use crate::fault::{self, PausePoint};
 use crate::index::{Index, NewEntry, counter};
@@ -257,9 +258,12 @@ impl Store {
         if taken.is_empty() || !self.writable {
             return Ok(());
         }
+        let resolution =
+            i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
         let result = self.index().flush(
             &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
             &[(counter::HITS, taken.hits), (counter::MISSES, taken.misses)],
+            resolution,
         );
         if result.is_err() {
             self.batch().restore_counters(&taken);
@@ -311,6 +315,70 @@ impl Store {
             components: meta.components.as_ref(),
             now_ms,
         })?;
+        self.pause_at(PausePoint::AfterIndex);
+        Ok(())
+    }
+
+    /// Stores many entries at once: each distinct blob is written (or found) once, then
+    /// every entry is indexed in one transaction, so a batch costs one commit rather
+    /// than one per entry. Entries are indexed in key order; a key given twice keeps
+    /// the bytes of its last occurrence.
+    ///
+    /// The transaction holds the index's write lock until it commits, and other
+    /// writers wait for it (up to [`StoreConfig::busy_timeout`]): split very large
+    /// fills (hundreds of thousands of entries) into batches. Failures are as for
+    /// [`Store::put_with`]; a failed batch indexes none of its entries (blobs already
+    /// written stay, as orphans for [`Store::gc`] if nothing else uses them).
+    pub fn put_many(&self, entries: &[PutEntry<'_>]) -> Result<(), Error> {
+        if !self.writable {
+            return Err(Error::ReadOnly {
+                path: self.layout.dir.clone(),
+            });
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Held until the entries are indexed, as in `put_with`.
+        let _shared = self.gc_lock.shared()?;
+        // Entries often share byte slices (the same object under several keys): a slice
+        // seen before, same address and length, is not hashed again. The slices are
+        // borrowed for the whole call, so equal address and length mean equal bytes.
+        let mut ids: HashMap<(usize, usize), BlobId> = HashMap::new();
+        let mut stored: HashMap<BlobId, u64> = HashMap::new();
+        let mut blob_of = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let slice = (entry.bytes.as_ptr() as usize, entry.bytes.len());
+            let id = *ids.entry(slice).or_insert_with(|| BlobId::of(entry.bytes));
+            if !stored.contains_key(&id) {
+                let path = self.layout.blob_path(&id);
+                let size = entry.bytes.len() as u64;
+                let len = match existing_sound(&path, &id, size) {
+                    Some(len) => len,
+                    None => self.write_blob(&path, entry.bytes)?,
+                };
+                stored.insert(id, len);
+            }
+            blob_of.push(id);
+        }
+        self.pause_at(PausePoint::AfterRename);
+        let now_ms = self.config.clock.now_ms();
+        let mut rows: Vec<NewEntry<'_>> = entries
+            .iter()
+            .zip(&blob_of)
+            .map(|(entry, id)| NewEntry {
+                key: &entry.key,
+                blob: id,
+                size: entry.bytes.len() as u64,
+                stored_size: stored.get(id).copied().unwrap_or(0),
+                name: entry.meta.and_then(|m| m.name.as_deref()),
+                components: entry.meta.and_then(|m| m.components.as_ref()),
+                now_ms,
+            })
+            .collect();
+        // Key order turns random B-tree inserts into appends; the sort is stable, so
+        // the last occurrence of a key is still inserted last.
+        rows.sort_by_key(|row| *row.key);
+        self.index().insert_many(&rows)?;
         self.pause_at(PausePoint::AfterIndex);
         Ok(())
     }

@@ -14,6 +14,7 @@ impl Index {
         &mut self,
         accesses: &mut dyn Iterator<Item = (Key, i64)>,
         counters: &[(&str, i64)],
+        resolution_ms: i64,
     ) -> Result<(), Error> {
         let path = self.path.clone();
         let err = |e| sql_err(&path, e);
@@ -25,11 +26,11 @@ impl Index {
             let mut stmt = tx
                 .prepare_cached(
                     "UPDATE entries SET last_access_ms = ?2
-                     WHERE key = ?1 AND last_access_ms < ?2",
+                     WHERE key = ?1 AND last_access_ms < ?2 - ?3",
                 )
                 .map_err(err)?;
             for (key, ms) in accesses {
-                stmt.execute(params![key.as_bytes().as_slice(), ms])
+                stmt.execute(params![key.as_bytes().as_slice(), ms, resolution_ms])
                     .map_err(err)?;
             }
             for (name, n) in counters {

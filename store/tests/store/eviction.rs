@@ -15,6 +15,8 @@ fn clocked(root: &std::path::Path, clock: &ManualClock) -> Store {
     let config = StoreConfig {
         clock: Clock::Manual(clock.clone()),
         access_flush_interval: Duration::from_secs(3600),
+        // These tests step the clock by milliseconds.
+        access_resolution: Duration::ZERO,
         ..StoreConfig::default()
     };
     Store::open(root, config).expect("open")
@@ -292,4 +294,44 @@ fn threads_share_one_store() {
         t.join().expect("thread");
     }
     assert!(store.verify(false, &NoProgress).expect("verify").is_clean());
+}
+
+#[test]
+fn access_times_are_kept_to_the_configured_resolution() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let open = || {
+        Store::open(
+            dir.path().join("cache"),
+            StoreConfig {
+                clock: Clock::Manual(clock.clone()),
+                access_resolution: Duration::from_secs(60),
+                ..StoreConfig::default()
+            },
+        )
+        .expect("open")
+    };
+    let store = open();
+    store.put(&key(1), b"one").expect("put");
+    let access = |store: &Store| {
+        let mut at = None;
+        store
+            .for_each_entry(|e| {
+                at = Some(e.last_access);
+                true
+            })
+            .expect("list");
+        at.expect("one entry")
+    };
+    let created = access(&store);
+    // A hit 30 s later is within the resolution: nothing is written.
+    clock.advance(30_000);
+    assert!(store.get(&key(1)).expect("get").is_some());
+    store.flush().expect("flush");
+    assert_eq!(access(&store), created);
+    // A hit 90 s after the recorded time moves it.
+    clock.advance(60_000);
+    assert!(store.get(&key(1)).expect("get").is_some());
+    store.flush().expect("flush");
+    assert_eq!(access(&store), created + 90_000);
 }
