@@ -8,9 +8,21 @@ The output is deterministic (a fixed linear congruential generator, no
 Python `random`), so regenerating gives the same file:
 
     python3 examples/lisp/gen_demo.py > examples/lisp/demo.clj
+
+With `--defs N` (N at least 62) the families grow so that the program has
+exactly N definitions; `big.clj` (1,000 definitions, for start-up benchmarks)
+is generated so:
+
+    python3 examples/lisp/gen_demo.py --defs 1000 > examples/lisp/big.clj
 """
 
+import sys
+
 FAMILY_SIZE = 45
+
+# Definitions outside the six families: the library (48), the five totals,
+# `checksum`, `reduce-hash` and `main`.
+FIXED_DEFS = 56
 
 
 class Lcg:
@@ -241,40 +253,66 @@ def family_walk(rng, i):
     )
 
 
-def total(name, family, arity_args):
-    calls = " ".join(f"({family}-{i} {arity_args})" for i in range(FAMILY_SIZE))
+def total(name, family, size, arity_args):
+    calls = " ".join(f"({family}-{i} {arity_args})" for i in range(size))
     return f"(defn {name} [x] (mod (+ {calls}) 1000000007))"
 
 
+def family_sizes(defs):
+    """Sizes of the families poly, series, mix, classify, walk and chain for a
+    program of `defs` definitions (poly and series have the same size)."""
+    if defs is None:
+        return [FAMILY_SIZE] * 6
+    base, extra = divmod(defs - FIXED_DEFS, 6)
+    if base < 1:
+        raise SystemExit(f"--defs must be at least {FIXED_DEFS + 6}")
+    # The remainder (0 to 5) goes to the families that do not pair up (mix,
+    # classify, walk, chain), last first: series-i calls poly-i.
+    sizes = [base] * 6
+    for k in range(extra):
+        sizes[5 - k % 4] += 1
+    return sizes
+
+
+def parse_args(argv):
+    if not argv:
+        return None
+    if len(argv) == 2 and argv[0] == "--defs" and argv[1].isdigit():
+        return int(argv[1])
+    raise SystemExit("usage: gen_demo.py [--defs N]")
+
+
 def main():
+    sizes = family_sizes(parse_args(sys.argv[1:]))
+    n_poly, n_series, n_mix, n_classify, n_walk, n_chain = sizes
     rng = Lcg(2024)
     out = [LIBRARY.strip("\n"), ""]
     families = [
-        (";;; Polynomials (Horner)", family_poly),
-        (";;; Series over the polynomials", family_series),
-        (";;; Mixing helpers", family_mix),
-        (";;; Classifiers", family_classify),
-        (";;; Walks (a Collatz-like map, at most 200 steps)", family_walk),
+        (";;; Polynomials (Horner)", family_poly, n_poly),
+        (";;; Series over the polynomials", family_series, n_series),
+        (";;; Mixing helpers", family_mix, n_mix),
+        (";;; Classifiers", family_classify, n_classify),
+        (";;; Walks (a Collatz-like map, at most 200 steps)", family_walk, n_walk),
     ]
-    for title, make in families:
+    for title, make, size in families:
         out.append(title)
         out.append("")
-        for i in range(FAMILY_SIZE):
+        for i in range(size):
             out.append(make(rng, i))
         out.append("")
     out.append(";;; A chain of calls across definitions (each one a separate unit)")
     out.append("")
-    for i in range(FAMILY_SIZE):
-        out.append(family_chain(rng, i, FAMILY_SIZE - 1))
+    for i in range(n_chain):
+        out.append(family_chain(rng, i, n_chain - 1))
     out.append("")
     out.append(";;; Totals over each family")
     out.append("")
-    out.append(total("total-poly", "poly", "x"))
-    out.append(total("total-series", "series", "(mod x 50)"))
-    calls = " ".join(f"(mix-{i} x {i})" for i in range(FAMILY_SIZE))
+    out.append(total("total-poly", "poly", n_poly, "x"))
+    out.append(total("total-series", "series", n_series, "(mod x 50)"))
+    calls = " ".join(f"(mix-{i} x {i})" for i in range(n_mix))
     out.append(f"(defn total-mix [x] (mod (+ {calls}) 1000000007))")
-    out.append(total("total-classify", "classify", "(- (* x 13) 40)"))
-    out.append(total("total-walk", "walk", "(+ x 1)"))
+    out.append(total("total-classify", "classify", n_classify, "(- (* x 13) 40)"))
+    out.append(total("total-walk", "walk", n_walk, "(+ x 1)"))
     out.append("")
     out.append(
         """(defn checksum [x]
