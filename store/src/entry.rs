@@ -16,6 +16,28 @@ pub struct EntryMeta {
     pub components: Option<KeyComponents>,
 }
 
+/// One entry of a [`Store::put_many`] batch: the key, the bytes and optional metadata.
+#[derive(Clone, Copy, Debug)]
+pub struct PutEntry<'a> {
+    /// The key to store the bytes under.
+    pub key: Key,
+    /// The bytes (an object file, usually).
+    pub bytes: &'a [u8],
+    /// Metadata as for [`Store::put_with`].
+    pub meta: Option<&'a EntryMeta>,
+}
+
+impl<'a> PutEntry<'a> {
+    /// An entry without metadata.
+    pub fn new(key: Key, bytes: &'a [u8]) -> PutEntry<'a> {
+        PutEntry {
+            key,
+            bytes,
+            meta: None,
+        }
+    }
+}
+
 /// One entry, as listed by [`Store::for_each_entry`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryInfo {

@@ -13,6 +13,7 @@
 //! | [`Store::open`], [`StoreConfig`], [`Durability`], [`Clock`] | open (or create) a cache directory |
 //! | [`Store::get`], [`Store::get_into`] | verified read: the bytes stored, or a miss; never wrong bytes |
 //! | [`Store::put`], [`Store::put_with`], [`EntryMeta`] | store bytes under a key |
+//! | [`Store::put_many`], [`PutEntry`] | store many entries in one index transaction, writing each distinct blob once |
 //! | [`Store::remove`], [`Store::clear`] | forget one entry, or all |
 //! | [`Store::gc`], [`GcOptions`], [`GcReport`] | LRU eviction to a size cap; orphan and temp file removal |
 //! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`] | check every blob; optionally repair |
@@ -86,7 +87,7 @@ mod verify;
 pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage};
 pub use clock::{Clock, ManualClock};
 pub use config::{Durability, StoreConfig};
-pub use entry::{EntryInfo, EntryMeta, UnitRecord, UnitState};
+pub use entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 pub use error::Error;
 pub use fault::{PAUSE_ENV, PausePoint};
 pub use flight::CompileLock;

@@ -6,7 +6,7 @@ use super::{Index, NewEntry, bump, counter, set_unit_state, to_i64, to_u64};
 use crate::blob::BlobId;
 use crate::entry::{EntryInfo, UnitState};
 use crate::error::{Error, sql_err};
-use crate::key::Key;
+use crate::key::{Key, KeyComponents};
 
 impl Index {
     /// Blob and uncompressed length recorded for `key`.
@@ -82,27 +82,47 @@ impl Index {
             ])
             .map_err(err)?;
             if let Some(c) = row.components {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO units
-                         (namespace, name, key, unit, backend, flags, target, deps, state, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9)",
-                    )
-                    .map_err(err)?;
-                stmt.execute(params![
-                    c.namespace,
-                    c.name,
-                    row.key.as_bytes().as_slice(),
-                    c.unit.as_slice(),
-                    c.backend.as_slice(),
-                    c.flags.as_slice(),
-                    c.target.as_slice(),
-                    c.deps.as_slice(),
-                    row.now_ms,
-                ])
-                .map_err(err)?;
+                insert_unit(&tx, row.key, c, row.now_ms).map_err(err)?;
             }
             bump(&tx, counter::PUTS, 1).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// [`Index::insert`] of many rows in one IMMEDIATE transaction, in the order given
+    /// (a key given twice keeps its last row). The puts counter grows by the number of
+    /// rows.
+    pub fn insert_many(&mut self, rows: &[NewEntry<'_>]) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |e| sql_err(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut entry = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO entries
+                     (key, blob, size, stored_size, name, created_ms, last_access_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )
+                .map_err(err)?;
+            for row in rows {
+                entry
+                    .execute(params![
+                        row.key.as_bytes().as_slice(),
+                        row.blob.as_bytes().as_slice(),
+                        to_i64(row.size),
+                        to_i64(row.stored_size),
+                        row.name,
+                        row.now_ms,
+                    ])
+                    .map_err(err)?;
+                if let Some(c) = row.components {
+                    insert_unit(&tx, row.key, c, row.now_ms).map_err(err)?;
+                }
+            }
+            bump(&tx, counter::PUTS, to_i64(rows.len() as u64)).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -372,4 +392,30 @@ impl Index {
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
     }
+}
+
+/// Records `key` as the last entry of the unit `components` names.
+fn insert_unit(
+    conn: &rusqlite::Connection,
+    key: &Key,
+    c: &KeyComponents,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO units
+         (namespace, name, key, unit, backend, flags, target, deps, state, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9)",
+    )?
+    .execute(params![
+        c.namespace,
+        c.name,
+        key.as_bytes().as_slice(),
+        c.unit.as_slice(),
+        c.backend.as_slice(),
+        c.flags.as_slice(),
+        c.target.as_slice(),
+        c.deps.as_slice(),
+        now_ms,
+    ])?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod bad_states;
 mod basic;
+mod bulk;
 mod common;
 mod damage;
 mod eviction;
