@@ -349,14 +349,13 @@ impl Store {
         for entry in entries {
             let slice = (entry.bytes.as_ptr() as usize, entry.bytes.len());
             let id = *ids.entry(slice).or_insert_with(|| BlobId::of(entry.bytes));
-            if !stored.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = stored.entry(id) {
                 let path = self.layout.blob_path(&id);
                 let size = entry.bytes.len() as u64;
-                let len = match existing_sound(&path, &id, size) {
+                slot.insert(match existing_sound(&path, &id, size) {
                     Some(len) => len,
                     None => self.write_blob(&path, entry.bytes)?,
-                };
-                stored.insert(id, len);
+                });
             }
             blob_of.push(id);
         }

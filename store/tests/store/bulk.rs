@@ -90,7 +90,10 @@ fn metadata_is_kept_like_put_with() {
             PutEntry::new(key(7), &plain),
         ])
         .unwrap();
-    let record = store.last_unit("lisp", "square").unwrap().expect("unit recorded");
+    let record = store
+        .last_unit("lisp", "square")
+        .unwrap()
+        .expect("unit recorded");
     assert_eq!(record.key, k);
     let mut names = HashMap::new();
     store
