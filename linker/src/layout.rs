@@ -1,23 +1,26 @@
 //! Pass 4, lay out: every loaded section, the call stubs, the GOT and the COMMON symbols
-//! get an offset in the unit's memory, grouped into three page-aligned segments by
-//! permission:
+//! get an offset in the unit's layout, grouped into three segments by permission:
 //!
 //! ```text
-//! base → | text: .text*, call stubs                                  | read + execute
-//!        | read-only: .rodata*, .eh_frame (+4 zero bytes each),      | read-only
-//!        |   .gcc_except_table, .data.rel.ro*, .init_array,          |
-//!        |   .fini_array, .preinit_array, GOT                        |
-//!        | data: .data*, .bss*, COMMON                               | read + write
+//! 0 → | text: .text*, call stubs, atexit thunk                   | read + execute
+//!     | read-only: .rodata*, .eh_frame (+4 zero bytes each),     | read-only
+//!     |   .gcc_except_table, .data.rel.ro*, .init_array,         |
+//!     |   .fini_array, .preinit_array, GOT                       |
+//!     | data: .data*, .bss*, COMMON                              | read + write
 //! ```
 //!
 //! `.data.rel.ro`, the arrays and the GOT are written only by relocation, so they are
 //! read-only once protected (what RELRO does for a shared object). Offsets honour each
-//! section's alignment; the mapping's base is aligned to the largest of them.
+//! section's alignment. The segments are placed apart at run time (pieces of the arena,
+//! or page-aligned parts of one mapping, `memory.rs`), so each starts at an offset aligned
+//! to what its sections need, and at least one byte after the previous one ends: an
+//! offset one past a segment's end (a symbol at the end of its section) still names that
+//! segment ([`Layout::segment_of`]).
 
 use std::ops::Range;
 
 use crate::error::Error;
-use crate::memory::page_size;
+use crate::memory::Segment;
 use crate::parse::{Object, SectionKind};
 use crate::x86_64::{ATEXIT_THUNK_SIZE, STUB_SIZE};
 
@@ -27,7 +30,7 @@ const MAX_UNIT: u64 = 1 << 30;
 /// Not placed (a skipped section).
 pub(crate) const NOT_PLACED: u64 = u64::MAX;
 
-/// Offsets of everything in the unit, relative to its base.
+/// Offsets of everything in the unit's layout.
 pub(crate) struct Layout {
     /// `[object][section]`: offset, or [`NOT_PLACED`].
     pub sections: Vec<Vec<u64>>,
@@ -41,19 +44,14 @@ pub(crate) struct Layout {
     pub atexit_thunk: u64,
     /// Offsets of the `.eh_frame` sections, each followed by a zero terminator.
     pub eh_frames: Vec<u64>,
-    /// Read + execute range.
-    pub text: Range<u64>,
-    /// Read-only range.
-    pub read_only: Range<u64>,
-    /// Total bytes.
-    pub size: u64,
-    /// Alignment the base needs.
-    pub align: u64,
+    /// Range of each segment ([`Segment`] order).
+    pub segments: [Range<u64>; 3],
+    /// Alignment each segment's start needs at run time.
+    pub align: [u64; 3],
 }
 
 struct Cursor {
     at: u64,
-    align: u64,
 }
 
 impl Cursor {
@@ -69,29 +67,55 @@ impl Cursor {
             return Err(Error::TooLarge { size: end });
         }
         self.at = end;
-        self.align = self.align.max(align);
         Ok(offset)
     }
+}
 
-    fn page(&mut self) -> Result<u64, Error> {
-        self.place(0, page_size() as u64)
+/// The segment a kind of section goes to (`None`: not loaded).
+fn segment(kind: SectionKind) -> Option<Segment> {
+    match kind {
+        SectionKind::Skip => None,
+        SectionKind::Text => Some(Segment::Text),
+        SectionKind::ReadOnly
+        | SectionKind::RelRo
+        | SectionKind::EhFrame
+        | SectionKind::InitArray(_)
+        | SectionKind::FiniArray(_)
+        | SectionKind::PreinitArray => Some(Segment::ReadOnly),
+        SectionKind::Data | SectionKind::Bss => Some(Segment::Data),
     }
 }
 
 impl Layout {
-    /// Lays out the unit. `commons` are (size, align) pairs.
+    /// Lays out the unit. `commons` are (size, align) pairs. With `handle`, the text
+    /// segment is at least one byte long: its start is the unit's `__dso_handle`, which
+    /// must be an address no other live unit has.
     pub(crate) fn new(
         objects: &[Object<'_>],
         commons: &[(u64, u64)],
         got_entries: usize,
         stubs: usize,
         atexit_thunk: bool,
+        handle: bool,
     ) -> Result<Layout, Error> {
         let mut sections: Vec<Vec<u64>> = objects
             .iter()
             .map(|o| vec![NOT_PLACED; o.sections.len()])
             .collect();
-        let mut c = Cursor { at: 0, align: 1 };
+        // Each segment's alignment: the largest of what it holds.
+        let mut align = [1_u64, 8, 1];
+        for s in objects.iter().flat_map(|o| o.sections.iter()) {
+            if let Some(seg) = segment(s.kind) {
+                let a = &mut align[seg as usize];
+                *a = (*a).max(s.align);
+            }
+        }
+        align[Segment::Text as usize] = align[Segment::Text as usize].max(STUB_SIZE);
+        for &(_, a) in commons {
+            align[Segment::Data as usize] = align[Segment::Data as usize].max(a);
+        }
+
+        let mut c = Cursor { at: 0 };
         let place_kind = |c: &mut Cursor,
                           sections: &mut Vec<Vec<u64>>,
                           want: &dyn Fn(SectionKind) -> bool,
@@ -115,15 +139,23 @@ impl Layout {
             }
             Ok(placed)
         };
+        // A segment starts at least one byte after the previous one ends, aligned.
+        let start_segment = |c: &mut Cursor, seg: Segment| -> Result<u64, Error> {
+            c.at += 1;
+            c.place(0, align[seg as usize])
+        };
 
         // Text.
         place_kind(&mut c, &mut sections, &|k| k == SectionKind::Text, 0)?;
         let stubs_off = c.place(STUB_SIZE * stubs as u64, STUB_SIZE)?;
         let atexit_off = c.place(if atexit_thunk { ATEXIT_THUNK_SIZE } else { 0 }, 16)?;
+        if handle && c.at == 0 {
+            c.at = 1;
+        }
         let text = 0..c.at;
 
         // Read-only.
-        let ro_start = c.page()?;
+        let ro_start = start_segment(&mut c, Segment::ReadOnly)?;
         place_kind(
             &mut c,
             &mut sections,
@@ -148,14 +180,14 @@ impl Layout {
         let read_only = ro_start..c.at;
 
         // Data.
-        c.page()?;
+        let data_start = start_segment(&mut c, Segment::Data)?;
         place_kind(&mut c, &mut sections, &|k| k == SectionKind::Data, 0)?;
         place_kind(&mut c, &mut sections, &|k| k == SectionKind::Bss, 0)?;
         let mut common_offsets = Vec::with_capacity(commons.len());
         for &(size, align) in commons {
             common_offsets.push(c.place(size, align)?);
         }
-        let size = c.at;
+        let data = data_start..c.at;
         let eh_frames = eh_frames
             .into_iter()
             .zip(
@@ -174,11 +206,21 @@ impl Layout {
             stubs: stubs_off,
             atexit_thunk: atexit_off,
             eh_frames,
-            text,
-            read_only,
-            size,
-            align: c.align,
+            segments: [text, read_only, data],
+            align,
         })
+    }
+
+    /// The segment an offset belongs to; an offset one past a segment's end belongs to
+    /// that segment (see the module docs).
+    pub(crate) fn segment_of(&self, offset: u64) -> Segment {
+        if offset <= self.segments[Segment::Text as usize].end {
+            Segment::Text
+        } else if offset <= self.segments[Segment::ReadOnly as usize].end {
+            Segment::ReadOnly
+        } else {
+            Segment::Data
+        }
     }
 
     /// Offset of a section, if placed.

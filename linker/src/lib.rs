@@ -10,6 +10,7 @@
 //! | [`Linker`] | owns every loaded unit; [`Linker::load`], [`Linker::symbol`], [`Linker::lookup`], [`Linker::unload`], [`Linker::keep_until_exit`] |
 //! | [`ObjectFile`] | one input object: a name (for messages) and its bytes |
 //! | [`LoadOptions`] | whether to run constructors, whether to export the unit's globals |
+//! | [`MemoryStrategy`], [`ArenaStats`] | units share a code arena (default) or each has its own mapping; what is mapped |
 //! | [`call`] | safe wrappers that call loaded code: [`call::call_main`], [`call::call_i64`]; [`call::SharedObject`] for comparisons with `dlopen` |
 //! | [`Error`] | every failure, naming the object, section, offset, symbol or relocation |
 //!
@@ -34,9 +35,11 @@
 //! ```
 //!
 //! The passes of a load are in `link.rs`, the relocation formulas in `x86_64.rs`, and the
-//! only `unsafe` code in `memory.rs` (mapping and protection) and `call.rs` (calls into
+//! only `unsafe` code in the memory path, `memory.rs` (a unit's memory, mapping and
+//! protection) and `arena.rs` (the shared code arena), and in `call.rs` (calls into
 //! foreign code). `docs/linker.md` in the repository has the full story.
 
+mod arena;
 pub mod call;
 mod error;
 mod host;
@@ -44,6 +47,7 @@ mod layout;
 mod link;
 mod memory;
 mod parse;
+mod pool;
 mod symbols;
 mod unit;
 mod x86_64;
@@ -51,7 +55,10 @@ mod x86_64;
 use std::fmt;
 use std::sync::Arc;
 
+pub use arena::{ArenaStats, MemoryStrategy};
 pub use error::{Error, Location, Unsupported};
+
+use arena::Arena;
 
 use host::Host;
 use symbols::{Export, FastMap};
@@ -88,7 +95,9 @@ impl fmt::Display for UnitId {
 pub struct LoadOptions {
     /// Run `.preinit_array`/`.init_array` at the end of the load (default true). When
     /// false, nothing of the unit runs until [`Linker::run_constructors`] or a call, and
-    /// its destructors do not run at unload unless the constructors ran.
+    /// its `.fini_array` destructors do not run at unload unless the constructors ran
+    /// (handlers that its code registered with `atexit`/`__cxa_atexit` always run at
+    /// unload, as at `dlclose`).
     pub run_constructors: bool,
     /// Register the unit's `.eh_frame` with the unwinder (default true). The unwinder
     /// trusts what it is given; turn this off to inspect bytes that will never run.
@@ -144,6 +153,8 @@ pub struct Linker {
     groups: FastMap<Arc<str>, UnitId>,
     resolver: Option<Box<Resolver>>,
     host: Host,
+    /// Where units' memory comes from (dropped after the units, see `Drop`).
+    arena: Arena,
 }
 
 impl Default for Linker {
@@ -165,8 +176,20 @@ impl fmt::Debug for Linker {
 }
 
 impl Linker {
-    /// A linker with no unit loaded, no resolver and no extra library.
+    /// A linker with no unit loaded, no resolver and no extra library; units share a
+    /// code arena ([`MemoryStrategy::Arena`]).
     pub fn new() -> Linker {
+        Linker::with_memory(MemoryStrategy::default())
+    }
+
+    /// A linker that maps units as `strategy` says.
+    ///
+    /// ```
+    /// use jitcache_linker::{Linker, MemoryStrategy};
+    /// let strict = Linker::with_memory(MemoryStrategy::MappingPerUnit);
+    /// assert_eq!(strict.memory_strategy(), MemoryStrategy::MappingPerUnit);
+    /// ```
+    pub fn with_memory(strategy: MemoryStrategy) -> Linker {
         Linker {
             units: Vec::new(),
             next_id: 1,
@@ -174,7 +197,15 @@ impl Linker {
             groups: FastMap::default(),
             resolver: None,
             host: Host::default(),
+            arena: Arena::new(strategy),
         }
+    }
+
+    /// The strategy in effect: the one asked for, or [`MemoryStrategy::MappingPerUnit`]
+    /// once the arena turned out to be unavailable here (no `memfd_create`, or executable
+    /// shared mappings refused).
+    pub fn memory_strategy(&self) -> MemoryStrategy {
+        self.arena.strategy()
     }
 
     /// Opens a shared library whose symbols later loads may use: a short name (`m` opens
@@ -209,6 +240,7 @@ impl Linker {
             host: &mut self.host,
             groups: &self.groups,
             units: &self.units,
+            arena: &mut self.arena,
         };
         let linked = link::link(objects, env)?;
         let id = UnitId(self.next_id);
@@ -255,7 +287,9 @@ impl Linker {
         self.exports.get(name).map(|e| e.addr)
     }
 
-    /// Bytes of memory mapped for `unit` (whole pages).
+    /// Bytes of memory `unit` occupies: the sum of its pieces of the arena (16-byte
+    /// granules; the pages around them are shared with other units), or, with its own
+    /// mapping, the whole pages of that mapping. `None` for an unknown unit.
     pub fn mapped_bytes(&self, unit: UnitId) -> Option<usize> {
         self.units
             .iter()
@@ -263,15 +297,38 @@ impl Linker {
             .map(Unit::mapped_bytes)
     }
 
+    /// What this linker has mapped, for reporting bytes per loaded unit:
+    /// `touched_bytes / units` is the memory per unit, `mapped_bytes / units` the address
+    /// space per unit.
+    ///
+    /// ```
+    /// let stats = jitcache_linker::Linker::new().arena_stats();
+    /// assert_eq!((stats.units, stats.used_bytes), (0, 0));
+    /// ```
+    pub fn arena_stats(&self) -> ArenaStats {
+        let mut stats = self.arena.stats();
+        stats.units = self.units.len();
+        for unit in &self.units {
+            stats.used_bytes += unit.mapped_bytes();
+            if unit.has_own_mapping() {
+                stats.mapped_bytes += unit.mapped_bytes();
+                stats.touched_bytes += unit.mapped_bytes();
+            }
+        }
+        stats
+    }
+
     /// Unloads a unit: runs its destructors (`__cxa_atexit` handlers of the unit, then
-    /// `.fini_array`), deregisters its unwind info and unmaps it. Addresses from it are
-    /// dangling afterwards; later units that resolved symbols to it (including symbols of
-    /// COMDAT groups it loaded first) must be unloaded first.
+    /// `.fini_array`), deregisters its unwind info and frees its memory (its pieces go
+    /// back to the arena for later units; a mapping of its own is unmapped). Addresses
+    /// from it are dangling afterwards; later units that resolved symbols to it
+    /// (including symbols of COMDAT groups it loaded first) must be unloaded first.
     pub fn unload(&mut self, unit: UnitId) -> Result<(), Error> {
         let index = self.index(unit)?;
         let removed = self.units.remove(index);
         self.rebuild_exports();
         drop(removed);
+        self.arena.trim();
         Ok(())
     }
 

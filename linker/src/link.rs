@@ -10,7 +10,8 @@
 //!    then fails before any system call, and the placement can aim at the host data that
 //!    PC-relative fields must reach.)
 //! 4. **lay out** — every section, stub, GOT entry and COMMON symbol has an offset.
-//! 5. **allocate** — one writable (never executable) mapping, placed as needed.
+//! 5. **allocate** — a piece of the code arena for each segment (or the unit's own
+//!    mapping), writable only through a view that is never executable, placed as needed.
 //! 6. **copy** — section contents into it (`.bss` and COMMON stay zero).
 //! 7. **apply** — GOT entries, stubs, and every relocation with range-checked writes.
 //! 8. **protect** — text read + execute, read-only data read-only; icache flush.
@@ -21,10 +22,11 @@
 
 use std::sync::Arc;
 
+use crate::arena::Arena;
 use crate::error::{Error, Location};
 use crate::host::Host;
 use crate::layout::Layout;
-use crate::memory::{Memory, Placement};
+use crate::memory::{Image, Memory, Placement, Request, Segment};
 use crate::parse::{self, Bind, Def, Object, SectionKind};
 use crate::symbols::{Export, FastMap, GlobalDef, UnitSymbol, UnitSymbols};
 use crate::unit::Unit;
@@ -40,6 +42,8 @@ pub(crate) struct Env<'l> {
     pub groups: &'l FastMap<Arc<str>, UnitId>,
     /// The units loaded so far (for symbols of groups they own, hidden ones included).
     pub units: &'l [Unit],
+    /// Where the unit's memory comes from.
+    pub arena: &'l mut Arena,
 }
 
 /// A linked, protected unit whose constructors have not run yet.
@@ -55,7 +59,7 @@ pub(crate) struct Linked {
 }
 
 /// Runs passes 1–8 (9 is done by the unit's owner so deregistration pairs with it).
-pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Error> {
+pub(crate) fn link(inputs: &[ObjectFile<'_>], mut env: Env<'_>) -> Result<Linked, Error> {
     // 1. Parse.
     let mut objects = inputs
         .iter()
@@ -70,7 +74,7 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
     let scan = scan(&objects, &unit);
 
     // 3. Resolve.
-    let resolved = resolve(&objects, &unit, env)?;
+    let resolved = resolve(&objects, &unit, &mut env)?;
 
     // 4. Lay out.
     let commons: Vec<(u64, u64)> = unit.commons.iter().map(|c| (c.size, c.align)).collect();
@@ -80,25 +84,67 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
         scan.got_len,
         scan.stub_len,
         resolved.cxa_atexit.is_some(),
+        resolved.uses_dso_handle,
     )?;
 
     // 5. Allocate.
-    let placement = placement(&scan, &resolved, layout.size);
-    let size = usize::try_from(layout.size).map_err(|_| Error::TooLarge { size: layout.size })?;
-    let align =
-        usize::try_from(layout.align).map_err(|_| Error::TooLarge { size: layout.align })?;
-    let mut memory = Memory::allocate(size, align, placement)
+    let request = Request {
+        segments: layout.segments.clone(),
+        align: layout.align,
+        placement: placement(&scan, &resolved),
+    };
+    let mut memory = Memory::allocate(env.arena, &request)
         .map_err(|source| Error::Memory { op: "mmap", source })?;
-    let base = memory.base() as u64;
     let addresses = Addresses {
-        base,
+        bases: Segment::ALL.map(|s| memory.base(s) as u64),
         layout: &layout,
     };
+    let handle = addresses.at(0);
 
-    let Some(bytes) = memory.bytes_mut() else {
+    let Some(mut image) = memory.image() else {
         return Err(internal("fresh memory is not writable"));
     };
+    let (init, fini) = fill(&mut image, &objects, &scan, &resolved, &addresses)?;
 
+    // 8. Protect.
+    memory.protect().map_err(|source| Error::Memory {
+        op: "mprotect",
+        source,
+    })?;
+
+    let symbols = unit_symbols(&objects, &unit, &addresses);
+    let frames = layout
+        .eh_frames
+        .iter()
+        .map(|&off| addresses.at(off) as usize)
+        .collect();
+    let dso_handle = resolved
+        .uses_dso_handle
+        .then_some(handle as usize)
+        .filter(|&b| b != 0);
+    Ok(Linked {
+        memory,
+        symbols,
+        frames,
+        init,
+        fini,
+        dso_handle,
+        groups: groups.into_iter().map(Arc::from).collect(),
+    })
+}
+
+/// Passes 6 and 7: copies the sections into the unit's memory and applies the GOT,
+/// stubs, the `atexit` thunk and every relocation. Returns the constructor and
+/// destructor entries, read back from the relocated arrays.
+fn fill(
+    bytes: &mut Image<'_>,
+    objects: &[Object<'_>],
+    scan: &Scan,
+    resolved: &Resolved,
+    addresses: &Addresses<'_>,
+) -> Result<(Vec<usize>, Vec<usize>), Error> {
+    let layout = addresses.layout;
+    let handle = addresses.at(0);
     // 6. Copy.
     for (oi, object) in objects.iter().enumerate() {
         for (si, s) in object.sections.iter().enumerate() {
@@ -137,9 +183,9 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
         }
     }
     if let Some(cxa_atexit) = resolved.cxa_atexit {
-        let at = base + layout.atexit_thunk;
+        let at = addresses.at(layout.atexit_thunk);
         let thunk =
-            x86_64::atexit_thunk(at, base, cxa_atexit).ok_or_else(|| internal("atexit thunk"))?;
+            x86_64::atexit_thunk(at, handle, cxa_atexit).ok_or_else(|| internal("atexit thunk"))?;
         write(bytes, layout.atexit_thunk, &thunk)?;
     }
     for (oi, object) in objects.iter().enumerate() {
@@ -148,43 +194,11 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], env: Env<'_>) -> Result<Linked, Er
                 continue;
             };
             for r in &s.relocs {
-                apply(
-                    bytes, &objects, oi, si, off, r, &scan, &resolved, &addresses,
-                )?;
+                apply(bytes, objects, oi, si, off, r, scan, resolved, addresses)?;
             }
         }
     }
-    let (init, fini) = arrays(bytes, &objects, &layout)?;
-
-    // 8. Protect.
-    let text = to_range(&layout.text)?;
-    let read_only = to_range(&layout.read_only)?;
-    memory
-        .protect(text, read_only)
-        .map_err(|source| Error::Memory {
-            op: "mprotect",
-            source,
-        })?;
-
-    let symbols = unit_symbols(&objects, &unit, &addresses);
-    let frames = layout
-        .eh_frames
-        .iter()
-        .map(|&off| (base + off) as usize)
-        .collect();
-    let dso_handle = resolved
-        .uses_dso_handle
-        .then_some(base as usize)
-        .filter(|&b| b != 0);
-    Ok(Linked {
-        memory,
-        symbols,
-        frames,
-        init,
-        fini,
-        dso_handle,
-        groups: groups.into_iter().map(Arc::from).collect(),
-    })
+    arrays(bytes, objects, layout)
 }
 
 fn internal(what: &str) -> Error {
@@ -194,23 +208,11 @@ fn internal(what: &str) -> Error {
     }
 }
 
-fn to_range(r: &std::ops::Range<u64>) -> Result<std::ops::Range<usize>, Error> {
-    let start = usize::try_from(r.start).map_err(|_| Error::TooLarge { size: r.start })?;
-    let end = usize::try_from(r.end).map_err(|_| Error::TooLarge { size: r.end })?;
-    Ok(start..end)
-}
-
-/// Bounds-checked copy into the unit's bytes.
-fn write(bytes: &mut [u8], offset: u64, data: &[u8]) -> Result<(), Error> {
-    let start = usize::try_from(offset).map_err(|_| internal("offset"))?;
-    let end = start
-        .checked_add(data.len())
-        .ok_or_else(|| internal("offset"))?;
-    let dst = bytes
-        .get_mut(start..end)
-        .ok_or_else(|| internal("write outside the unit"))?;
-    dst.copy_from_slice(data);
-    Ok(())
+/// Bounds-checked copy into the unit's bytes (inside one segment).
+fn write(bytes: &mut Image<'_>, offset: u64, data: &[u8]) -> Result<(), Error> {
+    bytes
+        .write(offset, data)
+        .ok_or_else(|| internal("write outside the unit"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -267,10 +269,9 @@ fn comdat<'a>(objects: &mut [Object<'a>], loaded: &FastMap<Arc<str>, UnitId>) ->
 /// `section_off`) into a record the unwinder skips, by zeroing its CIE pointer: libgcc
 /// treats a record whose CIE pointer is 0 as a CIE and passes over it when it searches
 /// FDEs. Used for FDEs of functions in discarded COMDAT groups.
-fn tombstone_fde(bytes: &mut [u8], section_off: u64, size: u64, at: u64) -> Result<(), Error> {
-    let read32 = |bytes: &[u8], off: u64| -> Option<u64> {
-        let start = usize::try_from(off).ok()?;
-        let b = bytes.get(start..start.checked_add(4)?)?;
+fn tombstone_fde(bytes: &mut Image<'_>, section_off: u64, size: u64, at: u64) -> Result<(), Error> {
+    let read32 = |bytes: &Image<'_>, off: u64| -> Option<u64> {
+        let b = bytes.get(off, 4)?;
         Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
     };
     let mut record = 0_u64;
@@ -410,7 +411,7 @@ struct Resolved {
 fn resolve(
     objects: &[Object<'_>],
     unit: &UnitSymbols<'_>,
-    mut env: Env<'_>,
+    env: &mut Env<'_>,
 ) -> Result<Resolved, Error> {
     let mut targets: Vec<Vec<Option<Resolution>>> = objects
         .iter()
@@ -432,7 +433,7 @@ fn resolve(
                     Some(done) => *done,
                     None => {
                         let at = || object.at(si, r.offset);
-                        let done = resolve_one(objects, unit, oi, r.symbol, &mut env, at)?;
+                        let done = resolve_one(objects, unit, oi, r.symbol, env, at)?;
                         uses_dso_handle |=
                             matches!(done.target, Target::DsoHandle | Target::AtExit);
                         if done.target == Target::AtExit && cxa_atexit.is_none() {
@@ -603,35 +604,32 @@ fn resolve_one(
 // ---------------------------------------------------------------------------------------
 // 5. Allocate: where to map.
 
-fn placement(scan: &Scan, resolved: &Resolved, size: u64) -> Placement {
-    const GIB: u64 = 1 << 30;
+fn placement(scan: &Scan, resolved: &Resolved) -> Placement {
     if scan.low32 {
         return Placement::Low32;
     }
-    let (Some(&min), Some(&max)) = (resolved.near.iter().min(), resolved.near.iter().max()) else {
-        return Placement::Anywhere;
-    };
-    if max - min > GIB || size > GIB {
-        return Placement::Anywhere;
-    }
-    // Below the targets, within 1 GiB of all of them (mmap grows down from the libraries).
-    let hint = (min / 2 + max / 2).saturating_sub(GIB / 2 + size) & !0xfff;
-    if hint == 0 {
-        Placement::Anywhere
-    } else {
-        Placement::Near(hint as usize)
+    match (resolved.near.iter().min(), resolved.near.iter().max()) {
+        (Some(&lo), Some(&hi)) => Placement::Near { lo, hi },
+        _ => Placement::Anywhere,
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // 7. Apply.
 
+/// Run-time addresses of layout offsets: each segment has its own base.
 struct Addresses<'a> {
-    base: u64,
+    bases: [u64; 3],
     layout: &'a Layout,
 }
 
 impl Addresses<'_> {
+    /// The address of a layout offset.
+    fn at(&self, offset: u64) -> u64 {
+        let s = self.layout.segment_of(offset) as usize;
+        self.bases[s].wrapping_add(offset.wrapping_sub(self.layout.segments[s].start))
+    }
+
     fn of(&self, target: Target) -> u64 {
         let off = match target {
             Target::Section { obj, sec, value } => {
@@ -644,7 +642,7 @@ impl Addresses<'_> {
             Target::AtExit => Some(self.layout.atexit_thunk),
             Target::Discarded => None,
         };
-        self.base.wrapping_add(off.unwrap_or(0))
+        off.map_or(0, |o| self.at(o))
     }
 }
 
@@ -653,7 +651,7 @@ impl Addresses<'_> {
     reason = "the apply pass's whole context, kept explicit"
 )]
 fn apply(
-    bytes: &mut [u8],
+    bytes: &mut Image<'_>,
     objects: &[Object<'_>],
     oi: usize,
     si: usize,
@@ -700,18 +698,16 @@ fn apply(
         .and_then(|v| v.get(r.symbol))
         .copied()
         .flatten();
-    let base = addresses.base;
     let offset_in_unit = section_off
         .checked_add(r.offset)
         .ok_or_else(|| internal("offset"))?;
+    let layout = addresses.layout;
     let mut inputs = Inputs {
         s: addresses.of(resolution.target),
         a: r.addend,
-        p: base.wrapping_add(offset_in_unit),
-        got: base.wrapping_add(addresses.layout.got),
-        got_entry: got_slot.map_or(0, |g| {
-            base.wrapping_add(addresses.layout.got + 8 * u64::from(g))
-        }),
+        p: addresses.at(offset_in_unit),
+        got: addresses.at(layout.got),
+        got_entry: got_slot.map_or(0, |g| addresses.at(layout.got + 8 * u64::from(g))),
     };
     let mut field = x86_64::compute(r.kind, &inputs);
     // A call out of reach goes through its stub; a PLT32 to data never does.
@@ -721,7 +717,7 @@ fn apply(
         && !resolution.target.in_unit()
         && let Some(stub) = stub_slot
     {
-        inputs.s = base.wrapping_add(addresses.layout.stubs + STUB_SIZE * u64::from(stub));
+        inputs.s = addresses.at(layout.stubs + STUB_SIZE * u64::from(stub));
         field = x86_64::compute(r.kind, &inputs);
     }
     match field {
@@ -754,7 +750,7 @@ fn symbol_name(object: &Object<'_>, sym: usize) -> String {
 /// `.preinit_array`, then `.init_array` by priority (stable across objects); destructors
 /// are returned in array order, to be run in reverse.
 fn arrays(
-    bytes: &[u8],
+    bytes: &Image<'_>,
     objects: &[Object<'_>],
     layout: &Layout,
 ) -> Result<(Vec<usize>, Vec<usize>), Error> {
@@ -785,10 +781,9 @@ fn arrays(
     let read = |list: Vec<(u32, u64, u64)>| -> Result<Vec<usize>, Error> {
         let mut out = Vec::new();
         for (_, off, size) in list {
-            let start = usize::try_from(off).map_err(|_| internal("offset"))?;
             let len = usize::try_from(size).map_err(|_| internal("size"))?;
             let words = bytes
-                .get(start..start + len)
+                .get(off, len)
                 .ok_or_else(|| internal("array outside the unit"))?;
             for w in words.chunks_exact(8) {
                 let mut b = [0_u8; 8];

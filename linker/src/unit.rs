@@ -1,6 +1,7 @@
 //! A loaded unit: its memory, symbols, unwind registrations and destructors. Dropping a
 //! unit tears it down in the reverse order of loading: C++ `__cxa_atexit` handlers of the
-//! unit, `.fini_array` (if the constructors ran), unwind deregistration, unmapping.
+//! unit, `.fini_array` (if the constructors ran), unwind deregistration, then its memory
+//! (unmapped, or returned to the arena for later units).
 
 use std::sync::Arc;
 
@@ -55,9 +56,14 @@ impl Unit {
         }
     }
 
-    /// Bytes mapped for the unit.
+    /// Bytes the unit occupies (its pieces of the arena, or its own mapping).
     pub(crate) fn mapped_bytes(&self) -> usize {
         self.memory.len()
+    }
+
+    /// Whether the unit has a mapping of its own rather than pieces of the arena.
+    pub(crate) fn has_own_mapping(&self) -> bool {
+        self.memory.is_own_mapping()
     }
 
     /// Keeps the unit mapped for the rest of the process; its destructors run at exit.
@@ -78,15 +84,18 @@ impl Unit {
 
 impl Drop for Unit {
     fn drop(&mut self) {
+        // Handlers registered with the unit's handle run even if its constructors did
+        // not (code of the unit was called and registered them): left registered, they
+        // would run at exit into memory that a later unit may have by then.
+        if let Some(dso) = self.dso_handle {
+            call::cxa_finalize(dso);
+        }
         if self.constructed {
-            if let Some(dso) = self.dso_handle {
-                call::cxa_finalize(dso);
-            }
             call::run_entries(self.fini.iter().rev().copied());
         }
         for &frame in self.frames.iter().rev() {
             call::deregister_frame(frame);
         }
-        // `self.memory` is unmapped when dropped, after this.
+        // `self.memory` is unmapped or returned to the arena when dropped, after this.
     }
 }

@@ -61,3 +61,33 @@ pub fn cc(name: &str, source: &str, flags: &[&str]) -> Vec<u8> {
 pub fn obj<'a>(name: &'a str, bytes: &'a [u8]) -> ObjectFile<'a> {
     ObjectFile { name, bytes }
 }
+
+/// The permissions of the mapping that holds `addr`, from /proc/self/maps.
+pub fn perms(addr: usize) -> String {
+    maps_line(addr)
+        .map(|(perms, _)| perms)
+        .unwrap_or_else(|| panic!("{addr:#x} is not mapped"))
+}
+
+/// Permissions and name (path, `[heap]`, empty) of the mapping holding `addr`.
+pub fn maps_line(addr: usize) -> Option<(String, String)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
+        if (lo..hi).contains(&addr) {
+            let name = parts.nth(3).unwrap_or_default().to_owned();
+            return Some((perms.to_owned(), name));
+        }
+    }
+    None
+}

@@ -1,5 +1,6 @@
 //! Integration tests of `jitcache-linker`, one binary with a module per area.
 
+mod arena;
 mod comdat;
 mod common;
 mod cranelift;

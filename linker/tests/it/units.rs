@@ -4,9 +4,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use jitcache_linker::{Error, Linker, LoadOptions, call};
+use jitcache_linker::{Error, Linker, LoadOptions, MemoryStrategy, call};
 
-use crate::common::{cc, obj};
+use crate::common::{cc, maps_line, obj, perms};
 
 fn addr(linker: &Linker, unit: jitcache_linker::UnitId, name: &str) -> usize {
     linker
@@ -183,61 +183,52 @@ fn duplicate_strong_definitions_in_one_unit_are_an_error() {
     );
 }
 
-/// The permissions of the mapping that holds `addr`, from /proc/self/maps.
-fn perms(addr: usize) -> String {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Some((lo, hi)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-        else {
-            continue;
-        };
-        if (lo..hi).contains(&addr) {
-            return perms.to_owned();
-        }
-    }
-    panic!("{addr:#x} is not mapped");
-}
+const PERMS: &str = "int data_var = 5;\nconst int const_var = 6;\nint (*const fp_table[])(void) = { 0 };\nint code(void) { return data_var + const_var; }\n";
 
 #[test]
 fn memory_is_never_writable_and_executable() {
-    let bytes = cc(
-        "perms",
-        "int data_var = 5;\nconst int const_var = 6;\nint (*const fp_table[])(void) = { 0 };\nint code(void) { return data_var + const_var; }\n",
-        &["-O1", "-fPIC"],
-    );
-    let mut linker = Linker::new();
+    let bytes = cc("perms", PERMS, &["-O1", "-fPIC"]);
+    for strategy in [MemoryStrategy::Arena, MemoryStrategy::MappingPerUnit] {
+        let mut linker = Linker::with_memory(strategy);
+        let u = linker.load(&[obj("perms.o", &bytes)]).expect("load");
+        // Shared (`s`) views of the arena's memfd, or a private (`p`) mapping of the unit.
+        let kind = if strategy == MemoryStrategy::Arena {
+            's'
+        } else {
+            'p'
+        };
+        let code = addr(&linker, u, "code");
+        assert_eq!(perms(code), format!("r-x{kind}"), "{strategy:?}");
+        assert_eq!(perms(addr(&linker, u, "const_var")), format!("r--{kind}"));
+        assert_eq!(
+            perms(addr(&linker, u, "fp_table")),
+            format!("r--{kind}"),
+            ".data.rel.ro is read-only after relocation"
+        );
+        // Data is private in both: globals of loaded code fork copy-on-write.
+        assert_eq!(perms(addr(&linker, u, "data_var")), "rw-p");
+        assert_eq!(call::call_i64(code, &[]).expect("call") & 0xffff_ffff, 11);
+        linker.unload(u).expect("unload");
+    }
+}
+
+#[test]
+fn a_unit_with_its_own_mapping_takes_whole_pages_and_unmaps_at_unload() {
+    let bytes = cc("perms_own", PERMS, &["-O1", "-fPIC"]);
+    let mut linker = Linker::with_memory(MemoryStrategy::MappingPerUnit);
     let u = linker.load(&[obj("perms.o", &bytes)]).expect("load");
-    assert_eq!(perms(addr(&linker, u, "code")), "r-xp");
-    assert_eq!(perms(addr(&linker, u, "const_var")), "r--p");
-    assert_eq!(
-        perms(addr(&linker, u, "fp_table")),
-        "r--p",
-        ".data.rel.ro is read-only after relocation"
-    );
-    assert_eq!(perms(addr(&linker, u, "data_var")), "rw-p");
     let mapped = linker.mapped_bytes(u).expect("mapped");
     assert_eq!(mapped % 4096, 0);
+    assert!(mapped >= 3 * 4096, "a page per segment: {mapped}");
+    let stats = linker.arena_stats();
+    assert_eq!((stats.units, stats.chunks), (1, 0));
+    assert_eq!(stats.used_bytes, mapped);
     let code = addr(&linker, u, "code");
     linker.unload(u).expect("unload");
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
-    let still = maps.lines().any(|l| {
-        l.split_whitespace()
-            .next()
-            .and_then(|r| r.split_once('-'))
-            .is_some_and(|(lo, hi)| {
-                usize::from_str_radix(lo, 16).is_ok_and(|lo| lo <= code)
-                    && usize::from_str_radix(hi, 16).is_ok_and(|hi| code < hi)
-                    && l.contains("r-xp")
-            })
-    });
-    assert!(!still, "unloading unmaps the code");
+    assert!(
+        maps_line(code).is_none_or(|(perms, _)| !perms.contains('x')),
+        "unloading unmaps the code"
+    );
 }
 
 #[test]

@@ -1,0 +1,428 @@
+//! The code arena: small units share pages, W^X holds in /proc/self/maps, unloading
+//! returns pieces that later loads reuse, failed loads return theirs, big and
+//! over-aligned units, threads, and fork.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jitcache_linker::{Linker, LoadOptions, MemoryStrategy, UnitId, call};
+
+use crate::common::{cc, maps_line, obj, perms};
+
+/// A small unit: two functions and a private global (its own data piece).
+const SMALL: &str =
+    "static long k = 7;\nvoid set(long v) { k = v; }\nlong get(void) { return k * 2; }\n";
+
+fn small() -> Vec<u8> {
+    cc("arena_small", SMALL, &["-O2", "-fPIC"])
+}
+
+fn load(linker: &mut Linker, bytes: &[u8]) -> UnitId {
+    linker
+        .load_with(
+            &[obj("small.o", bytes)],
+            &LoadOptions::default().export(false),
+        )
+        .expect("load")
+}
+
+fn sym(linker: &Linker, unit: UnitId, name: &str) -> usize {
+    linker.symbol(unit, name).expect("defined")
+}
+
+fn set(linker: &Linker, unit: UnitId, v: i64) {
+    call::call_i64(sym(linker, unit, "set"), &[v]).expect("set");
+}
+
+fn get(linker: &Linker, unit: UnitId) -> i64 {
+    call::call_i64(sym(linker, unit, "get"), &[]).expect("get")
+}
+
+#[test]
+fn many_small_units_share_pages() {
+    let bytes = small();
+    let mut linker = Linker::new();
+    assert_eq!(linker.memory_strategy(), MemoryStrategy::Arena);
+    let units: Vec<UnitId> = (0..1000).map(|_| load(&mut linker, &bytes)).collect();
+    for (i, &u) in units.iter().enumerate() {
+        set(&linker, u, i as i64);
+    }
+    for (i, &u) in units.iter().enumerate() {
+        assert_eq!(get(&linker, u), 2 * i as i64, "each unit has its own data");
+        assert!(linker.mapped_bytes(u).expect("mapped") < 512);
+    }
+    let stats = linker.arena_stats();
+    assert_eq!(stats.units, 1000);
+    let used: usize = units
+        .iter()
+        .map(|&u| linker.mapped_bytes(u).expect("mapped"))
+        .sum();
+    assert_eq!(stats.used_bytes, used);
+    assert!(
+        stats.touched_bytes / stats.units < 1024,
+        "memory per unit well under a page: {stats:?}"
+    );
+    assert!(
+        stats.mapped_bytes / stats.units < 4096,
+        "address space per unit under a page: {stats:?}"
+    );
+    let code_pages: HashSet<usize> = units
+        .iter()
+        .map(|&u| sym(&linker, u, "get") / 4096)
+        .collect();
+    assert!(
+        code_pages.len() * 10 < units.len(),
+        "{} code pages for {} units",
+        code_pages.len(),
+        units.len()
+    );
+
+    // The same units with a mapping each: at least a page per segment.
+    let mut own = Linker::with_memory(MemoryStrategy::MappingPerUnit);
+    for _ in 0..10 {
+        load(&mut own, &bytes);
+    }
+    let own_stats = own.arena_stats();
+    assert!(own_stats.touched_bytes / own_stats.units >= 3 * 4096);
+}
+
+#[test]
+fn no_mapping_is_writable_and_executable() {
+    let bytes = small();
+    let mut linker = Linker::new();
+    let units: Vec<UnitId> = (0..200).map(|_| load(&mut linker, &bytes)).collect();
+    let mut own = Linker::with_memory(MemoryStrategy::MappingPerUnit);
+    let own_unit = load(&mut own, &bytes);
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    let mut views = (0, 0);
+    for line in maps.lines() {
+        let perms = line.split_whitespace().nth(1).expect("perms");
+        assert!(
+            !(perms.contains('w') && perms.contains('x')),
+            "writable and executable: {line}"
+        );
+        if line.contains("memfd:jitcache-code") {
+            if perms.contains('x') {
+                views.0 += 1;
+            }
+            if perms.contains('w') {
+                views.1 += 1;
+            }
+        }
+    }
+    assert!(views.0 > 0 && views.1 > 0, "executable and writable views");
+    // Code runs from the executable view, which is never writable.
+    for &u in &units {
+        let (perms, name) = maps_line(sym(&linker, u, "get")).expect("mapped");
+        assert_eq!(perms, "r-xs");
+        assert!(name.contains("memfd:jitcache-code"), "{name}");
+        assert_eq!(get(&linker, u), 14);
+    }
+    assert_eq!(perms(sym(&own, own_unit, "get")), "r-xp");
+}
+
+#[test]
+fn unloading_returns_pieces_that_later_loads_reuse() {
+    let bytes = small();
+    let mut linker = Linker::new();
+    let keep = load(&mut linker, &bytes);
+    let before = linker.arena_stats();
+
+    let a = load(&mut linker, &bytes);
+    set(&linker, a, 100);
+    let a_get = sym(&linker, a, "get");
+    let with_a = linker.arena_stats();
+    assert!(with_a.used_bytes > before.used_bytes);
+    linker.unload(a).expect("unload");
+    assert_eq!(linker.arena_stats().used_bytes, before.used_bytes);
+
+    // First fit: the next unit of the same size takes the same pieces, cleared.
+    let b = load(&mut linker, &bytes);
+    assert_eq!(sym(&linker, b, "get"), a_get);
+    assert_eq!(
+        get(&linker, b),
+        14,
+        "the data piece was cleared and refilled"
+    );
+    assert_eq!(linker.arena_stats().touched_bytes, with_a.touched_bytes);
+    linker.unload(b).expect("unload");
+
+    // Churn: loading and unloading many units touches no new memory.
+    let churn: Vec<UnitId> = (0..300).map(|_| load(&mut linker, &bytes)).collect();
+    let peak = linker.arena_stats();
+    for u in churn {
+        linker.unload(u).expect("unload");
+    }
+    for _ in 0..3 {
+        let again: Vec<UnitId> = (0..300).map(|_| load(&mut linker, &bytes)).collect();
+        for &u in &again {
+            assert_eq!(get(&linker, u), 14);
+        }
+        assert_eq!(linker.arena_stats().touched_bytes, peak.touched_bytes);
+        assert_eq!(linker.arena_stats().chunks, peak.chunks);
+        for u in again {
+            linker.unload(u).expect("unload");
+        }
+    }
+    assert_eq!(get(&linker, keep), 14);
+    linker.unload(keep).expect("unload");
+    let empty = linker.arena_stats();
+    assert_eq!((empty.units, empty.used_bytes), (0, 0));
+    assert!(empty.chunks <= 1, "one spare chunk at most: {empty:?}");
+}
+
+#[test]
+fn a_failed_load_returns_its_pieces() {
+    let bytes = small();
+    // Needs low memory (R_X86_64_32) and refers to libc's `stdout` with a PC32 field:
+    // it fails in the apply pass, after its pieces were taken.
+    let far = cc(
+        "arena_far_stdout",
+        "#include <stdio.h>\nconst char *text(void) { return \"x\"; }\nFILE *out(void) { return stdout; }\n",
+        &["-O2", "-fno-pic"],
+    );
+    let mut linker = Linker::new();
+    let u = load(&mut linker, &bytes);
+    let before = linker.arena_stats();
+    for _ in 0..3 {
+        linker
+            .load(&[obj("far.o", &far)])
+            .expect_err("out of range");
+        linker
+            .load(&[obj(
+                "undefined.o",
+                &cc(
+                    "arena_undef",
+                    "long nowhere(void);\nlong f(void) { return nowhere(); }\n",
+                    &["-O2", "-fPIC"],
+                ),
+            )])
+            .expect_err("undefined");
+        assert_eq!(linker.arena_stats().used_bytes, before.used_bytes);
+    }
+    let v = load(&mut linker, &bytes);
+    assert_eq!(get(&linker, u) + get(&linker, v), 28);
+}
+
+#[test]
+fn a_unit_larger_than_a_pool_gets_a_chunk_of_its_own() {
+    let big = cc(
+        "arena_big",
+        "static const char table[600000] = { 1, 2, 3 };\nlong at(long i) { return table[i]; }\n",
+        &["-O2", "-fPIC"],
+    );
+    let bytes = small();
+    let mut linker = Linker::new();
+    let u = load(&mut linker, &bytes);
+    let before = linker.arena_stats();
+    let b = linker.load(&[obj("big.o", &big)]).expect("load big");
+    assert!(linker.mapped_bytes(b).expect("mapped") >= 600_000);
+    assert_eq!(linker.arena_stats().chunks, before.chunks + 1);
+    let at = sym(&linker, b, "at");
+    assert_eq!(call::call_i64(at, &[2]).expect("call"), 3);
+    assert_eq!(call::call_i64(at, &[599_999]).expect("call"), 0);
+    linker.unload(b).expect("unload");
+    assert_eq!(linker.arena_stats().chunks, before.chunks, "unmapped");
+    assert_eq!(get(&linker, u), 14);
+}
+
+#[test]
+fn over_aligned_sections_keep_their_alignment() {
+    let bytes = cc(
+        "arena_aligned",
+        "__attribute__((aligned(8192))) long page[4] = { 5 };\n__attribute__((aligned(64))) const long line[2] = { 6 };\nlong sum(void) { return page[0] + line[0]; }\n",
+        &["-O2", "-fPIC"],
+    );
+    let mut linker = Linker::new();
+    for _ in 0..3 {
+        let u = linker.load(&[obj("aligned.o", &bytes)]).expect("load");
+        assert_eq!(sym(&linker, u, "page") % 8192, 0);
+        assert_eq!(sym(&linker, u, "line") % 64, 0);
+        assert_eq!(
+            call::call_i64(sym(&linker, u, "sum"), &[]).expect("call"),
+            11
+        );
+    }
+}
+
+#[test]
+fn low_units_share_a_low_chunk() {
+    let bytes = cc(
+        "arena_low",
+        "static const char msg[] = \"hi\";\nconst char *message(void) { return msg; }\n",
+        &["-O2", "-fno-pic"],
+    );
+    let mut linker = Linker::new();
+    let a = linker.load(&[obj("a.o", &bytes)]).expect("load");
+    let b = linker.load(&[obj("b.o", &bytes)]).expect("load");
+    let (ma, mb) = (sym(&linker, a, "message"), sym(&linker, b, "message"));
+    assert!(ma < 1 << 31 && mb < 1 << 31, "{ma:#x} {mb:#x}");
+    assert_eq!(ma / 4096, mb / 4096, "one page for both");
+    let text = call::call_i64(ma, &[]).expect("call") as usize;
+    assert!(text < 1 << 31);
+    assert_eq!(perms(text), "r--s");
+}
+
+#[test]
+fn separate_linkers_load_from_several_threads() {
+    let bytes = Arc::new(small());
+    let threads: Vec<_> = (0..4_i64)
+        .map(|t| {
+            let bytes = Arc::clone(&bytes);
+            std::thread::spawn(move || {
+                let mut linker = Linker::new();
+                let mut live = Vec::new();
+                for i in 0..200_i64 {
+                    let u = load(&mut linker, &bytes);
+                    set(&linker, u, t * 1000 + i);
+                    live.push((u, t * 1000 + i));
+                    if i % 3 == 0 {
+                        let (old, _) = live.remove(live.len() / 2);
+                        linker.unload(old).expect("unload");
+                    }
+                }
+                for &(u, v) in &live {
+                    assert_eq!(get(&linker, u), 2 * v);
+                }
+                linker
+            })
+        })
+        .collect();
+    // Linkers move between threads (Send): unload them here.
+    for t in threads {
+        let linker = t.join().expect("thread");
+        assert!(linker.arena_stats().units > 0);
+        drop(linker);
+    }
+}
+
+#[test]
+fn code_keeps_running_while_its_pages_are_shared_with_new_loads() {
+    let bytes = small();
+    let linker = Arc::new(Mutex::new(Linker::new()));
+    let stable: Vec<(usize, i64)> = {
+        let mut l = linker.lock().expect("lock");
+        (0..32)
+            .map(|i| {
+                let u = load(&mut l, &bytes);
+                set(&l, u, i);
+                (sym(&l, u, "get"), 2 * i)
+            })
+            .collect()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stable = Arc::new(stable);
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, stable) = (Arc::clone(&stop), Arc::clone(&stable));
+            std::thread::spawn(move || {
+                let mut calls = 0_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for &(get, want) in stable.iter() {
+                        assert_eq!(call::call_i64(get, &[]).expect("call"), want);
+                        calls += 1;
+                    }
+                }
+                calls
+            })
+        })
+        .collect();
+    // Meanwhile: loads into the same pages, calls, unloads (pieces reused).
+    for round in 0..200 {
+        let mut l = linker.lock().expect("lock");
+        let units: Vec<UnitId> = (0..8).map(|_| load(&mut l, &bytes)).collect();
+        for &u in &units {
+            set(&l, u, round);
+            assert_eq!(get(&l, u), 2 * round);
+        }
+        for u in units {
+            l.unload(u).expect("unload");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        assert!(w.join().expect("worker") > 0);
+    }
+}
+
+/// `fork`, `waitpid` and `_exit` as loaded code: a loaded program that forks is the case
+/// this is about, and calling loaded code is what the linker offers as safe.
+const PROCESS: &str = "#include <unistd.h>\n#include <sys/wait.h>\n\
+    long do_fork(void) { return fork(); }\n\
+    long wait_status(long pid) { int st; if (waitpid(pid, &st, 0) != pid) return -1; return WIFEXITED(st) ? WEXITSTATUS(st) : 256; }\n\
+    long quit(long code) { _exit(code); }\n";
+
+#[test]
+fn after_fork_parent_and_child_load_into_separate_chunks() {
+    let process = cc("arena_process", PROCESS, &["-O2", "-fPIC"]);
+    let mut host = Linker::new();
+    let p = host.load(&[obj("process.o", &process)]).expect("load");
+    let (do_fork, wait_status, quit) = (
+        sym(&host, p, "do_fork"),
+        sym(&host, p, "wait_status"),
+        sym(&host, p, "quit"),
+    );
+
+    // In the child only code of this test runs, and nothing that needs a lock another
+    // thread may hold at fork: the units have no undefined symbols (no dlsym) and are
+    // loaded without unwind info.
+    let bytes = small();
+    let inert = LoadOptions::default().export(false).unwind_info(false);
+    let mut linker = Linker::new();
+    let a = linker
+        .load_with(&[obj("a.o", &bytes)], &inert)
+        .expect("load");
+    set(&linker, a, 21);
+    // Loaded before the fork, unloaded in the parent after it: its pieces must not be
+    // reused while the child may still run it.
+    let b = linker
+        .load_with(&[obj("b.o", &bytes)], &inert)
+        .expect("load");
+    set(&linker, b, 5);
+    let chunks = linker.arena_stats().chunks;
+    assert_eq!(chunks, 1);
+    let (a_get, b_set, b_get) = (
+        sym(&linker, a, "get"),
+        sym(&linker, b, "set"),
+        sym(&linker, b, "get"),
+    );
+
+    let pid = call::call_i64(do_fork, &[]).expect("fork");
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // Let the parent unload and load first.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut ok = call::call_i64(a_get, &[]).ok() == Some(42);
+            ok &= call::call_i64(b_get, &[]).ok() == Some(10);
+            if let Ok(c) = linker.load_with(&[obj("c.o", &bytes)], &inert) {
+                ok &= linker.arena_stats().chunks == chunks + 1;
+                set(&linker, c, 8);
+                ok &= get(&linker, c) == 16;
+            } else {
+                ok = false;
+            }
+            ok &= call::call_i64(b_get, &[]).ok() == Some(10);
+            ok
+        }));
+        let _ = call::call_i64(quit, &[if ok.unwrap_or(false) { 0 } else { 1 }]);
+        unreachable!("_exit returned");
+    }
+    // Parent: unload b, load more; none of it may land on b's pieces (shared with the
+    // child) or in the old chunk at all.
+    linker.unload(b).expect("unload");
+    let d = linker
+        .load_with(&[obj("d.o", &bytes)], &inert)
+        .expect("load");
+    assert_ne!(sym(&linker, d, "set"), b_set);
+    assert_eq!(linker.arena_stats().chunks, chunks + 1);
+    set(&linker, d, 9);
+    assert_eq!(
+        call::call_i64(wait_status, &[pid]).expect("wait"),
+        0,
+        "the child saw its own units intact"
+    );
+    assert_eq!(get(&linker, d), 18);
+    assert_eq!(call::call_i64(a_get, &[]).expect("call"), 42);
+}
