@@ -16,8 +16,6 @@
 //! prefix-free, so any change to the form's structure, names or values changes
 //! them. The version makes every key miss when code generation changes.
 
-use super::reader::{Sexp, SexpKind};
-
 /// Version of the code the frontend generates for a form. Bump it whenever
 /// the generated code or the runtime interface changes, so that objects
 /// cached by an older frontend are never reused.
@@ -25,41 +23,50 @@ pub const CODEGEN_VERSION: u32 = 1;
 
 const HEADER: &[u8] = b"jitcache-lisp-form\0";
 
-/// Encodes `form` canonically (see the module documentation).
-pub(crate) fn encode(form: &Sexp) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+/// The tag of a list.
+pub(crate) const LIST: u8 = b'L';
+/// The tag of a vector.
+pub(crate) const VECTOR: u8 = b'V';
+
+fn len_u64(n: u64) -> [u8; 8] {
+    n.to_le_bytes()
+}
+
+/// Starts the encoding of a top-level form: the header and the version.
+/// Returns where the form's bytes start.
+pub(crate) fn open_form(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
     out.extend_from_slice(HEADER);
     out.extend_from_slice(&CODEGEN_VERSION.to_le_bytes());
-    encode_into(form, &mut out);
-    out
+    start
 }
 
-fn len_u64(n: usize) -> [u8; 8] {
+/// An integer.
+pub(crate) fn int(out: &mut Vec<u8>, v: i64) {
+    out.push(b'I');
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A symbol.
+pub(crate) fn symbol(out: &mut Vec<u8>, name: &str) {
+    out.push(b'S');
     // usize is at most 64 bits on every supported target.
-    u64::try_from(n).unwrap_or(u64::MAX).to_le_bytes()
+    out.extend_from_slice(&len_u64(u64::try_from(name.len()).unwrap_or(u64::MAX)));
+    out.extend_from_slice(name.as_bytes());
 }
 
-fn encode_into(form: &Sexp, out: &mut Vec<u8>) {
-    match &form.kind {
-        SexpKind::Int(v) => {
-            out.push(b'I');
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        SexpKind::Sym(s) => {
-            out.push(b'S');
-            out.extend_from_slice(&len_u64(s.len()));
-            out.extend_from_slice(s.as_bytes());
-        }
-        SexpKind::List(items) | SexpKind::Vector(items) => {
-            out.push(if matches!(form.kind, SexpKind::List(_)) {
-                b'L'
-            } else {
-                b'V'
-            });
-            out.extend_from_slice(&len_u64(items.len()));
-            for item in items {
-                encode_into(item, out);
-            }
-        }
+/// Starts a list or vector (`tag`) whose elements follow; returns where its
+/// element count goes, for [`close_sequence`].
+pub(crate) fn open_sequence(out: &mut Vec<u8>, tag: u8) -> usize {
+    out.push(tag);
+    let at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    at
+}
+
+/// Writes the element count `len` of the list or vector opened at `count_at`.
+pub(crate) fn close_sequence(out: &mut [u8], count_at: usize, len: u32) {
+    if let Some(slot) = out.get_mut(count_at..count_at + 8) {
+        slot.copy_from_slice(&len_u64(u64::from(len)));
     }
 }

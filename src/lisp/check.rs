@@ -1,25 +1,47 @@
 //! The checker: resolves names, checks arities and `recur`, and builds the
 //! checked bodies code generation works from.
-
-use std::collections::{BTreeSet, HashMap};
+//!
+//! [`check_program`] checks every definition and collects what a cache key
+//! needs (callees, division sites), without building bodies; [`build_body`]
+//! builds one definition's body when it is compiled. Both run the same
+//! [`Checker`], which builds expressions only when `BUILD` is set, so what is
+//! accepted and what is built cannot drift apart.
 
 use super::ast::{Body, Expr, LoopId, LoopInfo, PrimOp, RecurTarget, VarId};
 use super::error::{LispError, LispErrorKind, Pos};
+use super::interface_hash;
 use super::mangle::mangle;
-use super::program::Def;
-use super::reader::{Sexp, SexpKind};
+use super::names::NameTable;
+use super::program::DefData;
+use super::reader::{Elements, Forms, NodeId, NodeKind, Top, Tree};
 
-/// Names of the special forms.
-const SPECIAL_FORMS: &[&str] = &["defn", "let", "if", "do", "loop", "recur"];
-
-/// Names of the built-in operations (besides the special forms).
-const BUILTINS: &[&str] = &[
-    "+", "-", "*", "/", "mod", "<", "<=", ">", ">=", "=", "not", "and", "or", "println",
-];
-
-/// Whether `name` is a special form, a built-in, or otherwise unbindable (`&`).
+/// Whether `name` is a special form (`defn let if do loop recur`), a
+/// built-in (`+ - * / mod < <= > >= = not and or println`), or otherwise
+/// unbindable (`&`).
 pub(crate) fn is_reserved(name: &str) -> bool {
-    name == "&" || SPECIAL_FORMS.contains(&name) || BUILTINS.contains(&name)
+    matches!(
+        name,
+        "&" | "defn"
+            | "let"
+            | "if"
+            | "do"
+            | "loop"
+            | "recur"
+            | "+"
+            | "-"
+            | "*"
+            | "/"
+            | "mod"
+            | "<"
+            | "<="
+            | ">"
+            | ">="
+            | "="
+            | "not"
+            | "and"
+            | "or"
+            | "println"
+    )
 }
 
 fn bad(pos: Pos, msg: &str) -> LispError {
@@ -37,152 +59,304 @@ fn arity_err(pos: Pos, name: &str, expected: &str, got: usize) -> LispError {
     )
 }
 
-/// The header of a definition: what callers need to know.
-struct Header<'a> {
-    name: &'a str,
-    pos: Pos,
-    params: Vec<(&'a str, Pos)>,
-    body: &'a [Sexp],
-    form: &'a Sexp,
-}
-
 /// Checks a name that is being bound (definition, parameter, local).
-fn check_binder(s: &Sexp, what: &str) -> Result<String, LispError> {
-    let Some(name) = s.as_sym() else {
-        return Err(bad(s.pos, &format!("{what} must be a symbol")));
+fn check_binder<'a>(tree: Tree<'a>, id: NodeId, what: &str) -> Result<&'a str, LispError> {
+    let Some(name) = tree.sym(id) else {
+        return Err(bad(tree.node(id).pos, &format!("{what} must be a symbol")));
     };
     if is_reserved(name) {
         return Err(LispError::new(
-            s.pos,
+            tree.node(id).pos,
             LispErrorKind::ReservedName(name.to_owned()),
         ));
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
-fn header(form: &Sexp) -> Result<Header<'_>, LispError> {
+/// The header of a definition (what callers need to know), from its form.
+fn header(tree: Tree<'_>, top: &Top) -> Result<DefData, LispError> {
     const SHAPE: &str = "only `(defn name [params] body...)` is allowed at top level";
-    let SexpKind::List(items) = &form.kind else {
+    let form = tree.node(top.node);
+    let NodeKind::List { .. } = form.kind else {
         return Err(bad(form.pos, SHAPE));
     };
-    match items.first().and_then(Sexp::as_sym) {
+    let mut items = tree.elements(top.node);
+    match items.next().and_then(|head| tree.sym(head)) {
         Some("defn") => {}
         _ => return Err(bad(form.pos, SHAPE)),
     }
-    let Some(name_sexp) = items.get(1) else {
+    let Some(name_id) = items.next() else {
         return Err(bad(form.pos, "`defn` needs a name and a parameter vector"));
     };
-    check_binder(name_sexp, "a definition's name")?;
-    let name = name_sexp.as_sym().unwrap_or_default();
-    let Some(params_sexp) = items.get(2) else {
+    let name = check_binder(tree, name_id, "a definition's name")?;
+    let NodeKind::Sym {
+        start: name_start,
+        len: name_len,
+    } = tree.node(name_id).kind
+    else {
+        return Err(bad(
+            tree.node(name_id).pos,
+            "a definition's name must be a symbol",
+        ));
+    };
+    let Some(params) = items.next() else {
         return Err(bad(
             form.pos,
             &format!("`(defn {name} ...)` needs a parameter vector `[...]`"),
         ));
     };
-    let SexpKind::Vector(params) = &params_sexp.kind else {
+    let params_node = tree.node(params);
+    let NodeKind::Vector { len: arity } = params_node.kind else {
         return Err(bad(
-            params_sexp.pos,
+            params_node.pos,
             &format!("`(defn {name} ...)` needs a parameter vector `[...]` after the name"),
         ));
     };
-    let mut out: Vec<(&str, Pos)> = Vec::with_capacity(params.len());
-    for p in params {
-        check_binder(p, "a parameter")?;
-        let pname = p.as_sym().unwrap_or_default();
-        if out.iter().any(|(n, _)| *n == pname) {
+    for (k, p) in tree.elements(params).enumerate() {
+        let pname = check_binder(tree, p, "a parameter")?;
+        if tree
+            .elements(params)
+            .take(k)
+            .any(|q| tree.sym(q) == Some(pname))
+        {
             return Err(LispError::new(
-                p.pos,
+                tree.node(p).pos,
                 LispErrorKind::DuplicateParameter(pname.to_owned()),
             ));
         }
-        out.push((pname, p.pos));
     }
-    Ok(Header {
-        name,
-        pos: name_sexp.pos,
-        params: out,
-        body: &items[3..],
-        form,
+    Ok(DefData {
+        name_start,
+        name_len,
+        arity: arity as usize,
+        pos: tree.node(name_id).pos,
+        form: top.node,
+        params,
+        canon: top.canon_start..top.canon_end,
+        callees: 0..0,
+        div_sites: 0..0,
     })
 }
 
-/// Checks every top-level form and returns the definitions in source order.
-pub(crate) fn check_program(forms: &[Sexp], end: Pos) -> Result<Vec<Def>, LispError> {
-    let mut headers = Vec::with_capacity(forms.len());
-    let mut arities: HashMap<&str, (usize, Pos)> = HashMap::with_capacity(forms.len());
-    for form in forms {
-        let h = header(form)?;
-        if let Some(&(_, first)) = arities.get(h.name) {
+/// The definitions of a checked program and the tables their [`DefData`]
+/// ranges point into.
+pub(crate) struct Checked {
+    pub defs: Vec<DefData>,
+    pub names: NameTable,
+    /// Every definition's callees (indices into `defs`), sorted by name.
+    pub callees: Vec<u32>,
+    /// The interface hash of each entry of `callees`.
+    pub callee_hashes: Vec<[u8; 32]>,
+    /// Every definition's `/` and `mod` forms.
+    pub div_sites: Vec<Pos>,
+}
+
+/// The name of definition `index` of `defs`.
+pub(crate) fn name_of<'s>(defs: &[DefData], source: &'s str, index: u32) -> &'s str {
+    defs.get(index as usize).map_or("", |d| d.name(source))
+}
+
+/// Checks every top-level form read from `source` and returns the definitions
+/// in source order.
+pub(crate) fn check_program(source: &str, forms: &Forms) -> Result<Checked, LispError> {
+    let tree = Tree {
+        source,
+        nodes: &forms.nodes,
+    };
+    let mut defs: Vec<DefData> = Vec::with_capacity(forms.tops.len());
+    let mut names = NameTable::with_capacity(forms.tops.len());
+    for top in &forms.tops {
+        let d = header(tree, top)?;
+        let index = u32::try_from(defs.len()).unwrap_or(u32::MAX);
+        if let Err(first) = names.insert(d.name(source), index, |i| name_of(&defs, source, i)) {
+            let first = defs.get(first as usize).map_or(d.pos, |f| f.pos);
             return Err(LispError::new(
-                h.pos,
+                d.pos,
                 LispErrorKind::DuplicateDefinition {
-                    name: h.name.to_owned(),
+                    name: d.name(source).to_owned(),
                     first,
                 },
             ));
         }
-        arities.insert(h.name, (h.params.len(), h.pos));
-        headers.push(h);
+        defs.push(d);
     }
-    let mut defs = Vec::with_capacity(headers.len());
-    for h in &headers {
-        defs.push(check_def(h, &arities)?);
+    let mut cx = Checker::<false>::new(tree, &defs, &names);
+    cx.seen = vec![0; defs.len()];
+    let mut ranges = Vec::with_capacity(defs.len());
+    for (i, d) in defs.iter().enumerate() {
+        cx.current = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        let callees_start = cx.callees.len();
+        let div_start = cx.div_sites.len();
+        cx.def(d)?;
+        let own = cx.callees.get_mut(callees_start..).unwrap_or_default();
+        own.sort_unstable_by(|&a, &b| name_of(&defs, source, a).cmp(name_of(&defs, source, b)));
+        ranges.push((
+            callees_start..cx.callees.len(),
+            div_start..cx.div_sites.len(),
+        ));
     }
-    match arities.get("main") {
-        None => Err(LispError::new(end, LispErrorKind::NoMain)),
-        Some(&(0, _)) => Ok(defs),
-        Some(&(n, pos)) => Err(LispError::new(pos, LispErrorKind::MainArity(n))),
+    let Checker {
+        callees, div_sites, ..
+    } = cx;
+    match names.get("main", |i| name_of(&defs, source, i)) {
+        None => return Err(LispError::new(forms.end, LispErrorKind::NoMain)),
+        Some(i) => match defs.get(i as usize) {
+            Some(main) if main.arity != 0 => {
+                return Err(LispError::new(
+                    main.pos,
+                    LispErrorKind::MainArity(main.arity),
+                ));
+            }
+            _ => {}
+        },
     }
+    for (d, (callees, div_sites)) in defs.iter_mut().zip(ranges) {
+        d.callees = callees;
+        d.div_sites = div_sites;
+    }
+    // Each definition's interface hash, computed once however many call it.
+    let mut interfaces: Vec<Option<[u8; 32]>> = vec![None; defs.len()];
+    let callee_hashes = callees
+        .iter()
+        .map(|&c| {
+            let slot = interfaces.get_mut(c as usize);
+            match slot {
+                Some(Some(h)) => *h,
+                Some(slot) => {
+                    let d = defs.get(c as usize);
+                    let h =
+                        interface_hash(d.map_or("", |d| d.name(source)), d.map_or(0, |d| d.arity));
+                    *slot = Some(h);
+                    h
+                }
+                None => [0; 32],
+            }
+        })
+        .collect();
+    Ok(Checked {
+        defs,
+        names,
+        callees,
+        callee_hashes,
+        div_sites,
+    })
 }
 
-fn check_def(h: &Header<'_>, arities: &HashMap<&str, (usize, Pos)>) -> Result<Def, LispError> {
-    let mut cx = Checker {
-        arities,
-        scope: Vec::new(),
-        num_vars: 0,
-        loops: Vec::new(),
-        callees: BTreeSet::new(),
-        div_sites: Vec::new(),
-        recurs_to_function: false,
-        arity: h.params.len(),
+/// Builds the body of `defs[index]`, a definition of a program that
+/// [`check_program`] accepted.
+pub(crate) fn build_body(
+    tree: Tree<'_>,
+    defs: &[DefData],
+    names: &NameTable,
+    index: usize,
+) -> Result<Body, LispError> {
+    let Some(d) = defs.get(index) else {
+        return Err(LispError::new(
+            Pos::new(1, 1),
+            LispErrorKind::Codegen(format!("no definition number {index}")),
+        ));
     };
-    for (p, _) in &h.params {
-        let v = cx.fresh();
-        cx.scope.push(((*p).to_owned(), v));
-    }
-    let exprs = cx.body(h.body, Some(RecurTarget::Function))?;
-    let body = Body {
+    let mut cx = Checker::<true>::new(tree, defs, names);
+    let exprs = cx.def(d)?;
+    Ok(Body {
         num_vars: cx.num_vars,
         loops: cx.loops,
         exprs,
         recurs_to_function: cx.recurs_to_function,
-    };
-    Ok(Def {
-        name: h.name.to_owned(),
-        arity: h.params.len(),
-        pos: h.pos,
-        form: h.form.clone(),
-        body,
-        callees: cx.callees.into_iter().collect(),
-        div_sites: cx.div_sites,
     })
 }
 
-struct Checker<'a> {
-    arities: &'a HashMap<&'a str, (usize, Pos)>,
+/// Checks definitions one after the other; builds expressions if `BUILD`,
+/// else returns placeholders and records each definition's callees.
+struct Checker<'a, 't, const BUILD: bool> {
+    tree: Tree<'a>,
+    defs: &'t [DefData],
+    names: &'t NameTable,
     /// Locals in scope, innermost last.
-    scope: Vec<(String, VarId)>,
+    scope: Vec<(&'a str, VarId)>,
     num_vars: usize,
+    /// How many bindings each loop has, by [`LoopId`].
+    loop_arities: Vec<usize>,
+    /// The loops (built only if `BUILD`).
     loops: Vec<LoopInfo>,
-    callees: BTreeSet<(String, usize)>,
+    /// Callees of every definition checked so far (not if `BUILD`).
+    callees: Vec<u32>,
+    /// For each definition, `current` if it is already among the current
+    /// definition's callees (not if `BUILD`).
+    seen: Vec<u32>,
+    /// 1 + the index of the definition being checked.
+    current: u32,
+    /// `/` and `mod` forms of every definition checked so far.
     div_sites: Vec<Pos>,
+    /// Where the current definition's `div_sites` start.
+    div_start: usize,
     recurs_to_function: bool,
     /// The definition's arity (what a `recur` to the function takes).
     arity: usize,
 }
 
-impl Checker<'_> {
+impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
+    fn new(tree: Tree<'a>, defs: &'t [DefData], names: &'t NameTable) -> Self {
+        Checker {
+            tree,
+            defs,
+            names,
+            scope: Vec::new(),
+            num_vars: 0,
+            loop_arities: Vec::new(),
+            loops: Vec::new(),
+            callees: Vec::new(),
+            seen: Vec::new(),
+            current: 0,
+            div_sites: Vec::new(),
+            div_start: 0,
+            recurs_to_function: false,
+            arity: 0,
+        }
+    }
+
+    /// `e()` if building, else a placeholder.
+    fn make(e: impl FnOnce() -> Expr) -> Expr {
+        if BUILD {
+            e()
+        } else {
+            // Without `BUILD` every expression is a placeholder, a literal or
+            // a variable, and every vector is empty: nothing `e` holds owns
+            // memory, so forgetting it leaks nothing and saves running drop
+            // glue over every checked form.
+            std::mem::forget(e);
+            Expr::Int(0)
+        }
+    }
+
+    /// Keeps `e` in `out` if building, else discards it (see [`Self::make`]).
+    fn keep<T>(out: &mut Vec<T>, e: T) {
+        if BUILD {
+            out.push(e);
+        } else {
+            std::mem::forget(e);
+        }
+    }
+
+    /// Checks the definition `d` and returns its body's expressions.
+    fn def(&mut self, d: &DefData) -> Result<Vec<Expr>, LispError> {
+        self.scope.clear();
+        self.num_vars = 0;
+        self.loop_arities.clear();
+        self.loops.clear();
+        self.recurs_to_function = false;
+        self.arity = d.arity;
+        self.div_start = self.div_sites.len();
+        for p in self.tree.elements(d.params) {
+            let v = self.fresh();
+            self.scope.push((self.tree.sym(p).unwrap_or_default(), v));
+        }
+        // `(defn name [params] body...)`
+        let mut body = self.tree.elements(d.form);
+        body.nth(2);
+        self.body(body, Some(RecurTarget::Function))
+    }
+
     fn fresh(&mut self) -> VarId {
         let v = self.num_vars;
         self.num_vars += 1;
@@ -193,69 +367,80 @@ impl Checker<'_> {
         self.scope
             .iter()
             .rev()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .map(|&(_, v)| v)
     }
 
+    /// The index and arity of the definition `name`.
+    fn definition(&self, name: &str) -> Option<(u32, usize)> {
+        let source = self.tree.source;
+        let i = self.names.get(name, |i| name_of(self.defs, source, i))?;
+        Some((i, self.defs.get(i as usize)?.arity))
+    }
+
     /// A sequence of expressions whose last one is in tail position if `tail` is set.
-    fn body(&mut self, items: &[Sexp], tail: Option<RecurTarget>) -> Result<Vec<Expr>, LispError> {
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let t = if i + 1 == items.len() { tail } else { None };
-            out.push(self.expr(item, t)?);
+    fn body(
+        &mut self,
+        items: Elements<'a>,
+        tail: Option<RecurTarget>,
+    ) -> Result<Vec<Expr>, LispError> {
+        let n = items.len();
+        let mut out = Vec::with_capacity(if BUILD { n } else { 0 });
+        for (i, item) in items.enumerate() {
+            let t = if i + 1 == n { tail } else { None };
+            let e = self.expr(item, t)?;
+            Self::keep(&mut out, e);
         }
         Ok(out)
     }
 
-    fn args(&mut self, items: &[Sexp]) -> Result<Vec<Expr>, LispError> {
-        items.iter().map(|s| self.expr(s, None)).collect()
+    fn args(&mut self, items: Elements<'a>) -> Result<Vec<Expr>, LispError> {
+        self.body(items, None)
     }
 
-    fn expr(&mut self, s: &Sexp, tail: Option<RecurTarget>) -> Result<Expr, LispError> {
-        match &s.kind {
-            SexpKind::Int(v) => Ok(Expr::Int(*v)),
-            SexpKind::Sym(name) => {
+    fn expr(&mut self, id: NodeId, tail: Option<RecurTarget>) -> Result<Expr, LispError> {
+        let node = self.tree.node(id);
+        match node.kind {
+            NodeKind::Int(v) => Ok(Expr::Int(v)),
+            NodeKind::Sym { .. } => {
+                let name = self.tree.sym(id).unwrap_or_default();
                 if let Some(v) = self.local(name) {
                     Ok(Expr::Var(v))
-                } else if self.arities.contains_key(name.as_str()) || is_reserved(name) {
+                } else if self.definition(name).is_some() || is_reserved(name) {
                     Err(LispError::new(
-                        s.pos,
-                        LispErrorKind::NotAValue(name.clone()),
+                        node.pos,
+                        LispErrorKind::NotAValue(name.to_owned()),
                     ))
                 } else {
                     Err(LispError::new(
-                        s.pos,
-                        LispErrorKind::UnknownName(name.clone()),
+                        node.pos,
+                        LispErrorKind::UnknownName(name.to_owned()),
                     ))
                 }
             }
-            SexpKind::Vector(_) => Err(bad(
-                s.pos,
+            NodeKind::Vector { .. } => Err(bad(
+                node.pos,
                 "a vector `[...]` is only allowed as a parameter or binding list",
             )),
-            SexpKind::List(items) => self.list(s.pos, items, tail),
+            NodeKind::List { .. } => self.list(node.pos, id, tail),
         }
     }
 
-    fn list(
-        &mut self,
-        pos: Pos,
-        items: &[Sexp],
-        tail: Option<RecurTarget>,
-    ) -> Result<Expr, LispError> {
-        let Some(head) = items.first() else {
+    fn list(&mut self, pos: Pos, id: NodeId, tail: Option<RecurTarget>) -> Result<Expr, LispError> {
+        let mut rest = self.tree.elements(id);
+        let Some(head) = rest.next() else {
             return Err(bad(pos, "the empty list `()` is not an expression"));
         };
-        let Some(name) = head.as_sym() else {
+        let head_pos = self.tree.node(head).pos;
+        let Some(name) = self.tree.sym(head) else {
             return Err(bad(
-                head.pos,
+                head_pos,
                 "the first element of a form must be the name of a function or special form",
             ));
         };
-        let rest = &items[1..];
         if self.local(name).is_some() {
             return Err(LispError::new(
-                head.pos,
+                head_pos,
                 LispErrorKind::NotAFunction(name.to_owned()),
             ));
         }
@@ -267,26 +452,33 @@ impl Checker<'_> {
                 if !(2..=3).contains(&rest.len()) {
                     return Err(arity_err(pos, "if", "2 or 3", rest.len()));
                 }
-                let cond = self.expr(&rest[0], None)?;
-                let then = self.expr(&rest[1], tail)?;
-                let els = match rest.get(2) {
+                let mut parts = rest;
+                let (Some(c), Some(t)) = (parts.next(), parts.next()) else {
+                    return Err(arity_err(pos, "if", "2 or 3", rest.len()));
+                };
+                let cond = self.expr(c, None)?;
+                let then = self.expr(t, tail)?;
+                let els = match parts.next() {
                     Some(e) => self.expr(e, tail)?,
                     None => Expr::Int(0),
                 };
-                return Ok(Expr::If {
+                return Ok(Self::make(|| Expr::If {
                     cond: Box::new(cond),
                     then: Box::new(then),
                     els: Box::new(els),
-                });
+                }));
             }
-            "do" => return Ok(Expr::Do(self.body(rest, tail)?)),
+            "do" => {
+                let body = self.body(rest, tail)?;
+                return Ok(Self::make(|| Expr::Do(body)));
+            }
             "recur" => {
                 let Some(target) = tail else {
                     return Err(LispError::new(pos, LispErrorKind::RecurNotInTail));
                 };
                 let expected = match target {
                     RecurTarget::Function => self.arity,
-                    RecurTarget::Loop(id) => self.loops[id].vars.len(),
+                    RecurTarget::Loop(id) => self.loop_arities.get(id).copied().unwrap_or(0),
                 };
                 if rest.len() != expected {
                     return Err(LispError::new(
@@ -301,11 +493,20 @@ impl Checker<'_> {
                     self.recurs_to_function = true;
                 }
                 let args = self.args(rest)?;
-                return Ok(Expr::Recur { target, args });
+                return Ok(Self::make(|| Expr::Recur { target, args }));
             }
-            "and" => return Ok(Expr::And(self.args(rest)?)),
-            "or" => return Ok(Expr::Or(self.args(rest)?)),
-            "println" => return Ok(Expr::Println(self.args(rest)?)),
+            "and" => {
+                let args = self.args(rest)?;
+                return Ok(Self::make(|| Expr::And(args)));
+            }
+            "or" => {
+                let args = self.args(rest)?;
+                return Ok(Self::make(|| Expr::Or(args)));
+            }
+            "println" => {
+                let args = self.args(rest)?;
+                return Ok(Self::make(|| Expr::Println(args)));
+            }
             "+" => Some(PrimOp::Add),
             "*" => Some(PrimOp::Mul),
             "-" => Some(PrimOp::Sub),
@@ -334,91 +535,104 @@ impl Checker<'_> {
                 return Err(arity_err(pos, name, expected, rest.len()));
             }
             let site = if matches!(op, PrimOp::Div | PrimOp::Mod) {
-                let site = u32::try_from(self.div_sites.len()).unwrap_or(u32::MAX);
+                let site = self.div_sites.len() - self.div_start;
                 self.div_sites.push(pos);
-                site
+                u32::try_from(site).unwrap_or(u32::MAX)
             } else {
                 0
             };
             let args = self.args(rest)?;
-            return Ok(Expr::Prim { op, args, site });
+            return Ok(Self::make(|| Expr::Prim { op, args, site }));
         }
-        let Some(&(arity, _)) = self.arities.get(name) else {
+        let Some((index, arity)) = self.definition(name) else {
             return Err(LispError::new(
-                head.pos,
+                head_pos,
                 LispErrorKind::UnknownName(name.to_owned()),
             ));
         };
         if rest.len() != arity {
             return Err(arity_err(pos, name, &arity.to_string(), rest.len()));
         }
-        self.callees.insert((name.to_owned(), arity));
+        if !BUILD
+            && let Some(seen) = self.seen.get_mut(index as usize)
+            && *seen != self.current
+        {
+            *seen = self.current;
+            self.callees.push(index);
+        }
         let args = self.args(rest)?;
-        Ok(Expr::Call {
+        Ok(Self::make(|| Expr::Call {
             symbol: mangle(name, arity),
             args,
-        })
+        }))
     }
 
-    /// Checks `[x e y f ...]`, binding each name after its init is checked.
-    /// Returns the bindings; the names stay in scope (the caller pops them).
+    /// Checks `[x e y f ...]` (the first of `rest`), binding each name after
+    /// its init is checked. Returns the bindings (built only if `BUILD`) and
+    /// their number; the names stay in scope (the caller pops them).
     fn bindings(
         &mut self,
         form: &str,
         pos: Pos,
-        rest: &[Sexp],
-    ) -> Result<Vec<(VarId, Expr)>, LispError> {
-        let Some(first) = rest.first() else {
+        rest: &mut Elements<'a>,
+    ) -> Result<(Vec<(VarId, Expr)>, usize), LispError> {
+        let Some(first) = rest.next() else {
             return Err(bad(
                 pos,
                 &format!("`{form}` needs a binding vector `[...]`"),
             ));
         };
-        let SexpKind::Vector(items) = &first.kind else {
+        let node = self.tree.node(first);
+        let NodeKind::Vector { len } = node.kind else {
             return Err(bad(
-                first.pos,
+                node.pos,
                 &format!("`{form}` needs a binding vector `[name value ...]`"),
             ));
         };
-        if items.len() % 2 != 0 {
+        if len % 2 != 0 {
             return Err(bad(
-                first.pos,
+                node.pos,
                 &format!("`{form}` bindings must come in name/value pairs"),
             ));
         }
-        let mut out = Vec::with_capacity(items.len() / 2);
-        for pair in items.chunks_exact(2) {
-            let name = check_binder(&pair[0], "a binding name")?;
-            let init = self.expr(&pair[1], None)?;
+        let count = len as usize / 2;
+        let mut out = Vec::with_capacity(if BUILD { count } else { 0 });
+        let mut items = self.tree.elements(first);
+        while let (Some(n), Some(e)) = (items.next(), items.next()) {
+            let name = check_binder(self.tree, n, "a binding name")?;
+            let init = self.expr(e, None)?;
             let v = self.fresh();
             self.scope.push((name, v));
-            out.push((v, init));
+            Self::keep(&mut out, (v, init));
         }
-        Ok(out)
+        Ok((out, count))
     }
 
     fn let_form(
         &mut self,
         pos: Pos,
-        rest: &[Sexp],
+        mut rest: Elements<'a>,
         tail: Option<RecurTarget>,
     ) -> Result<Expr, LispError> {
         let depth = self.scope.len();
-        let bindings = self.bindings("let", pos, rest)?;
-        let body = self.body(&rest[1..], tail)?;
+        let (bindings, _) = self.bindings("let", pos, &mut rest)?;
+        let body = self.body(rest, tail)?;
         self.scope.truncate(depth);
-        Ok(Expr::Let { bindings, body })
+        Ok(Self::make(|| Expr::Let { bindings, body }))
     }
 
-    fn loop_form(&mut self, pos: Pos, rest: &[Sexp]) -> Result<Expr, LispError> {
+    fn loop_form(&mut self, pos: Pos, mut rest: Elements<'a>) -> Result<Expr, LispError> {
         let depth = self.scope.len();
-        let bindings = self.bindings("loop", pos, rest)?;
-        let id: LoopId = self.loops.len();
-        self.loops.push(LoopInfo {
-            vars: bindings.iter().map(|(v, _)| *v).collect(),
-        });
-        let body = self.body(&rest[1..], Some(RecurTarget::Loop(id)))?;
+        let (bindings, count) = self.bindings("loop", pos, &mut rest)?;
+        let id: LoopId = self.loop_arities.len();
+        self.loop_arities.push(count);
+        if BUILD {
+            self.loops.push(LoopInfo {
+                vars: bindings.iter().map(|(v, _)| *v).collect(),
+            });
+        }
+        let body = self.body(rest, Some(RecurTarget::Loop(id)))?;
         self.scope.truncate(depth);
-        Ok(Expr::Loop { id, bindings, body })
+        Ok(Self::make(|| Expr::Loop { id, bindings, body }))
     }
 }

@@ -84,11 +84,11 @@ pub(crate) fn compile(def: &Def) -> Result<Function, LispError> {
     let symbol = def.symbol();
     let mut func = Function::with_name_signature(
         UserFuncName::testcase(symbol.as_bytes()),
-        signature(call_conv, def.arity, true),
+        signature(call_conv, def.arity(), true),
     );
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-    let body: &Body = &def.body;
+    let body: &Body = def.body()?;
     let vars: Vec<Variable> = (0..body.num_vars).map(|_| b.declare_var(I64)).collect();
     let loop_vars = body
         .loops

@@ -104,12 +104,17 @@ mod check;
 mod codegen;
 mod error;
 mod mangle;
+mod names;
 mod program;
 mod reader;
 pub mod runtime;
 
 #[cfg(test)]
 mod tests;
+
+use std::sync::OnceLock;
+
+use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
 
 pub use canonical::CODEGEN_VERSION;
 pub use error::{LispError, LispErrorKind, Pos};
@@ -135,7 +140,11 @@ pub fn parse(source: &str) -> Result<Program, LispError> {
 /// A caller's compiled code depends on exactly this much of each callee
 /// (the symbol it calls), so it is the dependency material of the caller's key.
 pub fn interface_hash(name: &str, arity: usize) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("jitcache lisp interface v1");
+    static CONTEXT: OnceLock<ContextKey> = OnceLock::new();
+    let context = CONTEXT.get_or_init(|| hash_derive_key_context("jitcache lisp interface v1"));
+    // The same as `Hasher::new_derive_key` with that context, without
+    // hashing the context again for every name.
+    let mut h = blake3::Hasher::new_from_context_key(context);
     h.update(&u64::try_from(name.len()).unwrap_or(u64::MAX).to_le_bytes());
     h.update(name.as_bytes());
     h.update(&u64::try_from(arity).unwrap_or(u64::MAX).to_le_bytes());
@@ -176,7 +185,9 @@ pub fn entry_symbol() -> String {
 /// passes it to the runtime's division-by-zero reporter, which looks it up
 /// among the definitions given to [`runtime::register_program`].
 pub fn def_id(symbol: &str) -> u64 {
-    let mut h = blake3::Hasher::new_derive_key("jitcache lisp definition id v1");
+    static CONTEXT: OnceLock<ContextKey> = OnceLock::new();
+    let context = CONTEXT.get_or_init(|| hash_derive_key_context("jitcache lisp definition id v1"));
+    let mut h = blake3::Hasher::new_from_context_key(context);
     h.update(symbol.as_bytes());
     let bytes = h.finalize();
     let mut id = [0u8; 8];

@@ -30,10 +30,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::Pos;
-use super::program::Program;
+use super::program::{Program, Shared};
 
 /// `extern "C" fn(value: i64, last: i64)`: prints `value`, then a newline if
 /// `last` is non-zero, else a space.
@@ -66,7 +66,40 @@ struct DefInfo {
     sites: Vec<Pos>,
 }
 
-static DEFS: Mutex<BTreeMap<u64, DefInfo>> = Mutex::new(BTreeMap::new());
+/// The registered programs: the definitions of those already indexed, and
+/// the programs registered since (indexed when a report needs them, so that
+/// registering costs nothing at start-up).
+struct Registry {
+    defs: BTreeMap<u64, DefInfo>,
+    pending: Vec<Arc<Shared>>,
+}
+
+/// Programs registered but not yet indexed are indexed once there are this
+/// many, so that the registry does not keep every program alive.
+const MAX_PENDING: usize = 16;
+
+impl Registry {
+    /// Indexes the pending programs, in the order they were registered (a
+    /// later one replaces an earlier one's definitions).
+    fn index_pending(&mut self) {
+        for shared in self.pending.drain(..) {
+            for (name, arity, sites) in shared.def_infos() {
+                self.defs.insert(
+                    super::def_id(&super::mangle_symbol(name, arity)),
+                    DefInfo {
+                        name: name.to_owned(),
+                        sites: sites.to_vec(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+static DEFS: Mutex<Registry> = Mutex::new(Registry {
+    defs: BTreeMap::new(),
+    pending: Vec::new(),
+});
 
 static BEFORE_EXIT: Mutex<Option<fn()>> = Mutex::new(None);
 
@@ -182,8 +215,9 @@ pub extern "C" fn jitcache_lisp_rt_div_by_zero(def_id: i64, site: i64) -> ! {
 /// The message [`jitcache_lisp_rt_div_by_zero`] prints (without the newline).
 pub fn division_message(def_id: i64, site: i64) -> String {
     let id = u64::from_ne_bytes(def_id.to_ne_bytes());
-    let defs = lock(&DEFS);
-    match defs.get(&id) {
+    let mut registry = lock(&DEFS);
+    registry.index_pending();
+    match registry.defs.get(&id) {
         Some(info) => {
             let pos = usize::try_from(site)
                 .ok()
@@ -201,17 +235,15 @@ pub fn division_message(def_id: i64, site: i64) -> String {
 /// that a division by zero is reported with the name and the position in
 /// this source. Call it before running code compiled from (or looked up for)
 /// `program`. Later registrations replace earlier ones for the same definitions.
+///
+/// Registering is cheap (the definitions are indexed when a division by zero
+/// is reported), so it can be done at every start-up.
 pub fn register_program(program: &Program) {
-    let mut defs = lock(&DEFS);
-    for def in program.defs() {
-        defs.insert(
-            super::def_id(&def.symbol()),
-            DefInfo {
-                name: def.name().to_owned(),
-                sites: def.division_sites().to_vec(),
-            },
-        );
+    let mut registry = lock(&DEFS);
+    if registry.pending.len() >= MAX_PENDING {
+        registry.index_pending();
     }
+    registry.pending.push(Arc::clone(program.shared()));
 }
 
 /// Sets a function to run just before a run-time error exits the process

@@ -5,9 +5,8 @@ use proptest::prelude::*;
 use super::ok;
 use super::progen::{self, Rng, reformat};
 use super::reader::datum;
+use super::sexp::{Sexp, encode, read_all};
 use crate::lisp::Pos;
-use crate::lisp::canonical::encode;
-use crate::lisp::reader::{Sexp, read_all};
 use crate::lisp::{CODEGEN_VERSION, Program, interface_hash};
 
 fn canon(p: &Program, name: &str) -> Vec<u8> {

@@ -51,11 +51,11 @@ impl<'p> Interp<'p> {
         self.depth += 1;
         let mut frame = Frame {
             def,
-            vars: vec![0; def.body.num_vars],
+            vars: vec![0; def.body().unwrap().num_vars],
         };
         frame.vars[..args.len()].copy_from_slice(&args);
         let r = loop {
-            match self.seq(&mut frame, &def.body.exprs)? {
+            match self.seq(&mut frame, &def.body().unwrap().exprs)? {
                 Flow::Value(v) => break v,
                 Flow::Recur(RecurTarget::Function, vals) => {
                     frame.vars[..vals.len()].copy_from_slice(&vals);

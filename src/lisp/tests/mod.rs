@@ -6,16 +6,26 @@
 //!   compiles for the host; shape of names, signatures and imports;
 //! - `progen` and `interp`: a random program generator and a reference
 //!   interpreter over the checked AST, used by `codegen` and `run`;
-//! - `run`: end to end through the Cranelift backend and the linker.
+//! - `run`: end to end through the Cranelift backend and the linker;
+//! - `sexp`: read data as owned trees, and the canonical encoding written
+//!   from its documented layout, as references for the reader;
+//! - `differential` and `oracle`: the frontend against a frozen copy of the
+//!   one it replaced (tree reader, eager checker): same errors, key material
+//!   and bodies on generated and randomly edited programs;
+//! - `perf`: timings of the warm path, printed (run by hand, in release).
 
 mod canonical;
 mod check;
 mod codegen;
+mod differential;
 mod interp;
 mod mangle;
+mod oracle;
+mod perf;
 mod progen;
 mod reader;
 mod run;
+mod sexp;
 
 use super::{LispError, LispErrorKind, Pos, Program, parse};
 

@@ -2,7 +2,7 @@
 //! proptest can pick seeds), and a printer that reformats read forms with
 //! random whitespace and comments.
 
-use crate::lisp::reader::{Sexp, SexpKind};
+use super::sexp::{Sexp, SexpKind};
 
 /// splitmix64: small, deterministic, good enough for test generation.
 pub(super) struct Rng(u64);

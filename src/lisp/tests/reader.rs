@@ -4,8 +4,8 @@ use proptest::prelude::*;
 
 use super::err_at;
 use super::progen::{Rng, reformat};
+use super::sexp::{Sexp, SexpKind, read_all};
 use crate::lisp::LispErrorKind;
-use crate::lisp::reader::{Sexp, SexpKind, read_all};
 use crate::lisp::{MAX_DEPTH, Pos};
 
 fn kinds(src: &str) -> Vec<SexpKind> {
