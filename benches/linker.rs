@@ -1,10 +1,13 @@
-//! Linker benches: loading a small object and a 100-function object with
-//! `jitcache-linker`, against `dlopen`+`dlsym` of the same code built as a shared object
-//! (a fresh copy of the `.so` each time, since dlopen of an open path only bumps a count).
+//! Linker benches: loading objects with `jitcache-linker` into its code arena, into one
+//! mapping per unit (the strategy before the arena), and `dlopen`+`dlsym` of the same
+//! code built as a shared object (a fresh copy of the `.so` each time, since dlopen of an
+//! open path only bumps a count); a batch of small Cranelift objects linked as one unit
+//! (the facade's hot case); and the bytes mapped per unit for 1000 small units.
 //!
-//! `cargo bench --bench linker` runs the criterion groups and then prints the ratio of
-//! dlopen to load for both objects. Unloading and closing happen outside the timings.
+//! `cargo bench --bench linker` runs the criterion groups and then prints a summary of
+//! medians with the ratios. Unloading and closing happen outside the timings.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,10 +15,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
+use jitcache_backends::{Backend, ClifUnit, CraneliftBackend, CraneliftConfig};
 use jitcache_linker::call::SharedObject;
-use jitcache_linker::{Linker, ObjectFile, UnitId};
+use jitcache_linker::{Linker, LoadOptions, MemoryStrategy, ObjectFile, UnitId};
 
 const SMALL: &str = "int f0(int x) { return x * 2 + 1; }\n";
+
+/// Objects in the batch: the facade links a whole batch of definitions (~300–1000) as
+/// one unit.
+const BATCH: usize = 300;
+
+/// Units for the bytes-per-unit figure.
+const UNITS: usize = 1000;
 
 /// 100 functions calling each other, with data and a string, plus a libc call.
 fn hundred() -> String {
@@ -106,32 +117,117 @@ fn dlopen(copy: FreshCopy) -> (SharedObject, FreshCopy) {
     (so, copy)
 }
 
-fn benches(c: &mut Criterion, fixtures: &[Fixture]) {
+/// The runtime function every Cranelift definition calls (resolved by the resolver,
+/// as the facade's runtime is).
+extern "C" fn rt_add(a: i64, b: i64) -> i64 {
+    a.wrapping_add(b)
+}
+
+/// Definition `i` as CLIF: calls the previous definition (another object of the batch)
+/// and the runtime, like a compiled Lisp definition.
+fn definition(i: usize) -> String {
+    let (decl, first) = if i == 0 {
+        (String::new(), "v1 = iconst.i64 0".to_owned())
+    } else {
+        (
+            format!("    fn1 = %d{} sig0\n", i - 1),
+            "v1 = call fn1(v0)".to_owned(),
+        )
+    };
+    format!(
+        "function %d{i}(i64) -> i64 system_v {{\n    sig0 = (i64) -> i64 system_v\n    sig1 = (i64, i64) -> i64 system_v\n    fn0 = %rt_add sig1\n{decl}block0(v0: i64):\n    {first}\n    v2 = iconst.i64 {i}\n    v3 = call fn0(v1, v2)\n    return v3\n}}\n"
+    )
+}
+
+/// `n` small Cranelift objects (default configuration: non-PIC, unwind info), one
+/// definition each.
+fn cranelift_objects(n: usize) -> Vec<Vec<u8>> {
+    let backend = CraneliftBackend::new(CraneliftConfig::default()).expect("host backend");
+    (0..n)
+        .map(|i| {
+            let unit = ClifUnit::parse(&definition(i)).expect("clif");
+            backend.compile(&unit).expect("compile").bytes
+        })
+        .collect()
+}
+
+fn cranelift_linker(strategy: MemoryStrategy) -> Linker {
+    let mut linker = Linker::with_memory(strategy);
+    linker.set_resolver(Box::new(|name| {
+        (name == "rt_add").then_some(rt_add as extern "C" fn(i64, i64) -> i64 as usize)
+    }));
+    linker
+}
+
+/// Links the batch as one unit and checks the last definition's result.
+fn load_batch(linker: &mut Linker, files: &[ObjectFile<'_>]) -> UnitId {
+    let unit = linker.load(files).expect("load batch");
+    let last = linker
+        .symbol(unit, &format!("d{}", files.len() - 1))
+        .expect("last definition");
+    black_box(last);
+    unit
+}
+
+fn batch_files<'a>(names: &'a [String], objects: &'a [Vec<u8>]) -> Vec<ObjectFile<'a>> {
+    names
+        .iter()
+        .zip(objects)
+        .map(|(name, bytes)| ObjectFile { name, bytes })
+        .collect()
+}
+
+/// Times `load` with a linker reused across iterations (its host-symbol cache warm),
+/// unloading outside the timing.
+fn timed_loads(
+    linker: &mut Linker,
+    iters: u64,
+    mut load: impl FnMut(&mut Linker) -> UnitId,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        let unit = load(linker);
+        total += start.elapsed();
+        linker.unload(unit).expect("unload");
+    }
+    total
+}
+
+fn benches(c: &mut Criterion, fixtures: &[Fixture], clif: &[Vec<u8>]) {
     let mut group = c.benchmark_group("linker");
     for f in fixtures {
-        // One linker for the whole run, as a JIT has: its host-symbol cache is warm.
-        // Unloading is outside the timing, like dlclose below.
-        group.bench_function(format!("load+symbol/{}", f.name), |b| {
-            let mut linker = Linker::new();
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let unit = load(&mut linker, f);
-                    total += start.elapsed();
-                    linker.unload(unit).expect("unload");
-                }
-                total
+        for (label, strategy) in [
+            ("arena", MemoryStrategy::Arena),
+            ("own mapping", MemoryStrategy::MappingPerUnit),
+        ] {
+            group.bench_function(format!("load+symbol ({label})/{}", f.name), |b| {
+                let mut linker = Linker::with_memory(strategy);
+                b.iter_custom(|iters| timed_loads(&mut linker, iters, |l| load(l, f)));
             });
-        });
+        }
         group.bench_function(format!("dlopen+dlsym/{}", f.name), |b| {
             b.iter_batched(|| fresh_copy(f), dlopen, BatchSize::SmallInput);
         });
     }
+    let names: Vec<String> = (0..clif.len()).map(|i| format!("d{i}.o")).collect();
+    let files = batch_files(&names, clif);
+    for (label, strategy) in [
+        ("arena", MemoryStrategy::Arena),
+        ("own mapping", MemoryStrategy::MappingPerUnit),
+    ] {
+        group.bench_function(
+            format!("batch of {} cranelift objects ({label})", clif.len()),
+            |b| {
+                let mut linker = cranelift_linker(strategy);
+                b.iter_custom(|iters| timed_loads(&mut linker, iters, |l| load_batch(l, &files)));
+            },
+        );
+    }
     group.finish();
 }
 
-/// Median of `n` timings of `routine`; `setup` and dropping the output are not timed.
+/// Median of `n` timings of `routine`; `setup` and `teardown` are not timed.
 fn median<S, O>(
     n: usize,
     mut setup: impl FnMut() -> S,
@@ -150,25 +246,130 @@ fn median<S, O>(
     times[n / 2]
 }
 
-fn ratios(fixtures: &[Fixture]) {
-    println!(
-        "\nratio of dlopen+dlsym (fresh .so) to jitcache-linker load+symbol, medians of 2000 runs:"
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Median load time with pieces reused (each unit unloaded before the next load) and
+/// with fresh pieces (units accumulate, as in a JIT; unloaded in bulk, untimed).
+fn load_medians(strategy: MemoryStrategy, f: &Fixture) -> (Duration, Duration) {
+    let linker = RefCell::new(Linker::with_memory(strategy));
+    load(&mut linker.borrow_mut(), f); // the arena's first chunk, outside the timings
+    let reused = median(
+        2000,
+        || (),
+        |()| load(&mut linker.borrow_mut(), f),
+        |unit| linker.borrow_mut().unload(unit).expect("unload"),
     );
+    let mut times = Vec::new();
+    for _ in 0..4 {
+        let mut units = Vec::with_capacity(500);
+        for _ in 0..500 {
+            let start = Instant::now();
+            units.push(load(&mut linker.borrow_mut(), f));
+            times.push(start.elapsed());
+        }
+        for unit in units {
+            linker.borrow_mut().unload(unit).expect("unload");
+        }
+    }
+    times.sort();
+    (reused, times[times.len() / 2])
+}
+
+/// Loads `UNITS` units of `bytes` into a linker and reports bytes per unit.
+fn bytes_per_unit(strategy: MemoryStrategy, bytes: &[u8], resolver: bool) -> (f64, f64, f64) {
+    let mut linker = if resolver {
+        cranelift_linker(strategy)
+    } else {
+        Linker::with_memory(strategy)
+    };
+    let options = LoadOptions::default().export(false);
+    for _ in 0..UNITS {
+        linker
+            .load_with(
+                &[ObjectFile {
+                    name: "unit.o",
+                    bytes,
+                }],
+                &options,
+            )
+            .expect("load");
+    }
+    let s = linker.arena_stats();
+    let per = |b: usize| b as f64 / s.units as f64;
+    (per(s.touched_bytes), per(s.mapped_bytes), per(s.used_bytes))
+}
+
+fn summary(fixtures: &[Fixture], clif: &[Vec<u8>]) {
+    println!("\nmedians (µs); dlopen+dlsym opens a fresh .so each time:");
     for f in fixtures {
-        let linker = std::cell::RefCell::new(Linker::new());
-        let load_t = median(
-            2000,
+        let (arena_reused, arena_fresh) = load_medians(MemoryStrategy::Arena, f);
+        let (own, _) = load_medians(MemoryStrategy::MappingPerUnit, f);
+        let dl = median(2000, || fresh_copy(f), dlopen, drop);
+        println!(
+            "  {:<8} arena {:>6.2} (reusing freed pieces {:>6.2})   own mapping {:>6.2}   dlopen {:>6.2}   own/arena = {:.1}x   dlopen/arena = {:.1}x",
+            f.name,
+            us(arena_fresh),
+            us(arena_reused),
+            us(own),
+            us(dl),
+            us(own) / us(arena_fresh),
+            us(dl) / us(arena_fresh),
+        );
+    }
+
+    let names: Vec<String> = (0..clif.len()).map(|i| format!("d{i}.o")).collect();
+    let files = batch_files(&names, clif);
+    for (label, strategy) in [
+        ("arena", MemoryStrategy::Arena),
+        ("own mapping", MemoryStrategy::MappingPerUnit),
+    ] {
+        let linker = RefCell::new(cranelift_linker(strategy));
+        let unit = load_batch(&mut linker.borrow_mut(), &files);
+        let last = linker
+            .borrow()
+            .symbol(unit, &format!("d{}", clif.len() - 1))
+            .expect("last");
+        let want = (0..clif.len() as i64).sum::<i64>();
+        assert_eq!(
+            jitcache_linker::call::call_i64(last, &[1]).expect("call"),
+            want
+        );
+        linker.borrow_mut().unload(unit).expect("unload");
+        let t = median(
+            200,
             || (),
-            |()| load(&mut linker.borrow_mut(), f),
+            |()| load_batch(&mut linker.borrow_mut(), &files),
             |unit| linker.borrow_mut().unload(unit).expect("unload"),
         );
-        let dl_t = median(2000, || fresh_copy(f), dlopen, drop);
         println!(
-            "  {:<8} load {:>8.2} µs   dlopen {:>8.2} µs   dlopen/load = {:.1}x",
-            f.name,
-            load_t.as_secs_f64() * 1e6,
-            dl_t.as_secs_f64() * 1e6,
-            dl_t.as_secs_f64() / load_t.as_secs_f64()
+            "  batch of {} cranelift objects, one load ({label}): {:>8.1} µs = {:.2} µs per object",
+            clif.len(),
+            us(t),
+            us(t) / clif.len() as f64
+        );
+    }
+
+    println!(
+        "\nbytes per unit, {UNITS} small units loaded (memory touched / address space / the units' own bytes):"
+    );
+    let small_c = &fixtures[0].object;
+    let small_clif = &cranelift_objects(1)[0];
+    for (label, bytes, resolver) in [
+        ("small C", small_c.as_slice(), false),
+        ("small Cranelift", small_clif.as_slice(), true),
+    ] {
+        let arena = bytes_per_unit(MemoryStrategy::Arena, bytes, resolver);
+        let own = bytes_per_unit(MemoryStrategy::MappingPerUnit, bytes, resolver);
+        println!(
+            "  {label:<16} arena {:>6.0} / {:>6.0} / {:>4.0}   own mapping {:>6.0} / {:>6.0}   own/arena (memory) = {:.0}x",
+            arena.0,
+            arena.1,
+            arena.2,
+            own.0,
+            own.1,
+            own.0 / arena.0
         );
     }
 }
@@ -180,11 +381,12 @@ fn main() {
         fixture(&dir, "small", SMALL),
         fixture(&dir, "hundred", &hundred()),
     ];
+    let clif = cranelift_objects(BATCH);
     let mut c = Criterion::default().configure_from_args();
-    benches(&mut c, &fixtures);
+    benches(&mut c, &fixtures, &clif);
     c.final_summary();
     if std::env::args().any(|a| a == "--bench") {
-        ratios(&fixtures);
+        summary(&fixtures, &clif);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -62,6 +62,7 @@ use arena::Arena;
 
 use host::Host;
 use symbols::{Export, FastMap};
+
 use unit::Unit;
 
 /// One input object: a name used in messages (a path, say) and its bytes.
@@ -245,19 +246,12 @@ impl Linker {
         let linked = link::link(objects, env)?;
         let id = UnitId(self.next_id);
         self.next_id += 1;
-        let unit = Unit::new(id, linked, options.register_unwind_info);
+        let unit = Unit::new(id, linked, options.register_unwind_info, options.export);
         for group in &unit.groups {
             self.groups.entry(group.clone()).or_insert(id);
         }
-        if options.export {
-            for (name, s) in &unit.symbols {
-                if s.exported {
-                    self.exports.entry(name.clone()).or_insert(Export {
-                        addr: s.addr,
-                        is_code: s.is_code,
-                    });
-                }
-            }
+        for (name, export) in unit.exported() {
+            self.exports.entry(name.clone()).or_insert(export);
         }
         self.units.push(unit);
         if options.run_constructors {
@@ -326,7 +320,7 @@ impl Linker {
     pub fn unload(&mut self, unit: UnitId) -> Result<(), Error> {
         let index = self.index(unit)?;
         let removed = self.units.remove(index);
-        self.rebuild_exports();
+        self.forget(&removed);
         drop(removed);
         self.arena.trim();
         Ok(())
@@ -339,7 +333,7 @@ impl Linker {
     pub fn keep_until_exit(&mut self, unit: UnitId) -> Result<(), Error> {
         let index = self.index(unit)?;
         let removed = self.units.remove(index);
-        self.rebuild_exports();
+        self.forget(&removed);
         removed.keep_until_exit()
     }
 
@@ -357,21 +351,28 @@ impl Linker {
             .ok_or(Error::UnknownUnit(unit))
     }
 
-    fn rebuild_exports(&mut self) {
-        self.exports.clear();
-        self.groups.clear();
-        for unit in &self.units {
-            for group in &unit.groups {
-                self.groups.entry(group.clone()).or_insert(unit.id);
+    /// Forgets the exported names and COMDAT groups of a unit that has left
+    /// `self.units`: each name it provided goes to the next loaded unit that has it, in
+    /// load order, as if the unit had never been loaded.
+    fn forget(&mut self, removed: &Unit) {
+        for (name, _) in removed.exported() {
+            if self.exports.get(name).is_none_or(|e| e.unit != removed.id) {
+                continue;
             }
-            for (name, s) in &unit.symbols {
-                if s.exported {
-                    self.exports.entry(name.clone()).or_insert(Export {
-                        addr: s.addr,
-                        is_code: s.is_code,
-                    });
-                }
+            let next = self.units.iter().find_map(|u| u.export_of(name));
+            match next {
+                Some(export) => self.exports.insert(name.clone(), export),
+                None => self.exports.remove(name),
+            };
+        }
+        for group in &removed.groups {
+            if self.groups.get(group) != Some(&removed.id) {
+                continue;
             }
+            match self.units.iter().find(|u| u.groups.contains(group)) {
+                Some(u) => self.groups.insert(group.clone(), u.id),
+                None => self.groups.remove(group),
+            };
         }
     }
 }

@@ -181,6 +181,8 @@ impl<'a> UnitSymbols<'a> {
 pub(crate) struct Export {
     pub addr: usize,
     pub is_code: bool,
+    /// The unit that exports it.
+    pub unit: crate::UnitId,
 }
 
 /// One global symbol of a loaded unit.

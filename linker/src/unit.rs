@@ -9,13 +9,15 @@ use crate::UnitId;
 use crate::call;
 use crate::link::Linked;
 use crate::memory::{Memory, State};
-use crate::symbols::{FastMap, UnitSymbol};
+use crate::symbols::{Export, FastMap, UnitSymbol};
 
 pub(crate) struct Unit {
     pub id: UnitId,
     pub symbols: FastMap<Arc<str>, UnitSymbol>,
     /// COMDAT groups this unit loaded (later units resolve their symbols here).
     pub groups: Vec<Arc<str>>,
+    /// Whether its globals are visible to later units ([`crate::LoadOptions::export`]).
+    pub exports: bool,
     memory: Memory,
     frames: Vec<usize>,
     init: Vec<usize>,
@@ -26,7 +28,12 @@ pub(crate) struct Unit {
 
 impl Unit {
     /// Pass 9: registers the unwind info of a linked (protected) unit.
-    pub(crate) fn new(id: UnitId, mut linked: Linked, register_unwind_info: bool) -> Unit {
+    pub(crate) fn new(
+        id: UnitId,
+        mut linked: Linked,
+        register_unwind_info: bool,
+        exports: bool,
+    ) -> Unit {
         debug_assert_eq!(linked.memory.state(), State::Protected);
         if register_unwind_info {
             for &frame in &linked.frames {
@@ -39,6 +46,7 @@ impl Unit {
             id,
             symbols: linked.symbols,
             groups: linked.groups,
+            exports,
             memory: linked.memory,
             frames: linked.frames,
             init: linked.init,
@@ -59,6 +67,37 @@ impl Unit {
     /// Bytes the unit occupies (its pieces of the arena, or its own mapping).
     pub(crate) fn mapped_bytes(&self) -> usize {
         self.memory.len()
+    }
+
+    /// The unit's globals that later units see: none unless it exports.
+    pub(crate) fn exported(&self) -> impl Iterator<Item = (&Arc<str>, Export)> {
+        let id = self.id;
+        self.symbols
+            .iter()
+            .filter(move |(_, s)| self.exports && s.exported)
+            .map(move |(name, s)| {
+                (
+                    name,
+                    Export {
+                        addr: s.addr,
+                        is_code: s.is_code,
+                        unit: id,
+                    },
+                )
+            })
+    }
+
+    /// The export of `name`, if this unit exports it.
+    pub(crate) fn export_of(&self, name: &str) -> Option<Export> {
+        let s = self
+            .symbols
+            .get(name)
+            .filter(|s| self.exports && s.exported)?;
+        Some(Export {
+            addr: s.addr,
+            is_code: s.is_code,
+            unit: self.id,
+        })
     }
 
     /// Whether the unit has a mapping of its own rather than pieces of the arena.

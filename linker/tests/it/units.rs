@@ -264,3 +264,37 @@ fn pc32_to_host_data_is_placed_within_reach() {
         1
     );
 }
+
+#[test]
+fn unloading_hands_names_to_the_next_exporting_unit_only() {
+    let src = |v: u32| format!("long which(void) {{ return {v}; }}\n");
+    let objects: Vec<Vec<u8>> = (1..=3)
+        .map(|v| cc(&format!("which_{v}"), &src(v), &["-O1", "-fPIC"]))
+        .collect();
+    let mut linker = Linker::new();
+    let hidden = linker
+        .load_with(
+            &[obj("1.o", &objects[0])],
+            &LoadOptions::default().export(false),
+        )
+        .expect("load 1");
+    let second = linker.load(&[obj("2.o", &objects[1])]).expect("load 2");
+    let third = linker.load(&[obj("3.o", &objects[2])]).expect("load 3");
+    let which = |l: &Linker| {
+        l.lookup("which")
+            .map(|a| call::call_i64(a, &[]).expect("call"))
+    };
+    assert_eq!(which(&linker), Some(2));
+    linker.unload(second).expect("unload 2");
+    assert_eq!(
+        which(&linker),
+        Some(3),
+        "the next exporting unit, not the hidden one"
+    );
+    linker.unload(third).expect("unload 3");
+    assert_eq!(which(&linker), None);
+    assert_eq!(
+        call::call_i64(addr(&linker, hidden, "which"), &[]).expect("call"),
+        1
+    );
+}
