@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module.
 
 mod admin;
+mod bench;
 mod demo;
 mod exec;
 mod progress;
@@ -54,6 +55,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Show a cold and a cached run, with timings.
     Demo(demo::DemoArgs),
+    /// Measure the performance targets and compare each with its baseline.
+    Bench(bench::BenchArgs),
 }
 
 /// The cache directory: `--cache-dir`, else `$JITCACHE_DIR` (both through clap), else
@@ -88,6 +91,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(&cache_dir(cli)?, args, json),
         Command::Exec(args) => exec::exec(args),
         Command::Demo(args) => demo::demo(args, json),
+        Command::Bench(args) => bench::bench(args, json),
     }
 }
 

@@ -1,0 +1,109 @@
+//! Target 1: an in-process persistent hit of a small unit (the store's verified read,
+//! the link, the symbol's address) against the floor of a file-backed cache (read the
+//! blob file, decompress with a reused context, copy into mapped memory) and against
+//! `dlopen`+`dlsym` of the same code as a fresh shared object.
+//!
+//! `cargo bench --bench hit`. `jitcache bench --only 1` prints the ratios.
+
+mod common;
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::SmallUnit;
+use common::programs::{SMALL_C, SMALL_SYMBOL};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use jitcache::linker::call::SharedObject;
+use jitcache::linker::{Linker, ObjectFile};
+use jitcache::store::{BlobId, KeyBuilder, Store, StoreConfig};
+
+fn hit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unit = SmallUnit::build(dir.path());
+    let store = Store::open(dir.path().join("cache"), StoreConfig::default()).expect("open");
+    let key = KeyBuilder::new("bench", "small.c")
+        .unit(SMALL_C.as_bytes())
+        .build();
+    store.put(&key, &unit.object).expect("put");
+    let blob = store.blob_path(&BlobId::of(&unit.object));
+
+    let mut group = c.benchmark_group("hit");
+    group.bench_function("store get_into", |b| {
+        let mut out = Vec::new();
+        b.iter(|| assert!(store.get_into(black_box(&key), &mut out).expect("get")));
+    });
+    group.bench_function("persistent hit (get_into + load + symbol)", |b| {
+        let mut linker = Linker::new();
+        let mut out = Vec::new();
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                assert!(store.get_into(&key, &mut out).expect("get"));
+                let id = linker
+                    .load(&[ObjectFile {
+                        name: "small.o",
+                        bytes: &out,
+                    }])
+                    .expect("load");
+                black_box(linker.symbol(id, SMALL_SYMBOL).expect("symbol"));
+                total += start.elapsed();
+                linker.unload(id).expect("unload");
+            }
+            total
+        });
+    });
+    group.bench_function("floor (read_exact + zstd + copy)", |b| {
+        let len = std::fs::metadata(&blob).expect("blob").len() as usize;
+        let mut file_bytes = vec![0u8; len];
+        let mut dctx = zstd::bulk::Decompressor::new().expect("zstd");
+        let mut out = Vec::with_capacity(unit.object.len());
+        let mut mapped = vec![0u8; unit.object.len()];
+        b.iter(|| {
+            let mut f = File::open(&blob).expect("open blob");
+            f.read_exact(&mut file_bytes).expect("read");
+            drop(f);
+            out.clear();
+            dctx.decompress_to_buffer(&file_bytes[16..], &mut out)
+                .expect("decompress");
+            mapped.copy_from_slice(&out);
+            black_box(&mapped);
+        });
+    });
+    group.bench_function("dlopen+dlsym (fresh .so)", |b| {
+        static N: AtomicU64 = AtomicU64::new(0);
+        b.iter_batched(
+            || {
+                let path = dir
+                    .path()
+                    .join(format!("small-{}.so", N.fetch_add(1, Ordering::Relaxed)));
+                std::fs::copy(&unit.shared, &path).expect("copy .so");
+                path
+            },
+            |path| {
+                let so = SharedObject::open(&path).expect("dlopen");
+                black_box(so.symbol(SMALL_SYMBOL).expect("dlsym"));
+                (so, path)
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = hit
+}
+criterion_main!(benches);

@@ -1,0 +1,339 @@
+//! Target 3: a big index. Hit latency with many entries against few, gc over many
+//! entries, and the memory of a process walking every entry.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use jitcache::store::{
+    Durability, EntryInfo, GcOptions, Key, NoProgress, PutEntry, Store, StoreConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use super::measure::{Rng, Step, interleaved, micros, object_bytes, status_bytes};
+use super::report::{Ratio, Row, Target};
+use super::worker::{self, WorkerSpec};
+
+/// Distinct blobs the entries of the hit-latency stores share.
+const SHARED_BLOBS: usize = 16;
+/// Entries per `put_many` transaction when filling.
+const FILL_BATCH: usize = 100_000;
+/// Keys sampled from each store for the hit-latency rounds.
+const SAMPLE: usize = 1024;
+
+/// Sizes of target 3.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Entries of the small index.
+    pub small: usize,
+    /// Entries of the big index.
+    pub big: usize,
+    /// Hits measured on each (interleaved).
+    pub hit_rounds: usize,
+    /// Entries (each with its own blob) gc runs over.
+    pub gc_entries: usize,
+}
+
+/// The key of entry `i` of a bench store.
+pub fn scale_key(i: u64) -> Key {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"jitcache bench scale key");
+    hasher.update(&i.to_le_bytes());
+    Key::from_bytes(*hasher.finalize().as_bytes())
+}
+
+/// Fills `store` with entries `0..n` pointing at `blobs` in turn, `FILL_BATCH` per
+/// transaction.
+pub fn fill_shared(store: &Store, n: usize, blobs: &[Vec<u8>]) -> Result<()> {
+    let mut start = 0;
+    while start < n {
+        let end = (start + FILL_BATCH).min(n);
+        let batch: Vec<PutEntry<'_>> = (start..end)
+            .map(|i| PutEntry::new(scale_key(i as u64), &blobs[i % blobs.len()]))
+            .collect();
+        store.put_many(&batch)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// A store with Durability::None (nothing here tests durability; fills are faster).
+fn open_fast(dir: &Path) -> Result<Store> {
+    let config = StoreConfig {
+        durability: Durability::None,
+        ..StoreConfig::default()
+    };
+    Ok(Store::open(dir, config)?)
+}
+
+/// Median hit latency on a store of `plan.small` entries and one of `plan.big` entries
+/// sharing the same blobs, and the time the big fill took.
+fn hit_latency(dir: &Path, plan: &Plan) -> Result<(Duration, Duration, Duration)> {
+    let blobs: Vec<Vec<u8>> = (0..SHARED_BLOBS)
+        .map(|i| object_bytes(i as u64, 1024))
+        .collect();
+    let small = open_fast(&dir.join("small"))?;
+    fill_shared(&small, plan.small, &blobs)?;
+    let big = open_fast(&dir.join("big"))?;
+    let fill_start = Instant::now();
+    fill_shared(&big, plan.big, &blobs)?;
+    let fill = fill_start.elapsed();
+
+    let mut rng = Rng::new(3);
+    let sample = |rng: &mut Rng, n: usize| -> Vec<Key> {
+        (0..SAMPLE)
+            .map(|_| scale_key(rng.below(n) as u64))
+            .collect()
+    };
+    let (small_keys, big_keys) = (sample(&mut rng, plan.small), sample(&mut rng, plan.big));
+    let medians = interleaved(
+        plan.hit_rounds,
+        &mut [hit_step(&small, small_keys, 1), hit_step(&big, big_keys, 2)],
+    )?;
+    Ok((medians[0], medians[1], fill))
+}
+
+/// One timed hit on `store` of a key drawn from `keys`.
+fn hit_step(store: &Store, keys: Vec<Key>, seed: u64) -> Step<'_> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    Box::new(move || {
+        let key = &keys[rng.below(keys.len())];
+        let start = Instant::now();
+        let hit = store.get_into(key, &mut out)?;
+        let spent = start.elapsed();
+        ensure!(hit, "a filled key missed");
+        Ok(spent)
+    })
+}
+
+/// What a gc over `n` entries did and how long it took.
+struct GcRun {
+    time: Duration,
+    fill: Duration,
+    evicted: u64,
+    removed: u64,
+}
+
+/// Fills a store with `n` entries, each with its own blob, then runs gc with a cap of
+/// half the bytes on disk: about half the entries are evicted and their blobs deleted,
+/// then every remaining blob file is checked for orphans.
+fn gc_over(dir: &Path, n: usize) -> Result<GcRun> {
+    let store = open_fast(dir)?;
+    let fill_start = Instant::now();
+    let mut start = 0;
+    while start < n {
+        let end = (start + FILL_BATCH / 10).min(n);
+        let bytes: Vec<Vec<u8>> = (start..end)
+            .map(|i| object_bytes(1_000_000 + i as u64, 512))
+            .collect();
+        let batch: Vec<PutEntry<'_>> = (start..end)
+            .zip(&bytes)
+            .map(|(i, b)| PutEntry::new(scale_key(i as u64), b))
+            .collect();
+        store.put_many(&batch)?;
+        start = end;
+    }
+    let fill = fill_start.elapsed();
+    let on_disk = store.stats()?.bytes_on_disk;
+    let opts = GcOptions {
+        max_size: Some(on_disk / 2),
+        remove_orphans: true,
+    };
+    let gc_start = Instant::now();
+    let report = store.gc(&opts, &NoProgress)?;
+    let time = gc_start.elapsed();
+    Ok(GcRun {
+        time,
+        fill,
+        evicted: report.evicted_entries,
+        removed: report.removed_blobs,
+    })
+}
+
+/// What the iterating child reports.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IterateReport {
+    /// Entries visited.
+    pub entries: u64,
+    /// Peak resident memory (VmHWM) after opening the store.
+    pub hwm_start: u64,
+    /// Peak resident memory after the first half of the entries.
+    pub hwm_half: u64,
+    /// Peak resident memory at the end.
+    pub hwm_end: u64,
+    /// Microseconds the walk took.
+    pub micros: u64,
+}
+
+/// Child side: walks every entry of the store at `dir` (expected to hold `entries`),
+/// noting peak resident memory at the start, half way and the end.
+pub fn iterate_worker(dir: &Path, entries: u64) -> Result<IterateReport> {
+    let store = Store::open(dir, StoreConfig::default())?;
+    let hwm = || status_bytes("VmHWM").unwrap_or(0);
+    let hwm_start = hwm();
+    let mut hwm_half = hwm_start;
+    let mut seen = 0u64;
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    store.for_each_entry(|e: &EntryInfo| {
+        seen += 1;
+        bytes = bytes.wrapping_add(e.size);
+        if seen == entries / 2 {
+            hwm_half = hwm();
+        }
+        true
+    })?;
+    let micros = start.elapsed().as_micros() as u64;
+    std::hint::black_box(bytes);
+    Ok(IterateReport {
+        entries: seen,
+        hwm_start,
+        hwm_half,
+        hwm_end: hwm(),
+        micros,
+    })
+}
+
+/// The rows of target 3. `exe` runs the iterating child.
+pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let hit_name = format!("hit latency, {} vs {} entries", plan.big, plan.small);
+    let latency_dir = dir.join("latency");
+    match hit_latency(&latency_dir, plan) {
+        Ok((small, big, fill)) => rows.push(
+            Row::new(
+                3,
+                hit_name,
+                "µs",
+                (micros(big), micros(small)),
+                format!("{} entries", plan.small),
+                Ratio::ValueOverBaseline,
+                Target::AtMost(1.5),
+            )
+            .with_notes(format!(
+                "Store::get_into of random keys (1 KiB objects, {SHARED_BLOBS} shared blobs), medians of {} interleaved hits each; filling {} entries with put_many took {:.1} s",
+                plan.hit_rounds,
+                plan.big,
+                fill.as_secs_f64()
+            )),
+        ),
+        Err(err) => rows.push(Row::skipped(
+            3,
+            hit_name,
+            "µs",
+            Ratio::ValueOverBaseline,
+            Target::AtMost(1.5),
+            format!("{err:#}"),
+        )),
+    }
+
+    let iterate_name = format!("memory while iterating {} entries", plan.big);
+    match iterate_child(exe, &latency_dir.join("big"), plan.big as u64) {
+        Ok(r) => {
+            let second_half = (r.entries - r.entries / 2) as f64;
+            let kept = second_half * std::mem::size_of::<EntryInfo>() as f64;
+            rows.push(
+                Row::new(
+                    3,
+                    iterate_name,
+                    "bytes",
+                    (r.hwm_end.saturating_sub(r.hwm_half) as f64, kept),
+                    "keeping those entries",
+                    Ratio::ValueOverBaseline,
+                    Target::AtMost(0.05),
+                )
+                .with_notes(format!(
+                    "peak RSS (VmHWM) growth of a child walking every entry with for_each_entry, over the second half of the walk, against what keeping the second half's EntryInfo values would take; growth over the whole walk {} KiB, walk took {:.2} s",
+                    r.hwm_end.saturating_sub(r.hwm_start) / 1024,
+                    r.micros as f64 / 1e6
+                )),
+            );
+        }
+        Err(err) => rows.push(Row::skipped(
+            3,
+            iterate_name,
+            "bytes",
+            Ratio::ValueOverBaseline,
+            Target::AtMost(0.05),
+            format!("{err:#}"),
+        )),
+    }
+    let _ = std::fs::remove_dir_all(&latency_dir);
+
+    let gc_name = format!("gc over {} entries", plan.gc_entries);
+    match gc_over(&dir.join("gc"), plan.gc_entries) {
+        Ok(g) => rows.push(
+            Row::new(
+                3,
+                gc_name,
+                "s",
+                (g.time.as_secs_f64(), 60.0),
+                "a minute",
+                Ratio::ValueOverBaseline,
+                Target::AtMost(0.25),
+            )
+            .with_notes(format!(
+                "each entry its own 512-byte blob; gc capped at half the bytes on disk evicted {} entries and deleted {} blobs, then checked every remaining blob file for orphans; the fill took {:.1} s",
+                g.evicted,
+                g.removed,
+                g.fill.as_secs_f64()
+            )),
+        ),
+        Err(err) => rows.push(Row::skipped(
+            3,
+            gc_name,
+            "s",
+            Ratio::ValueOverBaseline,
+            Target::AtMost(0.25),
+            format!("{err:#}"),
+        )),
+    }
+    let _ = std::fs::remove_dir_all(dir.join("gc"));
+    rows
+}
+
+/// Runs the iterating child on the store at `store_dir`.
+fn iterate_child(exe: &Path, store_dir: &Path, entries: u64) -> Result<IterateReport> {
+    let spec = WorkerSpec::Iterate {
+        dir: PathBuf::from(store_dir),
+        entries,
+    };
+    let out = worker::run_child(exe, &spec).context("iterating child")?;
+    let report: IterateReport = serde_json::from_value(out)?;
+    ensure!(
+        report.entries == entries,
+        "the child saw {} entries, expected {entries}",
+        report.entries
+    );
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_and_iterate_see_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_fast(dir.path()).unwrap();
+        let blobs = vec![b"one".to_vec(), b"two".to_vec()];
+        fill_shared(&store, 1000, &blobs).unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.entries, stats.blobs), (1000, 2));
+        assert_eq!(
+            store.get(&scale_key(3)).unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        drop(store);
+        let report = iterate_worker(dir.path(), 1000).unwrap();
+        assert_eq!(report.entries, 1000);
+        assert!(report.hwm_start <= report.hwm_half && report.hwm_half <= report.hwm_end);
+    }
+
+    #[test]
+    fn keys_are_distinct() {
+        let keys: std::collections::HashSet<Key> = (0..10_000).map(scale_key).collect();
+        assert_eq!(keys.len(), 10_000);
+    }
+}
