@@ -3,7 +3,8 @@
 //! blob file, decompress with a reused context, copy into mapped memory) and against
 //! `dlopen`+`dlsym` of the same code as a fresh shared object.
 //!
-//! `cargo bench --bench hit`. `jitcache bench --only 1` prints the ratios.
+//! `cargo bench --bench hit`. `jitcache bench --only 1` prints the ratios. The group
+//! `hit/batch of 200` compares `get_many` with one `get_into` per key.
 
 mod common;
 
@@ -94,6 +95,35 @@ fn hit(c: &mut Criterion) {
     group.finish();
 }
 
+/// A batch of 200 small units: `get_many` (one read transaction, two threads) against
+/// 200 `get_into` calls (one transaction each).
+fn batch(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), StoreConfig::default()).expect("open");
+    let objects: Vec<Vec<u8>> = (0..200).map(|i| common::object_bytes(i, 1500)).collect();
+    let keys: Vec<_> = (0..200).map(common::key).collect();
+    for (k, o) in keys.iter().zip(&objects) {
+        store.put(k, o).expect("put");
+    }
+    let mut group = c.benchmark_group("hit/batch of 200");
+    group.throughput(criterion::Throughput::Elements(200));
+    group.bench_function("get_many", |b| {
+        b.iter(|| {
+            let found = store.get_many(black_box(&keys)).expect("get_many");
+            assert!(found.iter().all(Option::is_some));
+        });
+    });
+    group.bench_function("get_into each", |b| {
+        let mut out = Vec::new();
+        b.iter(|| {
+            for k in &keys {
+                assert!(store.get_into(black_box(k), &mut out).expect("get"));
+            }
+        });
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(30)
@@ -104,6 +134,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = hit
+    targets = hit, batch
 }
 criterion_main!(benches);
