@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0 → | text: .text*, call stubs, atexit thunk                   | read + execute
-//!     | read-only: .rodata*, .eh_frame (+4 zero bytes each),     | read-only
+//!     | read-only: .rodata*, .eh_frame (+4 zero bytes per run),  | read-only
 //!     |   .gcc_except_table, .data.rel.ro*, .init_array,         |
 //!     |   .fini_array, .preinit_array, GOT                       |
 //!     | data: .data*, .bss*, COMMON                              | read + write
@@ -22,6 +22,7 @@ use std::ops::Range;
 use crate::error::Error;
 use crate::memory::Segment;
 use crate::parse::{Object, SectionKind};
+use crate::table::Table;
 use crate::x86_64::{ATEXIT_THUNK_SIZE, STUB_SIZE};
 
 /// Largest unit accepted: PC-relative references inside a unit must stay within ±2 GiB.
@@ -33,7 +34,7 @@ pub(crate) const NOT_PLACED: u64 = u64::MAX;
 /// Offsets of everything in the unit's layout.
 pub(crate) struct Layout {
     /// `[object][section]`: offset, or [`NOT_PLACED`].
-    pub sections: Vec<Vec<u64>>,
+    pub sections: Table<u64>,
     /// Offset of each merged COMMON symbol.
     pub commons: Vec<u64>,
     /// Offset of the GOT (8 bytes per entry).
@@ -42,7 +43,8 @@ pub(crate) struct Layout {
     pub stubs: u64,
     /// Offset of the `atexit` thunk (meaningful when one was asked for).
     pub atexit_thunk: u64,
-    /// Offsets of the `.eh_frame` sections, each followed by a zero terminator.
+    /// Offsets of the `.eh_frame` runs (sections back to back), each followed by a zero
+    /// terminator: what is registered with the unwinder.
     pub eh_frames: Vec<u64>,
     /// Range of each segment ([`Segment`] order).
     pub segments: [Range<u64>; 3],
@@ -98,46 +100,49 @@ impl Layout {
         atexit_thunk: bool,
         handle: bool,
     ) -> Result<Layout, Error> {
-        let mut sections: Vec<Vec<u64>> = objects
-            .iter()
-            .map(|o| vec![NOT_PLACED; o.sections.len()])
-            .collect();
-        // Each segment's alignment: the largest of what it holds.
+        let mut sections: Table<u64> =
+            Table::new(objects.iter().map(|o| o.sections.len()), NOT_PLACED);
+        // One pass: each loaded section into its group (in placement order below), and
+        // each segment's alignment, the largest of what it holds.
+        let mut groups: [Vec<(usize, usize)>; 6] = Default::default();
         let mut align = [1_u64, 8, 1];
-        for s in objects.iter().flat_map(|o| o.sections.iter()) {
-            if let Some(seg) = segment(s.kind) {
-                let a = &mut align[seg as usize];
-                *a = (*a).max(s.align);
+        for (oi, object) in objects.iter().enumerate() {
+            for (si, s) in object.sections.iter().enumerate() {
+                let group = match s.kind {
+                    SectionKind::Skip => continue,
+                    SectionKind::Text => 0,
+                    SectionKind::ReadOnly | SectionKind::RelRo => 1,
+                    SectionKind::EhFrame => 2,
+                    SectionKind::InitArray(_)
+                    | SectionKind::FiniArray(_)
+                    | SectionKind::PreinitArray => 3,
+                    SectionKind::Data => 4,
+                    SectionKind::Bss => 5,
+                };
+                groups[group].push((oi, si));
+                if let Some(seg) = segment(s.kind) {
+                    let a = &mut align[seg as usize];
+                    *a = (*a).max(s.align);
+                }
             }
         }
         align[Segment::Text as usize] = align[Segment::Text as usize].max(STUB_SIZE);
         for &(_, a) in commons {
             align[Segment::Data as usize] = align[Segment::Data as usize].max(a);
         }
+        let section = |oi: usize, si: usize| objects.get(oi).and_then(|o| o.sections.get(si));
 
         let mut c = Cursor { at: 0 };
-        let place_kind = |c: &mut Cursor,
-                          sections: &mut Vec<Vec<u64>>,
-                          want: &dyn Fn(SectionKind) -> bool,
-                          extra: u64|
-         -> Result<Vec<u64>, Error> {
-            let mut placed = Vec::new();
-            for (oi, object) in objects.iter().enumerate() {
-                for (si, s) in object.sections.iter().enumerate() {
-                    if want(s.kind) {
-                        let size = s
-                            .size
-                            .checked_add(extra)
-                            .ok_or(Error::TooLarge { size: u64::MAX })?;
-                        let off = c.place(size, s.align)?;
-                        if let Some(slot) = sections.get_mut(oi).and_then(|v| v.get_mut(si)) {
-                            *slot = off;
-                        }
-                        placed.push(off);
-                    }
+        let place_group = |c: &mut Cursor,
+                           sections: &mut Table<u64>,
+                           group: &[(usize, usize)]|
+         -> Result<(), Error> {
+            for &(oi, si) in group {
+                if let (Some(s), Some(slot)) = (section(oi, si), sections.get_mut(oi, si)) {
+                    *slot = c.place(s.size, s.align)?;
                 }
             }
-            Ok(placed)
+            Ok(())
         };
         // A segment starts at least one byte after the previous one ends, aligned.
         let start_segment = |c: &mut Cursor, seg: Segment| -> Result<u64, Error> {
@@ -146,7 +151,7 @@ impl Layout {
         };
 
         // Text.
-        place_kind(&mut c, &mut sections, &|k| k == SectionKind::Text, 0)?;
+        place_group(&mut c, &mut sections, &groups[0])?;
         let stubs_off = c.place(STUB_SIZE * stubs as u64, STUB_SIZE)?;
         let atexit_off = c.place(if atexit_thunk { ATEXIT_THUNK_SIZE } else { 0 }, 16)?;
         if handle && c.at == 0 {
@@ -156,49 +161,50 @@ impl Layout {
 
         // Read-only.
         let ro_start = start_segment(&mut c, Segment::ReadOnly)?;
-        place_kind(
-            &mut c,
-            &mut sections,
-            &|k| matches!(k, SectionKind::ReadOnly | SectionKind::RelRo),
-            0,
-        )?;
-        let eh_frames = place_kind(&mut c, &mut sections, &|k| k == SectionKind::EhFrame, 4)?;
-        place_kind(
-            &mut c,
-            &mut sections,
-            &|k| {
-                matches!(
-                    k,
-                    SectionKind::InitArray(_)
-                        | SectionKind::FiniArray(_)
-                        | SectionKind::PreinitArray
-                )
-            },
-            0,
-        )?;
+        place_group(&mut c, &mut sections, &groups[1])?;
+        // `.eh_frame` sections back to back form a run, registered once and ended by a
+        // zero terminator; a section that would need padding (which would read as a
+        // terminator) starts a new run.
+        let mut eh_frames = Vec::new();
+        let mut run_end: Option<u64> = None;
+        for &(oi, si) in &groups[2] {
+            let (Some(s), Some(slot)) = (section(oi, si), sections.get_mut(oi, si)) else {
+                continue;
+            };
+            if s.size == 0 {
+                *slot = c.at;
+                continue;
+            }
+            let off = match run_end {
+                Some(end) if end % s.align == 0 => c.place(s.size, s.align)?,
+                _ => {
+                    if run_end.is_some() {
+                        c.place(4, 1)?; // the previous run's terminator
+                    }
+                    let off = c.place(s.size, s.align)?;
+                    eh_frames.push(off);
+                    off
+                }
+            };
+            *slot = off;
+            run_end = Some(c.at);
+        }
+        if run_end.is_some() {
+            c.place(4, 1)?;
+        }
+        place_group(&mut c, &mut sections, &groups[3])?;
         let got = c.place(8 * got_entries as u64, 8)?;
         let read_only = ro_start..c.at;
 
         // Data.
         let data_start = start_segment(&mut c, Segment::Data)?;
-        place_kind(&mut c, &mut sections, &|k| k == SectionKind::Data, 0)?;
-        place_kind(&mut c, &mut sections, &|k| k == SectionKind::Bss, 0)?;
+        place_group(&mut c, &mut sections, &groups[4])?;
+        place_group(&mut c, &mut sections, &groups[5])?;
         let mut common_offsets = Vec::with_capacity(commons.len());
         for &(size, align) in commons {
             common_offsets.push(c.place(size, align)?);
         }
         let data = data_start..c.at;
-        let eh_frames = eh_frames
-            .into_iter()
-            .zip(
-                objects
-                    .iter()
-                    .flat_map(|o| o.sections.iter())
-                    .filter(|s| s.kind == SectionKind::EhFrame),
-            )
-            .filter(|(_, s)| s.size > 0)
-            .map(|(off, _)| off)
-            .collect();
         Ok(Layout {
             sections,
             commons: common_offsets,
@@ -226,8 +232,7 @@ impl Layout {
     /// Offset of a section, if placed.
     pub(crate) fn section(&self, obj: usize, sec: usize) -> Option<u64> {
         self.sections
-            .get(obj)?
-            .get(sec)
+            .get(obj, sec)
             .copied()
             .filter(|&o| o != NOT_PLACED)
     }

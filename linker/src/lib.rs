@@ -49,6 +49,7 @@ mod memory;
 mod parse;
 mod pool;
 mod symbols;
+mod table;
 mod unit;
 mod x86_64;
 

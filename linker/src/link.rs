@@ -29,6 +29,7 @@ use crate::layout::Layout;
 use crate::memory::{Image, Memory, Placement, Request, Segment};
 use crate::parse::{self, Bind, Def, Object, SectionKind};
 use crate::symbols::{Export, FastMap, GlobalDef, UnitSymbol, UnitSymbols};
+use crate::table::Table;
 use crate::unit::Unit;
 use crate::x86_64::{self, Field, Inputs, RelocKind, STUB_SIZE};
 use crate::{ObjectFile, Resolver, UnitId};
@@ -158,11 +159,9 @@ fn fill(
     }
 
     // 7. Apply: GOT entries and stubs first, then every relocation.
-    for (oi, slots) in scan.got_slot.iter().enumerate() {
+    for (oi, slots) in scan.got_slot.rows() {
         for (si, slot) in slots.iter().enumerate() {
-            if let (Some(slot), Some(Some(r))) =
-                (slot, resolved.targets.get(oi).and_then(|t| t.get(si)))
-            {
+            if let (Some(slot), Some(Some(r))) = (slot, resolved.targets.get(oi, si)) {
                 let value = addresses.of(r.target);
                 write(
                     bytes,
@@ -172,11 +171,9 @@ fn fill(
             }
         }
     }
-    for (oi, slots) in scan.stub_slot.iter().enumerate() {
+    for (oi, slots) in scan.stub_slot.rows() {
         for (si, slot) in slots.iter().enumerate() {
-            if let (Some(slot), Some(Some(r))) =
-                (slot, resolved.targets.get(oi).and_then(|t| t.get(si)))
-            {
+            if let (Some(slot), Some(Some(r))) = (slot, resolved.targets.get(oi, si)) {
                 let stub = x86_64::stub(addresses.of(r.target));
                 write(bytes, layout.stubs + STUB_SIZE * u64::from(*slot), &stub)?;
             }
@@ -193,7 +190,7 @@ fn fill(
             let Some(off) = layout.section(oi, si) else {
                 continue;
             };
-            for r in &s.relocs {
+            for r in object.relocs(s) {
                 apply(bytes, objects, oi, si, off, r, scan, resolved, addresses)?;
             }
         }
@@ -229,6 +226,9 @@ fn comdat<'a>(objects: &mut [Object<'a>], loaded: &FastMap<Arc<str>, UnitId>) ->
     let mut kept: FastMap<&'a str, ()> = FastMap::default();
     let mut order = Vec::new();
     for object in objects.iter_mut() {
+        if object.groups.is_empty() {
+            continue;
+        }
         let mut owner_of: Vec<Option<Option<UnitId>>> = vec![None; object.sections.len()];
         for g in &object.groups {
             if g.signature.starts_with("DW.ref.") {
@@ -297,10 +297,10 @@ fn tombstone_fde(bytes: &mut Image<'_>, section_off: u64, size: u64, at: u64) ->
 /// What the relocations need: GOT slots, stub slots, low memory.
 struct Scan {
     /// `[object][symbol]`: GOT slot of the symbol.
-    got_slot: Vec<Vec<Option<u32>>>,
+    got_slot: Table<Option<u32>>,
     got_len: usize,
     /// `[object][symbol]`: stub slot, for `PLT32` calls to symbols the unit does not define.
-    stub_slot: Vec<Vec<Option<u32>>>,
+    stub_slot: Table<Option<u32>>,
     stub_len: usize,
     /// Some field is an absolute 32-bit address: the unit must live in the low 2 GiB.
     low32: bool,
@@ -316,10 +316,8 @@ enum SlotKey<'a> {
 fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
     let mut got_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
     let mut stub_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
-    let mut got_slot: Vec<Vec<Option<u32>>> = objects
-        .iter()
-        .map(|o| vec![None; o.symbols.len()])
-        .collect();
+    let mut got_slot: Table<Option<u32>> =
+        Table::new(objects.iter().map(|o| o.symbols.len()), None);
     let mut stub_slot = got_slot.clone();
     let mut low32 = false;
     for (oi, object) in objects.iter().enumerate() {
@@ -328,7 +326,7 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
             .iter()
             .filter(|s| s.kind != SectionKind::Skip)
         {
-            for r in &s.relocs {
+            for r in object.relocs(s) {
                 low32 |= r.kind.is_abs32();
                 let Some(sym) = object.symbols.get(r.symbol) else {
                     continue;
@@ -339,14 +337,14 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
                     SlotKey::Global(sym.name)
                 };
                 if r.kind.needs_got_entry() {
-                    if let Some(s @ None) = got_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) {
+                    if let Some(s @ None) = got_slot.get_mut(oi, r.symbol) {
                         let next = u32::try_from(got_keys.len()).unwrap_or(u32::MAX);
                         *s = Some(*got_keys.entry(key).or_insert(next));
                     }
                 } else if r.kind == RelocKind::Plt32
                     && sym.bind != Bind::Local
                     && matches!(sym.def, Def::Undefined | Def::Discarded(Some(_)))
-                    && let Some(s @ None) = stub_slot.get_mut(oi).and_then(|v| v.get_mut(r.symbol))
+                    && let Some(s @ None) = stub_slot.get_mut(oi, r.symbol)
                     && unit.get(sym.name).is_none()
                 {
                     let next = u32::try_from(stub_keys.len()).unwrap_or(u32::MAX);
@@ -400,7 +398,7 @@ struct Resolution {
 
 struct Resolved {
     /// `[object][symbol]`: the target of every referenced symbol.
-    targets: Vec<Vec<Option<Resolution>>>,
+    targets: Table<Option<Resolution>>,
     /// Addresses outside the unit that 32-bit PC-relative fields must reach.
     near: Vec<u64>,
     uses_dso_handle: bool,
@@ -413,10 +411,8 @@ fn resolve(
     unit: &UnitSymbols<'_>,
     env: &mut Env<'_>,
 ) -> Result<Resolved, Error> {
-    let mut targets: Vec<Vec<Option<Resolution>>> = objects
-        .iter()
-        .map(|o| vec![None; o.symbols.len()])
-        .collect();
+    let mut targets: Table<Option<Resolution>> =
+        Table::new(objects.iter().map(|o| o.symbols.len()), None);
     let mut near = Vec::new();
     let mut uses_dso_handle = false;
     let mut cxa_atexit = None;
@@ -425,8 +421,8 @@ fn resolve(
             if s.kind == SectionKind::Skip {
                 continue;
             }
-            for r in &s.relocs {
-                let Some(slot) = targets.get_mut(oi).and_then(|v| v.get_mut(r.symbol)) else {
+            for r in object.relocs(s) {
+                let Some(slot) = targets.get_mut(oi, r.symbol) else {
                     return Err(internal("symbol index"));
                 };
                 let resolution = match slot {
@@ -546,46 +542,8 @@ fn resolve_one(
             is_code: s.is_code,
         });
     }
-    if name == "_GLOBAL_OFFSET_TABLE_" {
-        return Ok(Resolution {
-            target: Target::GotBase,
-            is_code: false,
-        });
-    }
-    if name == "__dso_handle" {
-        return Ok(Resolution {
-            target: Target::DsoHandle,
-            is_code: false,
-        });
-    }
-    // Units loaded before this one.
-    if let Some(e) = env.exports.get(name) {
-        return Ok(Resolution {
-            target: Target::Address(e.addr as u64),
-            is_code: e.is_code,
-        });
-    }
-    // The caller's resolver, then the host and the opened libraries. Their kind is
-    // unknown: taken as code, which only matters for a PLT32 out of reach (a stub).
-    if let Some(addr) = env.resolver.and_then(|r| r(name)) {
-        return Ok(Resolution {
-            target: Target::Address(addr as u64),
-            is_code: true,
-        });
-    }
-    // glibc keeps `atexit` out of libc.so (it is `__cxa_atexit(f, NULL, __dso_handle)` in
-    // libc_nonshared.a); loaded code gets a per-unit thunk doing the same.
-    if name == "atexit" {
-        return Ok(Resolution {
-            target: Target::AtExit,
-            is_code: true,
-        });
-    }
-    if let Some(addr) = env.host.lookup(name) {
-        return Ok(Resolution {
-            target: Target::Address(addr as u64),
-            is_code: true,
-        });
+    if let Some(r) = outside(name, env) {
+        return Ok(r);
     }
     if symbol.bind == Bind::Weak {
         // An undefined weak symbol is 0. Taken as code so that a guarded call
@@ -599,6 +557,54 @@ fn resolve_one(
         at: at(),
         symbol: name.to_owned(),
     })
+}
+
+/// A global that the unit does not define: the GOT base, the unit's handle, units
+/// loaded before, the caller's resolver, the `atexit` thunk, then the host and the
+/// opened libraries.
+fn outside(name: &str, env: &mut Env<'_>) -> Option<Resolution> {
+    if name == "_GLOBAL_OFFSET_TABLE_" {
+        return Some(Resolution {
+            target: Target::GotBase,
+            is_code: false,
+        });
+    }
+    if name == "__dso_handle" {
+        return Some(Resolution {
+            target: Target::DsoHandle,
+            is_code: false,
+        });
+    }
+    // Units loaded before this one.
+    if let Some(e) = env.exports.get(name) {
+        return Some(Resolution {
+            target: Target::Address(e.addr as u64),
+            is_code: e.is_code,
+        });
+    }
+    // The caller's resolver, then the host and the opened libraries. Their kind is
+    // unknown: taken as code, which only matters for a PLT32 out of reach (a stub).
+    if let Some(addr) = env.resolver.and_then(|r| r(name)) {
+        return Some(Resolution {
+            target: Target::Address(addr as u64),
+            is_code: true,
+        });
+    }
+    // glibc keeps `atexit` out of libc.so (it is `__cxa_atexit(f, NULL, __dso_handle)` in
+    // libc_nonshared.a); loaded code gets a per-unit thunk doing the same.
+    if name == "atexit" {
+        return Some(Resolution {
+            target: Target::AtExit,
+            is_code: true,
+        });
+    }
+    if let Some(addr) = env.host.lookup(name) {
+        return Some(Resolution {
+            target: Target::Address(addr as u64),
+            is_code: true,
+        });
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------
@@ -667,8 +673,7 @@ fn apply(
     let object = objects.get(oi).ok_or_else(|| internal("object index"))?;
     let resolution = resolved
         .targets
-        .get(oi)
-        .and_then(|t| t.get(r.symbol))
+        .get(oi, r.symbol)
         .copied()
         .flatten()
         .ok_or_else(|| internal("unresolved symbol"))?;
@@ -686,18 +691,8 @@ fn apply(
             kind: crate::error::Unsupported::DiscardedSection(symbol_name(object, r.symbol)),
         });
     }
-    let got_slot = scan
-        .got_slot
-        .get(oi)
-        .and_then(|v| v.get(r.symbol))
-        .copied()
-        .flatten();
-    let stub_slot = scan
-        .stub_slot
-        .get(oi)
-        .and_then(|v| v.get(r.symbol))
-        .copied()
-        .flatten();
+    let got_slot = scan.got_slot.get(oi, r.symbol).copied().flatten();
+    let stub_slot = scan.stub_slot.get(oi, r.symbol).copied().flatten();
     let offset_in_unit = section_off
         .checked_add(r.offset)
         .ok_or_else(|| internal("offset"))?;

@@ -3,6 +3,8 @@
 //! `object`'s bounds-checked readers and our own checks), so later passes index plain
 //! vectors whose invariants are stated on the types below.
 
+use std::ops::Range;
+
 use object::elf;
 use object::read::elf::{FileHeader, Rela, SectionHeader, SectionTable, Sym, SymbolTable};
 use object::{LittleEndian, SectionIndex};
@@ -45,12 +47,14 @@ pub(crate) enum SectionKind {
 /// One section of an object. Invariant: `data.len() == size` unless `kind` is `Bss`
 /// or `Skip`; every relocation's field lies inside `0..size`.
 pub(crate) struct Section<'a> {
+    /// Empty for sections that are not loaded (see [`Object::at`] for their name).
     pub name: &'a str,
     pub kind: SectionKind,
     pub data: &'a [u8],
     pub size: u64,
     pub align: u64,
-    pub relocs: Vec<Reloc>,
+    /// Its relocations: a range of [`Object::relocs`].
+    pub relocs: Range<usize>,
 }
 
 /// A symbol's binding.
@@ -115,14 +119,33 @@ pub(crate) struct Object<'a> {
     pub sections: Vec<Section<'a>>,
     pub symbols: Vec<Symbol<'a>>,
     pub groups: Vec<Group<'a>>,
+    /// The relocations of all loaded sections, each section's in one range (one vector
+    /// per object rather than one per section).
+    pub relocs: Vec<Reloc>,
+    /// The section table, for the names of sections that are not loaded (only read for
+    /// messages).
+    pub section_table: SectionTable<'a, Header, &'a [u8]>,
 }
 
-impl Object<'_> {
+impl<'a> Object<'a> {
+    /// The relocations of a section.
+    pub(crate) fn relocs(&self, section: &Section<'a>) -> &[Reloc] {
+        self.relocs.get(section.relocs.clone()).unwrap_or(&[])
+    }
+
     /// A location in this object, for errors.
     pub(crate) fn at(&self, section: usize, offset: u64) -> Location {
         let section = match self.sections.get(section) {
             Some(s) if !s.name.is_empty() => s.name.to_owned(),
-            _ => format!("#{section}"),
+            Some(_) => self
+                .section_table
+                .section(SectionIndex(section))
+                .and_then(|sh| self.section_table.section_name(LE, sh))
+                .ok()
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| format!("#{section}"), str::to_owned),
+            None => format!("#{section}"),
         };
         Location {
             object: self.name.to_owned(),
@@ -167,6 +190,8 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
         sections,
         symbols: Vec::new(),
         groups: Vec::new(),
+        relocs: Vec::new(),
+        section_table: table,
     };
 
     // The symbol table (at most one in a relocatable object).
@@ -216,6 +241,7 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
     }
 
     // Relocations of loaded sections.
+    let mut relocs: Vec<Reloc> = Vec::new();
     for (_, sh) in table.enumerate() {
         let sh_type = sh.sh_type(LE);
         if !matches!(sh_type, elf::SHT_RELA | elf::SHT_REL | elf::SHT_CREL) {
@@ -243,14 +269,27 @@ pub(crate) fn parse<'a>(name: &'a str, bytes: &'a [u8]) -> Result<Object<'a>, Er
         let Some((relas, _)) = sh.rela(LE, bytes).map_err(|e| malformed(&e.to_string()))? else {
             continue;
         };
-        let mut relocs = Vec::with_capacity(relas.len());
+        let start = relocs.len();
+        relocs.reserve(relas.len());
         for rela in relas {
             relocs.push(reloc(&object, target, rela)?);
         }
         if let Some(s) = object.sections.get_mut(target) {
-            s.relocs.extend(relocs);
+            if s.relocs.is_empty() {
+                s.relocs = start..relocs.len();
+            } else {
+                // A second relocation section for the same section (rare): both lists
+                // move to the end, one after the other (what they left is never read).
+                let earlier = relocs.get(s.relocs.clone()).unwrap_or(&[]).to_vec();
+                let later: Vec<Reloc> = relocs.drain(start..).collect();
+                let begin = relocs.len();
+                relocs.extend(earlier);
+                relocs.extend(later);
+                s.relocs = begin..relocs.len();
+            }
         }
     }
+    object.relocs = relocs;
     Ok(object)
 }
 
@@ -272,6 +311,23 @@ fn section<'a>(
         object: name.to_owned(),
         reason,
     };
+    let flags = sh.sh_flags(LE);
+    let sh_type = sh.sh_type(LE);
+    let size = sh.sh_size(LE);
+    let align = sh.sh_addralign(LE).max(1);
+    let alloc = flags & u64::from(elf::SHF_ALLOC) != 0;
+    let exclude = flags & u64::from(elf::SHF_EXCLUDE) != 0;
+    if !alloc || exclude || sh_type == elf::SHT_NOTE || sh_type == elf::SHT_NULL {
+        // Not loaded: its name is only needed for messages, looked up then.
+        return Ok(Section {
+            name: "",
+            kind: SectionKind::Skip,
+            data: &[],
+            size,
+            align,
+            relocs: 0..0,
+        });
+    }
     let sec_name = table
         .section_name(LE, sh)
         .map_err(|e| malformed(e.to_string()))
@@ -284,24 +340,6 @@ fn section<'a>(
         section: sec_name.to_owned(),
         offset,
     };
-    let flags = sh.sh_flags(LE);
-    let sh_type = sh.sh_type(LE);
-    let size = sh.sh_size(LE);
-    let align = sh.sh_addralign(LE).max(1);
-    let skip = Section {
-        name: sec_name,
-        kind: SectionKind::Skip,
-        data: &[],
-        size,
-        align,
-        relocs: Vec::new(),
-    };
-
-    let alloc = flags & u64::from(elf::SHF_ALLOC) != 0;
-    let exclude = flags & u64::from(elf::SHF_EXCLUDE) != 0;
-    if !alloc || exclude || sh_type == elf::SHT_NOTE || sh_type == elf::SHT_NULL {
-        return Ok(skip);
-    }
     if !align.is_power_of_two() || align > MAX_ALIGN {
         return Err(malformed(format!(
             "section {sec_name}: alignment {align} not a power of two up to 1 MiB"
@@ -362,7 +400,7 @@ fn section<'a>(
         data,
         size,
         align,
-        relocs: Vec::new(),
+        relocs: 0..0,
     })
 }
 

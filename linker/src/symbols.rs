@@ -99,6 +99,8 @@ impl<'a> UnitSymbols<'a> {
     /// Collects the global definitions of all objects of a unit.
     pub(crate) fn build(objects: &[Object<'a>]) -> Result<UnitSymbols<'a>, Error> {
         let mut map: FastMap<&'a str, Entry_> = FastMap::default();
+        // At most one entry per symbol; sized once rather than grown.
+        map.reserve(objects.iter().map(|o| o.symbols.len()).sum());
         let mut commons: Vec<Common> = Vec::new();
         for (obj, object) in objects.iter().enumerate() {
             for (sym, symbol) in object.symbols.iter().enumerate() {

@@ -175,3 +175,62 @@ fn cxx_exceptions_through_loaded_code() {
         linker.unload(unit).expect("unload");
     }
 }
+
+/// Several objects in one unit: their `.eh_frame` sections are placed back to back and
+/// registered as one run; the backtrace still finds every object's frames.
+#[test]
+fn backtrace_walks_through_frames_of_many_objects_of_one_unit() {
+    let walker = compile_with("cc", "many_walk", "c", BACKTRACE, &["-O2", "-fPIC"]);
+    let compilers: Vec<&str> = ["cc", "clang"].into_iter().filter(|c| have(c)).collect();
+    let mut levels = Vec::new();
+    for i in 0..6 {
+        let callee = if i == 0 {
+            "walk".to_owned()
+        } else {
+            format!("step{}", i - 1)
+        };
+        let source = format!(
+            "long {callee}(void);\n__attribute__((noinline)) long step{i}(void) {{ long n = {callee}(); __asm__ volatile(\"\" ::: \"memory\"); return n + 0 * {i}; }}\n"
+        );
+        let compiler = compilers[i % compilers.len()];
+        let flags: &[&str] = if i % 3 == 0 {
+            &["-O0", "-fPIC"]
+        } else {
+            &["-O2", "-fPIC"]
+        };
+        levels.push(compile_with(
+            compiler,
+            &format!("many_step{i}"),
+            "c",
+            &source,
+            flags,
+        ));
+    }
+    let names: Vec<String> = (0..levels.len()).map(|i| format!("step{i}.o")).collect();
+    let mut objects = vec![obj("walk.o", &walker)];
+    objects.extend(names.iter().zip(&levels).map(|(n, b)| obj(n, b)));
+    let mut linker = Linker::new();
+    let unit = linker.load(&objects).expect("load");
+    let top = linker.symbol(unit, "step5").expect("step5");
+    let n = call::call_i64(top, &[]).expect("call");
+    let ip_at = linker.symbol(unit, "ip_at").expect("ip_at");
+    let ips: Vec<usize> = (0..n)
+        .map(|i| call::call_i64(ip_at, &[i]).expect("call") as usize)
+        .collect();
+    // walk, step0..step5, then host frames.
+    assert!(ips.len() > 8, "only {} frames", ips.len());
+    for i in 0..6 {
+        let f = linker.symbol(unit, &format!("step{i}")).expect("step");
+        assert!(
+            (f..f + 256).contains(&ips[i + 1]),
+            "frame {} {:#x} not in step{i} {f:#x}",
+            i + 1,
+            ips[i + 1]
+        );
+    }
+    let host = call::call_i64 as fn(usize, &[i64]) -> _ as usize;
+    assert!(
+        ips[7..].iter().any(|&ip| ip.abs_diff(host) < 4096),
+        "no host frame after the loaded ones"
+    );
+}
