@@ -8,130 +8,172 @@
 //! accepted and what is built cannot drift apart.
 
 use super::ast::{Body, Expr, LoopId, LoopInfo, PrimOp, RecurTarget, VarId};
+use super::canonical::{Cursor, Datum};
 use super::error::{LispError, LispErrorKind, Pos};
-use super::interface_hash;
+use super::interface_hash_of;
 use super::mangle::mangle;
 use super::names::NameTable;
 use super::program::DefData;
-use super::reader::{Elements, Forms, NodeId, NodeKind, Top, Tree};
+use super::reader::{self, Forms, Top};
 
 /// Whether `name` is a special form (`defn let if do loop recur`), a
 /// built-in (`+ - * / mod < <= > >= = not and or println`), or otherwise
 /// unbindable (`&`).
-pub(crate) fn is_reserved(name: &str) -> bool {
+pub(crate) fn is_reserved(name: &[u8]) -> bool {
     matches!(
         name,
-        "&" | "defn"
-            | "let"
-            | "if"
-            | "do"
-            | "loop"
-            | "recur"
-            | "+"
-            | "-"
-            | "*"
-            | "/"
-            | "mod"
-            | "<"
-            | "<="
-            | ">"
-            | ">="
-            | "="
-            | "not"
-            | "and"
-            | "or"
-            | "println"
+        b"&" | b"defn"
+            | b"let"
+            | b"if"
+            | b"do"
+            | b"loop"
+            | b"recur"
+            | b"+"
+            | b"-"
+            | b"*"
+            | b"/"
+            | b"mod"
+            | b"<"
+            | b"<="
+            | b">"
+            | b">="
+            | b"="
+            | b"not"
+            | b"and"
+            | b"or"
+            | b"println"
     )
 }
 
-fn bad(pos: Pos, msg: &str) -> LispError {
-    LispError::new(pos, LispErrorKind::BadForm(msg.to_owned()))
+fn bad(at: usize, msg: &str) -> Fail {
+    Fail::new(at, LispErrorKind::BadForm(msg.to_owned()))
 }
 
-fn arity_err(pos: Pos, name: &str, expected: &str, got: usize) -> LispError {
-    LispError::new(
-        pos,
+fn arity_err(at: usize, name: &[u8], expected: &str, got: usize) -> Fail {
+    Fail::new(
+        at,
         LispErrorKind::Arity {
-            name: name.to_owned(),
+            name: text(name),
             expected: expected.to_owned(),
             got,
         },
     )
 }
 
-/// Checks a name that is being bound (definition, parameter, local).
-fn check_binder<'a>(tree: Tree<'a>, id: NodeId, what: &str) -> Result<&'a str, LispError> {
-    let Some(name) = tree.sym(id) else {
-        return Err(bad(tree.node(id).pos, &format!("{what} must be a symbol")));
-    };
-    if is_reserved(name) {
-        return Err(LispError::new(
-            tree.node(id).pos,
-            LispErrorKind::ReservedName(name.to_owned()),
-        ));
+/// Bytes that are not a canonical encoding (never: the reader wrote them).
+fn corrupt(at: usize) -> Fail {
+    Fail::new(
+        at,
+        LispErrorKind::Codegen("malformed canonical form".to_owned()),
+    )
+}
+
+/// A symbol's name as a string (symbols are ASCII).
+fn text(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// An error found by the checker, at the datum starting at `at` in the
+/// canonical bytes (placed in the source afterwards).
+pub(crate) struct Fail {
+    at: usize,
+    kind: LispErrorKind,
+}
+
+impl Fail {
+    fn new(at: usize, kind: LispErrorKind) -> Fail {
+        Fail { at, kind }
     }
-    Ok(name)
+}
+
+/// The position in `source` of the datum starting at `at` in its canonical bytes.
+fn position(source: &str, at: usize) -> Pos {
+    match reader::positions(source) {
+        Ok((_, positions)) => match positions.binary_search_by_key(&at, |&(a, _)| a) {
+            Ok(i) => positions.get(i).map_or(Pos::new(1, 1), |&(_, pos)| pos),
+            Err(_) => Pos::new(1, 1),
+        },
+        Err(e) => e.pos,
+    }
+}
+
+/// Checks a name that is being bound (definition, parameter, local).
+fn check_binder<'a>(c: &mut Cursor<'a>, what: &str) -> Result<&'a [u8], Fail> {
+    let at = c.at;
+    match c.next() {
+        Some(Datum::Sym(name)) if is_reserved(name) => {
+            Err(Fail::new(at, LispErrorKind::ReservedName(text(name))))
+        }
+        Some(Datum::Sym(name)) => Ok(name),
+        Some(_) => Err(bad(at, &format!("{what} must be a symbol"))),
+        None => Err(corrupt(at)),
+    }
 }
 
 /// The header of a definition (what callers need to know), from its form.
-fn header(tree: Tree<'_>, top: &Top) -> Result<DefData, LispError> {
+fn header(canon: &[u8], top: &Top) -> Result<DefData, Fail> {
     const SHAPE: &str = "only `(defn name [params] body...)` is allowed at top level";
-    let form = tree.node(top.node);
-    let NodeKind::List { .. } = form.kind else {
-        return Err(bad(form.pos, SHAPE));
+    let form_at = top.datum();
+    let mut c = Cursor::new(canon, form_at);
+    let len = match c.next() {
+        Some(Datum::List(len)) => len,
+        Some(_) => return Err(bad(form_at, SHAPE)),
+        None => return Err(corrupt(form_at)),
     };
-    let mut items = tree.elements(top.node);
-    match items.next().and_then(|head| tree.sym(head)) {
-        Some("defn") => {}
-        _ => return Err(bad(form.pos, SHAPE)),
+    if len == 0 || c.next() != Some(Datum::Sym(b"defn")) {
+        return Err(bad(form_at, SHAPE));
     }
-    let Some(name_id) = items.next() else {
-        return Err(bad(form.pos, "`defn` needs a name and a parameter vector"));
-    };
-    let name = check_binder(tree, name_id, "a definition's name")?;
-    let NodeKind::Sym {
-        start: name_start,
-        len: name_len,
-    } = tree.node(name_id).kind
-    else {
+    if len < 2 {
+        return Err(bad(form_at, "`defn` needs a name and a parameter vector"));
+    }
+    let name_at = c.at;
+    let name = check_binder(&mut c, "a definition's name")?;
+    if len < 3 {
         return Err(bad(
-            tree.node(name_id).pos,
-            "a definition's name must be a symbol",
+            form_at,
+            &format!(
+                "`(defn {} ...)` needs a parameter vector `[...]`",
+                text(name)
+            ),
         ));
-    };
-    let Some(params) = items.next() else {
-        return Err(bad(
-            form.pos,
-            &format!("`(defn {name} ...)` needs a parameter vector `[...]`"),
-        ));
-    };
-    let params_node = tree.node(params);
-    let NodeKind::Vector { len: arity } = params_node.kind else {
-        return Err(bad(
-            params_node.pos,
-            &format!("`(defn {name} ...)` needs a parameter vector `[...]` after the name"),
-        ));
-    };
-    for (k, p) in tree.elements(params).enumerate() {
-        let pname = check_binder(tree, p, "a parameter")?;
-        if tree
-            .elements(params)
-            .take(k)
-            .any(|q| tree.sym(q) == Some(pname))
-        {
-            return Err(LispError::new(
-                tree.node(p).pos,
-                LispErrorKind::DuplicateParameter(pname.to_owned()),
+    }
+    let params_at = c.at;
+    let arity = match c.next() {
+        Some(Datum::Vector(n)) => n,
+        Some(_) => {
+            return Err(bad(
+                params_at,
+                &format!(
+                    "`(defn {} ...)` needs a parameter vector `[...]` after the name",
+                    text(name)
+                ),
             ));
         }
+        None => return Err(corrupt(params_at)),
+    };
+    let first_param = c.at;
+    for k in 0..arity {
+        let at = c.at;
+        let pname = check_binder(&mut c, "a parameter")?;
+        let mut earlier = Cursor::new(canon, first_param);
+        for _ in 0..k {
+            if earlier.next() == Some(Datum::Sym(pname)) {
+                return Err(Fail::new(
+                    at,
+                    LispErrorKind::DuplicateParameter(text(pname)),
+                ));
+            }
+        }
     }
+    // A symbol's bytes follow its tag and length.
+    let name_start = name_at + 9;
     Ok(DefData {
-        name_start,
-        name_len,
-        arity: arity as usize,
-        pos: tree.node(name_id).pos,
-        form: top.node,
-        params,
+        name: name_start..name_start + name.len(),
+        arity,
+        pos: top.name_pos,
+        params_at: first_param,
+        body_at: c.at,
+        body_len: len - 3,
         canon: top.canon_start..top.canon_end,
         callees: 0..0,
         div_sites: 0..0,
@@ -151,54 +193,52 @@ pub(crate) struct Checked {
     pub div_sites: Vec<Pos>,
 }
 
-/// The name of definition `index` of `defs`.
-pub(crate) fn name_of<'s>(defs: &[DefData], source: &'s str, index: u32) -> &'s str {
-    defs.get(index as usize).map_or("", |d| d.name(source))
+/// The name of definition `index` of `defs`, whose names are in `canon`.
+pub(crate) fn name_of<'c>(defs: &[DefData], canon: &'c [u8], index: u32) -> &'c [u8] {
+    defs.get(index as usize)
+        .and_then(|d| canon.get(d.name.clone()))
+        .unwrap_or_default()
 }
 
 /// Checks every top-level form read from `source` and returns the definitions
 /// in source order.
 pub(crate) fn check_program(source: &str, forms: &Forms) -> Result<Checked, LispError> {
-    let tree = Tree {
-        source,
-        nodes: &forms.nodes,
-    };
+    let place = |f: Fail| LispError::new(position(source, f.at), f.kind);
+    let canon = forms.canon.as_slice();
     let mut defs: Vec<DefData> = Vec::with_capacity(forms.tops.len());
     let mut names = NameTable::with_capacity(forms.tops.len());
     for top in &forms.tops {
-        let d = header(tree, top)?;
+        let d = header(canon, top).map_err(place)?;
         let index = u32::try_from(defs.len()).unwrap_or(u32::MAX);
-        if let Err(first) = names.insert(d.name(source), index, |i| name_of(&defs, source, i)) {
+        let name = canon.get(d.name.clone()).unwrap_or_default();
+        if let Err(first) = names.insert(name, index, |i| name_of(&defs, canon, i)) {
             let first = defs.get(first as usize).map_or(d.pos, |f| f.pos);
             return Err(LispError::new(
                 d.pos,
                 LispErrorKind::DuplicateDefinition {
-                    name: d.name(source).to_owned(),
+                    name: text(name),
                     first,
                 },
             ));
         }
         defs.push(d);
     }
-    let mut cx = Checker::<false>::new(tree, &defs, &names);
+    let mut cx = Checker::<false>::new(canon, &defs, &names);
     cx.seen = vec![0; defs.len()];
-    let mut ranges = Vec::with_capacity(defs.len());
+    // Where each definition's callees and division sites end.
+    let mut ends = Vec::with_capacity(defs.len());
     for (i, d) in defs.iter().enumerate() {
         cx.current = u32::try_from(i + 1).unwrap_or(u32::MAX);
         let callees_start = cx.callees.len();
-        let div_start = cx.div_sites.len();
-        cx.def(d)?;
+        cx.def(d).map_err(place)?;
         let own = cx.callees.get_mut(callees_start..).unwrap_or_default();
-        own.sort_unstable_by(|&a, &b| name_of(&defs, source, a).cmp(name_of(&defs, source, b)));
-        ranges.push((
-            callees_start..cx.callees.len(),
-            div_start..cx.div_sites.len(),
-        ));
+        own.sort_unstable_by(|&a, &b| name_of(&defs, canon, a).cmp(name_of(&defs, canon, b)));
+        ends.push((cx.callees.len(), cx.div_sites.len()));
     }
     let Checker {
         callees, div_sites, ..
     } = cx;
-    match names.get("main", |i| name_of(&defs, source, i)) {
+    match names.get(b"main", |i| name_of(&defs, canon, i)) {
         None => return Err(LispError::new(forms.end, LispErrorKind::NoMain)),
         Some(i) => match defs.get(i as usize) {
             Some(main) if main.arity != 0 => {
@@ -210,29 +250,34 @@ pub(crate) fn check_program(source: &str, forms: &Forms) -> Result<Checked, Lisp
             _ => {}
         },
     }
-    for (d, (callees, div_sites)) in defs.iter_mut().zip(ranges) {
-        d.callees = callees;
-        d.div_sites = div_sites;
+    let mut starts = (0, 0);
+    for (d, ends) in defs.iter_mut().zip(ends) {
+        d.callees = starts.0..ends.0;
+        d.div_sites = starts.1..ends.1;
+        starts = ends;
     }
-    // Each definition's interface hash, computed once however many call it.
-    let mut interfaces: Vec<Option<[u8; 32]>> = vec![None; defs.len()];
-    let callee_hashes = callees
-        .iter()
-        .map(|&c| {
-            let slot = interfaces.get_mut(c as usize);
-            match slot {
-                Some(Some(h)) => *h,
-                Some(slot) => {
-                    let d = defs.get(c as usize);
-                    let h =
-                        interface_hash(d.map_or("", |d| d.name(source)), d.map_or(0, |d| d.arity));
-                    *slot = Some(h);
-                    h
+    let div_sites = place_divisions(source, forms, &div_sites);
+    // Each definition's interface hash, computed once however many call it:
+    // `first[c]` is where it was first put in `callee_hashes`.
+    let mut first = vec![u32::MAX; defs.len()];
+    let mut callee_hashes: Vec<[u8; 32]> = Vec::with_capacity(callees.len());
+    for &c in &callees {
+        let earlier = first
+            .get(c as usize)
+            .and_then(|&i| callee_hashes.get(i as usize))
+            .copied();
+        let h = match earlier {
+            Some(h) => h,
+            None => {
+                if let Some(slot) = first.get_mut(c as usize) {
+                    *slot = u32::try_from(callee_hashes.len()).unwrap_or(u32::MAX);
                 }
-                None => [0; 32],
+                let arity = defs.get(c as usize).map_or(0, |d| d.arity);
+                interface_hash_of(name_of(&defs, canon, c), arity)
             }
-        })
-        .collect();
+        };
+        callee_hashes.push(h);
+    }
     Ok(Checked {
         defs,
         names,
@@ -242,10 +287,27 @@ pub(crate) fn check_program(source: &str, forms: &Forms) -> Result<Checked, Lisp
     })
 }
 
+/// The positions of the `/` and `mod` forms starting at `sites` in the
+/// canonical bytes (in increasing order), from those the reader recorded.
+fn place_divisions(source: &str, forms: &Forms, sites: &[usize]) -> Vec<Pos> {
+    let mut recorded = forms.div_lists.iter().peekable();
+    let mut out = Vec::with_capacity(sites.len());
+    for &at in sites {
+        while recorded.next_if(|&&(a, _)| a < at).is_some() {}
+        match recorded.peek() {
+            Some(&&(a, pos)) if a == at => out.push(pos),
+            // Every checked division is a list whose first element is `/`
+            // or `mod`, which the reader records; placed the slow way if not.
+            _ => out.push(position(source, at)),
+        }
+    }
+    out
+}
+
 /// Builds the body of `defs[index]`, a definition of a program that
-/// [`check_program`] accepted.
+/// [`check_program`] accepted, whose canonical bytes are `canon`.
 pub(crate) fn build_body(
-    tree: Tree<'_>,
+    canon: &[u8],
     defs: &[DefData],
     names: &NameTable,
     index: usize,
@@ -256,8 +318,9 @@ pub(crate) fn build_body(
             LispErrorKind::Codegen(format!("no definition number {index}")),
         ));
     };
-    let mut cx = Checker::<true>::new(tree, defs, names);
-    let exprs = cx.def(d)?;
+    let mut cx = Checker::<true>::new(canon, defs, names);
+    // The program was checked: no error is expected here.
+    let exprs = cx.def(d).map_err(|f| LispError::new(d.pos, f.kind))?;
     Ok(Body {
         num_vars: cx.num_vars,
         loops: cx.loops,
@@ -269,11 +332,11 @@ pub(crate) fn build_body(
 /// Checks definitions one after the other; builds expressions if `BUILD`,
 /// else returns placeholders and records each definition's callees.
 struct Checker<'a, 't, const BUILD: bool> {
-    tree: Tree<'a>,
+    canon: &'a [u8],
     defs: &'t [DefData],
     names: &'t NameTable,
     /// Locals in scope, innermost last.
-    scope: Vec<(&'a str, VarId)>,
+    scope: Vec<(&'a [u8], VarId)>,
     num_vars: usize,
     /// How many bindings each loop has, by [`LoopId`].
     loop_arities: Vec<usize>,
@@ -286,8 +349,9 @@ struct Checker<'a, 't, const BUILD: bool> {
     seen: Vec<u32>,
     /// 1 + the index of the definition being checked.
     current: u32,
-    /// `/` and `mod` forms of every definition checked so far.
-    div_sites: Vec<Pos>,
+    /// Where the `/` and `mod` forms of every definition checked so far
+    /// start in the canonical bytes.
+    div_sites: Vec<usize>,
     /// Where the current definition's `div_sites` start.
     div_start: usize,
     recurs_to_function: bool,
@@ -296,9 +360,9 @@ struct Checker<'a, 't, const BUILD: bool> {
 }
 
 impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
-    fn new(tree: Tree<'a>, defs: &'t [DefData], names: &'t NameTable) -> Self {
+    fn new(canon: &'a [u8], defs: &'t [DefData], names: &'t NameTable) -> Self {
         Checker {
-            tree,
+            canon,
             defs,
             names,
             scope: Vec::new(),
@@ -339,7 +403,7 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
     }
 
     /// Checks the definition `d` and returns its body's expressions.
-    fn def(&mut self, d: &DefData) -> Result<Vec<Expr>, LispError> {
+    fn def(&mut self, d: &DefData) -> Result<Vec<Expr>, Fail> {
         self.scope.clear();
         self.num_vars = 0;
         self.loop_arities.clear();
@@ -347,14 +411,17 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
         self.recurs_to_function = false;
         self.arity = d.arity;
         self.div_start = self.div_sites.len();
-        for p in self.tree.elements(d.params) {
+        let mut params = Cursor::new(self.canon, d.params_at);
+        for _ in 0..d.arity {
+            let at = params.at;
+            let Some(Datum::Sym(name)) = params.next() else {
+                return Err(corrupt(at));
+            };
             let v = self.fresh();
-            self.scope.push((self.tree.sym(p).unwrap_or_default(), v));
+            self.scope.push((name, v));
         }
-        // `(defn name [params] body...)`
-        let mut body = self.tree.elements(d.form);
-        body.nth(2);
-        self.body(body, Some(RecurTarget::Function))
+        let mut c = Cursor::new(self.canon, d.body_at);
+        self.body(&mut c, d.body_len, Some(RecurTarget::Function))
     }
 
     fn fresh(&mut self) -> VarId {
@@ -363,7 +430,7 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
         v
     }
 
-    fn local(&self, name: &str) -> Option<VarId> {
+    fn local(&self, name: &[u8]) -> Option<VarId> {
         self.scope
             .iter()
             .rev()
@@ -372,95 +439,96 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
     }
 
     /// The index and arity of the definition `name`.
-    fn definition(&self, name: &str) -> Option<(u32, usize)> {
-        let source = self.tree.source;
-        let i = self.names.get(name, |i| name_of(self.defs, source, i))?;
-        Some((i, self.defs.get(i as usize)?.arity))
+    fn definition(&self, name: &[u8]) -> Option<(u32, usize)> {
+        let (canon, defs) = (self.canon, self.defs);
+        let i = self.names.get(name, |i| name_of(defs, canon, i))?;
+        Some((i, defs.get(i as usize)?.arity))
     }
 
-    /// A sequence of expressions whose last one is in tail position if `tail` is set.
+    /// The next `n` expressions; the last one is in tail position if `tail` is set.
     fn body(
         &mut self,
-        items: Elements<'a>,
+        c: &mut Cursor<'a>,
+        n: usize,
         tail: Option<RecurTarget>,
-    ) -> Result<Vec<Expr>, LispError> {
-        let n = items.len();
+    ) -> Result<Vec<Expr>, Fail> {
         let mut out = Vec::with_capacity(if BUILD { n } else { 0 });
-        for (i, item) in items.enumerate() {
+        for i in 0..n {
             let t = if i + 1 == n { tail } else { None };
-            let e = self.expr(item, t)?;
+            let e = self.expr(c, t)?;
             Self::keep(&mut out, e);
         }
         Ok(out)
     }
 
-    fn args(&mut self, items: Elements<'a>) -> Result<Vec<Expr>, LispError> {
-        self.body(items, None)
+    /// The next `n` expressions, none in tail position.
+    fn args(&mut self, c: &mut Cursor<'a>, n: usize) -> Result<Vec<Expr>, Fail> {
+        self.body(c, n, None)
     }
 
-    fn expr(&mut self, id: NodeId, tail: Option<RecurTarget>) -> Result<Expr, LispError> {
-        let node = self.tree.node(id);
-        match node.kind {
-            NodeKind::Int(v) => Ok(Expr::Int(v)),
-            NodeKind::Sym { .. } => {
-                let name = self.tree.sym(id).unwrap_or_default();
+    /// The next expression.
+    fn expr(&mut self, c: &mut Cursor<'a>, tail: Option<RecurTarget>) -> Result<Expr, Fail> {
+        let at = c.at;
+        match c.next() {
+            Some(Datum::Int(v)) => Ok(Expr::Int(v)),
+            Some(Datum::Sym(name)) => {
                 if let Some(v) = self.local(name) {
                     Ok(Expr::Var(v))
                 } else if self.definition(name).is_some() || is_reserved(name) {
-                    Err(LispError::new(
-                        node.pos,
-                        LispErrorKind::NotAValue(name.to_owned()),
-                    ))
+                    Err(Fail::new(at, LispErrorKind::NotAValue(text(name))))
                 } else {
-                    Err(LispError::new(
-                        node.pos,
-                        LispErrorKind::UnknownName(name.to_owned()),
-                    ))
+                    Err(Fail::new(at, LispErrorKind::UnknownName(text(name))))
                 }
             }
-            NodeKind::Vector { .. } => Err(bad(
-                node.pos,
+            Some(Datum::Vector(_)) => Err(bad(
+                at,
                 "a vector `[...]` is only allowed as a parameter or binding list",
             )),
-            NodeKind::List { .. } => self.list(node.pos, id, tail),
+            Some(Datum::List(len)) => self.list(at, len, c, tail),
+            None => Err(corrupt(at)),
         }
     }
 
-    fn list(&mut self, pos: Pos, id: NodeId, tail: Option<RecurTarget>) -> Result<Expr, LispError> {
-        let mut rest = self.tree.elements(id);
-        let Some(head) = rest.next() else {
-            return Err(bad(pos, "the empty list `()` is not an expression"));
+    /// The list of `len` elements starting at `at`, whose elements `c` is on.
+    fn list(
+        &mut self,
+        at: usize,
+        len: usize,
+        c: &mut Cursor<'a>,
+        tail: Option<RecurTarget>,
+    ) -> Result<Expr, Fail> {
+        if len == 0 {
+            return Err(bad(at, "the empty list `()` is not an expression"));
+        }
+        let head_at = c.at;
+        let name = match c.next() {
+            Some(Datum::Sym(name)) => name,
+            Some(_) => {
+                return Err(bad(
+                    head_at,
+                    "the first element of a form must be the name of a function or special form",
+                ));
+            }
+            None => return Err(corrupt(head_at)),
         };
-        let head_pos = self.tree.node(head).pos;
-        let Some(name) = self.tree.sym(head) else {
-            return Err(bad(
-                head_pos,
-                "the first element of a form must be the name of a function or special form",
-            ));
-        };
+        let rest = len - 1;
         if self.local(name).is_some() {
-            return Err(LispError::new(
-                head_pos,
-                LispErrorKind::NotAFunction(name.to_owned()),
-            ));
+            return Err(Fail::new(head_at, LispErrorKind::NotAFunction(text(name))));
         }
         let op = match name {
-            "defn" => return Err(bad(pos, "`defn` is only allowed at top level")),
-            "let" => return self.let_form(pos, rest, tail),
-            "loop" => return self.loop_form(pos, rest),
-            "if" => {
-                if !(2..=3).contains(&rest.len()) {
-                    return Err(arity_err(pos, "if", "2 or 3", rest.len()));
+            b"defn" => return Err(bad(at, "`defn` is only allowed at top level")),
+            b"let" => return self.let_form(at, rest, c, tail),
+            b"loop" => return self.loop_form(at, rest, c),
+            b"if" => {
+                if !(2..=3).contains(&rest) {
+                    return Err(arity_err(at, b"if", "2 or 3", rest));
                 }
-                let mut parts = rest;
-                let (Some(c), Some(t)) = (parts.next(), parts.next()) else {
-                    return Err(arity_err(pos, "if", "2 or 3", rest.len()));
-                };
                 let cond = self.expr(c, None)?;
-                let then = self.expr(t, tail)?;
-                let els = match parts.next() {
-                    Some(e) => self.expr(e, tail)?,
-                    None => Expr::Int(0),
+                let then = self.expr(c, tail)?;
+                let els = if rest == 3 {
+                    self.expr(c, tail)?
+                } else {
+                    Expr::Int(0)
                 };
                 return Ok(Self::make(|| Expr::If {
                     cond: Box::new(cond),
@@ -468,90 +536,87 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
                     els: Box::new(els),
                 }));
             }
-            "do" => {
-                let body = self.body(rest, tail)?;
+            b"do" => {
+                let body = self.body(c, rest, tail)?;
                 return Ok(Self::make(|| Expr::Do(body)));
             }
-            "recur" => {
+            b"recur" => {
                 let Some(target) = tail else {
-                    return Err(LispError::new(pos, LispErrorKind::RecurNotInTail));
+                    return Err(Fail::new(at, LispErrorKind::RecurNotInTail));
                 };
                 let expected = match target {
                     RecurTarget::Function => self.arity,
                     RecurTarget::Loop(id) => self.loop_arities.get(id).copied().unwrap_or(0),
                 };
-                if rest.len() != expected {
-                    return Err(LispError::new(
-                        pos,
+                if rest != expected {
+                    return Err(Fail::new(
+                        at,
                         LispErrorKind::RecurArity {
                             expected,
-                            got: rest.len(),
+                            got: rest,
                         },
                     ));
                 }
                 if target == RecurTarget::Function {
                     self.recurs_to_function = true;
                 }
-                let args = self.args(rest)?;
+                let args = self.args(c, rest)?;
                 return Ok(Self::make(|| Expr::Recur { target, args }));
             }
-            "and" => {
-                let args = self.args(rest)?;
+            b"and" => {
+                let args = self.args(c, rest)?;
                 return Ok(Self::make(|| Expr::And(args)));
             }
-            "or" => {
-                let args = self.args(rest)?;
+            b"or" => {
+                let args = self.args(c, rest)?;
                 return Ok(Self::make(|| Expr::Or(args)));
             }
-            "println" => {
-                let args = self.args(rest)?;
+            b"println" => {
+                let args = self.args(c, rest)?;
                 return Ok(Self::make(|| Expr::Println(args)));
             }
-            "+" => Some(PrimOp::Add),
-            "*" => Some(PrimOp::Mul),
-            "-" => Some(PrimOp::Sub),
-            "/" => Some(PrimOp::Div),
-            "mod" => Some(PrimOp::Mod),
-            "<" => Some(PrimOp::Lt),
-            "<=" => Some(PrimOp::Le),
-            ">" => Some(PrimOp::Gt),
-            ">=" => Some(PrimOp::Ge),
-            "=" => Some(PrimOp::Eq),
-            "not" => Some(PrimOp::Not),
+            b"+" => Some(PrimOp::Add),
+            b"*" => Some(PrimOp::Mul),
+            b"-" => Some(PrimOp::Sub),
+            b"/" => Some(PrimOp::Div),
+            b"mod" => Some(PrimOp::Mod),
+            b"<" => Some(PrimOp::Lt),
+            b"<=" => Some(PrimOp::Le),
+            b">" => Some(PrimOp::Gt),
+            b">=" => Some(PrimOp::Ge),
+            b"=" => Some(PrimOp::Eq),
+            b"not" => Some(PrimOp::Not),
             _ => None,
         };
         if let Some(op) = op {
             let (ok, expected) = match op {
                 PrimOp::Add | PrimOp::Mul => (true, "any number"),
-                PrimOp::Sub => (!rest.is_empty(), "at least 1"),
-                PrimOp::Div => (rest.len() >= 2, "at least 2"),
-                PrimOp::Mod => (rest.len() == 2, "2"),
-                PrimOp::Not => (rest.len() == 1, "1"),
+                PrimOp::Sub => (rest != 0, "at least 1"),
+                PrimOp::Div => (rest >= 2, "at least 2"),
+                PrimOp::Mod => (rest == 2, "2"),
+                PrimOp::Not => (rest == 1, "1"),
                 PrimOp::Lt | PrimOp::Le | PrimOp::Gt | PrimOp::Ge | PrimOp::Eq => {
-                    (!rest.is_empty(), "at least 1")
+                    (rest != 0, "at least 1")
                 }
             };
             if !ok {
-                return Err(arity_err(pos, name, expected, rest.len()));
+                return Err(arity_err(at, name, expected, rest));
             }
             let site = if matches!(op, PrimOp::Div | PrimOp::Mod) {
                 let site = self.div_sites.len() - self.div_start;
-                self.div_sites.push(pos);
+                self.div_sites.push(at);
                 u32::try_from(site).unwrap_or(u32::MAX)
             } else {
                 0
             };
-            let args = self.args(rest)?;
+            let args = self.args(c, rest)?;
             return Ok(Self::make(|| Expr::Prim { op, args, site }));
         }
         let Some((index, arity)) = self.definition(name) else {
-            return Err(LispError::new(
-                head_pos,
-                LispErrorKind::UnknownName(name.to_owned()),
-            ));
+            return Err(Fail::new(head_at, LispErrorKind::UnknownName(text(name))));
         };
-        if rest.len() != arity {
-            return Err(arity_err(pos, name, &arity.to_string(), rest.len()));
+        if rest != arity {
+            return Err(arity_err(at, name, &arity.to_string(), rest));
         }
         if !BUILD
             && let Some(seen) = self.seen.get_mut(index as usize)
@@ -560,47 +625,49 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
             *seen = self.current;
             self.callees.push(index);
         }
-        let args = self.args(rest)?;
+        let args = self.args(c, rest)?;
         Ok(Self::make(|| Expr::Call {
-            symbol: mangle(name, arity),
+            symbol: mangle(std::str::from_utf8(name).unwrap_or_default(), arity),
             args,
         }))
     }
 
-    /// Checks `[x e y f ...]` (the first of `rest`), binding each name after
-    /// its init is checked. Returns the bindings (built only if `BUILD`) and
-    /// their number; the names stay in scope (the caller pops them).
+    /// Checks `[x e y f ...]` (the next datum; `rest` datums are left in the
+    /// form), binding each name after its init is checked. Returns the
+    /// bindings (built only if `BUILD`) and their number; the names stay in
+    /// scope (the caller pops them).
     fn bindings(
         &mut self,
         form: &str,
-        pos: Pos,
-        rest: &mut Elements<'a>,
-    ) -> Result<(Vec<(VarId, Expr)>, usize), LispError> {
-        let Some(first) = rest.next() else {
-            return Err(bad(
-                pos,
-                &format!("`{form}` needs a binding vector `[...]`"),
-            ));
-        };
-        let node = self.tree.node(first);
-        let NodeKind::Vector { len } = node.kind else {
-            return Err(bad(
-                node.pos,
-                &format!("`{form}` needs a binding vector `[name value ...]`"),
-            ));
+        at: usize,
+        rest: usize,
+        c: &mut Cursor<'a>,
+    ) -> Result<(Vec<(VarId, Expr)>, usize), Fail> {
+        if rest == 0 {
+            return Err(bad(at, &format!("`{form}` needs a binding vector `[...]`")));
+        }
+        let first_at = c.at;
+        let len = match c.next() {
+            Some(Datum::Vector(len)) => len,
+            Some(_) => {
+                return Err(bad(
+                    first_at,
+                    &format!("`{form}` needs a binding vector `[name value ...]`"),
+                ));
+            }
+            None => return Err(corrupt(first_at)),
         };
         if len % 2 != 0 {
             return Err(bad(
-                node.pos,
+                first_at,
                 &format!("`{form}` bindings must come in name/value pairs"),
             ));
         }
-        let count = len as usize / 2;
+        let count = len / 2;
         let mut out = Vec::with_capacity(if BUILD { count } else { 0 });
-        let mut items = self.tree.elements(first);
-        while let (Some(n), Some(e)) = (items.next(), items.next()) {
-            let name = check_binder(self.tree, n, "a binding name")?;
-            let init = self.expr(e, None)?;
+        for _ in 0..count {
+            let name = check_binder(c, "a binding name")?;
+            let init = self.expr(c, None)?;
             let v = self.fresh();
             self.scope.push((name, v));
             Self::keep(&mut out, (v, init));
@@ -610,20 +677,21 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
 
     fn let_form(
         &mut self,
-        pos: Pos,
-        mut rest: Elements<'a>,
+        at: usize,
+        rest: usize,
+        c: &mut Cursor<'a>,
         tail: Option<RecurTarget>,
-    ) -> Result<Expr, LispError> {
+    ) -> Result<Expr, Fail> {
         let depth = self.scope.len();
-        let (bindings, _) = self.bindings("let", pos, &mut rest)?;
-        let body = self.body(rest, tail)?;
+        let (bindings, _) = self.bindings("let", at, rest, c)?;
+        let body = self.body(c, rest - 1, tail)?;
         self.scope.truncate(depth);
         Ok(Self::make(|| Expr::Let { bindings, body }))
     }
 
-    fn loop_form(&mut self, pos: Pos, mut rest: Elements<'a>) -> Result<Expr, LispError> {
+    fn loop_form(&mut self, at: usize, rest: usize, c: &mut Cursor<'a>) -> Result<Expr, Fail> {
         let depth = self.scope.len();
-        let (bindings, count) = self.bindings("loop", pos, &mut rest)?;
+        let (bindings, count) = self.bindings("loop", at, rest, c)?;
         let id: LoopId = self.loop_arities.len();
         self.loop_arities.push(count);
         if BUILD {
@@ -631,7 +699,7 @@ impl<'a, 't, const BUILD: bool> Checker<'a, 't, BUILD> {
                 vars: bindings.iter().map(|(v, _)| *v).collect(),
             });
         }
-        let body = self.body(rest, Some(RecurTarget::Loop(id)))?;
+        let body = self.body(c, rest - 1, Some(RecurTarget::Loop(id)))?;
         self.scope.truncate(depth);
         Ok(Self::make(|| Expr::Loop { id, bindings, body }))
     }

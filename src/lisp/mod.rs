@@ -140,13 +140,18 @@ pub fn parse(source: &str) -> Result<Program, LispError> {
 /// A caller's compiled code depends on exactly this much of each callee
 /// (the symbol it calls), so it is the dependency material of the caller's key.
 pub fn interface_hash(name: &str, arity: usize) -> [u8; 32] {
+    interface_hash_of(name.as_bytes(), arity)
+}
+
+/// [`interface_hash`] of a name given as bytes.
+pub(crate) fn interface_hash_of(name: &[u8], arity: usize) -> [u8; 32] {
     static CONTEXT: OnceLock<ContextKey> = OnceLock::new();
     let context = CONTEXT.get_or_init(|| hash_derive_key_context("jitcache lisp interface v1"));
     // The same as `Hasher::new_derive_key` with that context, without
     // hashing the context again for every name.
     let mut h = blake3::Hasher::new_from_context_key(context);
     h.update(&u64::try_from(name.len()).unwrap_or(u64::MAX).to_le_bytes());
-    h.update(name.as_bytes());
+    h.update(name);
     h.update(&u64::try_from(arity).unwrap_or(u64::MAX).to_le_bytes());
     *h.finalize().as_bytes()
 }

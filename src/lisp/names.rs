@@ -1,5 +1,5 @@
 //! A hash table from definition names to their indices, with the names kept
-//! elsewhere (ranges of the source), so building it allocates once.
+//! elsewhere (in the canonical bytes), so building it allocates once.
 
 /// Open addressing with linear probing over a power-of-two number of slots,
 /// at most half full; a slot holds a definition's index, or [`EMPTY`].
@@ -11,9 +11,9 @@ pub(crate) struct NameTable {
 const EMPTY: u32 = u32::MAX;
 
 /// FNV-1a over the name's bytes, folded so the low bits depend on all of them.
-fn hash(name: &str) -> usize {
+fn hash(name: &[u8]) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in name.as_bytes() {
+    for &b in name {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     (h ^ (h >> 32)) as usize
@@ -33,7 +33,7 @@ impl NameTable {
     }
 
     /// The index of `name`, given the name of each index.
-    pub fn get<'n>(&self, name: &str, name_of: impl Fn(u32) -> &'n str) -> Option<u32> {
+    pub fn get<'n>(&self, name: &[u8], name_of: impl Fn(u32) -> &'n [u8]) -> Option<u32> {
         let mask = self.mask();
         let mut i = hash(name) & mask;
         loop {
@@ -49,9 +49,9 @@ impl NameTable {
     /// most as many names as the capacity may be added.
     pub fn insert<'n>(
         &mut self,
-        name: &str,
+        name: &[u8],
         index: u32,
-        name_of: impl Fn(u32) -> &'n str,
+        name_of: impl Fn(u32) -> &'n [u8],
     ) -> Result<(), u32> {
         let mask = self.mask();
         let mut i = hash(name) & mask;

@@ -1,10 +1,11 @@
 //! Parsed and checked programs and their definitions.
 //!
-//! A program keeps its source text, its read tree and every definition's key
-//! material (canonical bytes, callees and their interface hashes, division
-//! sites) in one shared, immutable block; a [`Def`] is a handle on one
-//! definition of it. Checked bodies for code generation are built on first
-//! use, so a program whose code comes from a cache never builds them.
+//! A program keeps the canonical bytes of its forms (which are also its
+//! tree) and every definition's other key material (callees and their
+//! interface hashes, division sites) in one shared, immutable block; a
+//! [`Def`] is a handle on one definition of it. Checked bodies for code
+//! generation are built on first use, so a program whose code comes from a
+//! cache never builds them.
 
 use std::fmt;
 use std::ops::Range;
@@ -16,7 +17,7 @@ use super::error::{LispError, Pos};
 use super::interface_hash;
 use super::mangle::mangle;
 use super::names::NameTable;
-use super::reader::{self, Node, NodeId, Tree};
+use super::reader;
 
 /// A parsed and checked program: every top-level `defn`, in source order.
 ///
@@ -34,22 +35,22 @@ pub struct Def {
     shared: Arc<Shared>,
     index: usize,
     /// The checked body, built when code is generated.
-    body: OnceLock<Body>,
+    body: OnceLock<Box<Body>>,
 }
 
 /// What a definition's accessors return, as ranges of [`Shared`].
 #[derive(Clone, Debug)]
 pub(crate) struct DefData {
-    /// The name: bytes `name_start..name_start + name_len` of the source.
-    pub name_start: u32,
-    pub name_len: u32,
+    /// The name's bytes, in [`Shared::canon`].
+    pub name: Range<usize>,
     pub arity: usize,
-    /// Where the name is.
+    /// Where the name is in the source.
     pub pos: Pos,
-    /// The whole `(defn ...)` form.
-    pub form: NodeId,
-    /// The parameter vector.
-    pub params: NodeId,
+    /// Where the first parameter starts, in [`Shared::canon`].
+    pub params_at: usize,
+    /// Where the body starts, in [`Shared::canon`], and how many forms it has.
+    pub body_at: usize,
+    pub body_len: usize,
     /// The canonical bytes, in [`Shared::canon`].
     pub canon: Range<usize>,
     /// The callees, in [`Shared::callees`] and [`Shared::callee_hashes`].
@@ -58,20 +59,8 @@ pub(crate) struct DefData {
     pub div_sites: Range<usize>,
 }
 
-impl DefData {
-    /// The definition's name, given the program's source.
-    pub fn name<'s>(&self, source: &'s str) -> &'s str {
-        let start = self.name_start as usize;
-        source
-            .get(start..start + self.name_len as usize)
-            .unwrap_or_default()
-    }
-}
-
 /// Everything a program's definitions share.
 pub(crate) struct Shared {
-    source: Box<str>,
-    nodes: Vec<Node>,
     canon: Vec<u8>,
     defs: Vec<DefData>,
     names: NameTable,
@@ -85,11 +74,17 @@ impl Shared {
         self.defs.get(index)
     }
 
+    /// The name of `d`.
+    fn name(&self, d: &DefData) -> &str {
+        // Names are ASCII: the reader accepts nothing else in symbols.
+        std::str::from_utf8(self.canon.get(d.name.clone()).unwrap_or_default()).unwrap_or_default()
+    }
+
     /// Each definition's name, arity and division sites, in source order.
     pub(crate) fn def_infos(&self) -> impl Iterator<Item = (&str, usize, &[Pos])> {
         self.defs.iter().map(|d| {
             (
-                d.name(&self.source),
+                self.name(d),
                 d.arity,
                 self.div_sites.get(d.div_sites.clone()).unwrap_or_default(),
             )
@@ -102,8 +97,6 @@ impl Program {
         let forms = reader::read(source)?;
         let checked = check::check_program(source, &forms)?;
         let shared = Arc::new(Shared {
-            source: source.into(),
-            nodes: forms.nodes,
             canon: forms.canon,
             defs: checked.defs,
             names: checked.names,
@@ -131,7 +124,7 @@ impl Program {
         let shared = &*self.shared;
         let i = shared
             .names
-            .get(name, |i| name_of(&shared.defs, &shared.source, i))?;
+            .get(name.as_bytes(), |i| name_of(&shared.defs, &shared.canon, i))?;
         self.defs.get(i as usize)
     }
 
@@ -155,12 +148,12 @@ impl fmt::Debug for Program {
 /// Placeholder for a definition whose index is out of range (never happens:
 /// definitions are only made by [`Program::parse`]).
 const NO_DEF: DefData = DefData {
-    name_start: 0,
-    name_len: 0,
+    name: 0..0,
     arity: 0,
     pos: Pos::new(1, 1),
-    form: 0,
-    params: 0,
+    params_at: 0,
+    body_at: 0,
+    body_len: 0,
     canon: 0..0,
     callees: 0..0,
     div_sites: 0..0,
@@ -173,7 +166,7 @@ impl Def {
 
     /// The definition's name as written (`fib-iter`, `even?`).
     pub fn name(&self) -> &str {
-        self.data().name(&self.shared.source)
+        self.shared.name(self.data())
     }
 
     /// The number of parameters.
@@ -236,7 +229,7 @@ impl Def {
             .unwrap_or_default()
             .iter()
             .filter_map(|&c| shared.def(c as usize))
-            .map(|d| (d.name(&shared.source).to_owned(), d.arity))
+            .map(|d| (shared.name(d).to_owned(), d.arity))
             .collect()
     }
 
@@ -275,12 +268,8 @@ impl Def {
             return Ok(body);
         }
         let shared = &*self.shared;
-        let tree = Tree {
-            source: &shared.source,
-            nodes: &shared.nodes,
-        };
-        let body = check::build_body(tree, &shared.defs, &shared.names, self.index)?;
-        Ok(self.body.get_or_init(|| body))
+        let body = check::build_body(&shared.canon, &shared.defs, &shared.names, self.index)?;
+        Ok(self.body.get_or_init(|| Box::new(body)))
     }
 }
 

@@ -1,144 +1,48 @@
-//! The reader: source text to a flat tree of data with positions, plus the
-//! canonical bytes of every top-level form (see [`super::canonical`]).
+//! The reader: source text to the canonical encoding of every top-level form
+//! (see [`super::canonical`]), which is also the tree the checker walks.
 //!
 //! Whitespace (including `,`) and `;` comments separate tokens and leave no
 //! trace in the result, so reformatting a program does not change what the
 //! reader produces, apart from positions.
 //!
-//! The tree is one vector of [`Node`]s in pre-order: a list's elements follow
-//! it, and each node records where its subtree ends, so reading allocates
-//! nothing per datum and symbols are ranges of the source text.
+//! Positions are not stored per datum: the reader records the few the
+//! program needs (each definition's name, each `/` and `mod` form), and an
+//! error found later is placed by reading the source again with
+//! [`positions`].
 
-use super::canonical;
+use super::canonical::{self, FORM_HEADER_LEN};
 use super::error::{LispError, LispErrorKind, Pos};
 
-/// Index of a [`Node`] in its tree.
-pub(crate) type NodeId = u32;
-
-/// The shapes of data the reader produces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NodeKind {
-    /// An integer literal.
-    Int(i64),
-    /// A symbol: the bytes `start..start + len` of the source.
-    Sym { start: u32, len: u32 },
-    /// `( ... )` with `len` elements.
-    List { len: u32 },
-    /// `[ ... ]` with `len` elements.
-    Vector { len: u32 },
-}
-
-/// A datum read from the source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Node {
-    /// Where the datum starts.
-    pub pos: Pos,
-    /// One past the last node of this datum (its elements come right after it).
-    pub end: NodeId,
-    /// What it is.
-    pub kind: NodeKind,
-}
-
-/// A top-level form: its node and the range of its canonical bytes.
+/// A top-level form: the range of its canonical bytes (header included) and
+/// where its second element (a definition's name) is.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Top {
-    pub node: NodeId,
     pub canon_start: usize,
     pub canon_end: usize,
+    pub name_pos: Pos,
+}
+
+impl Top {
+    /// Where the form's datum starts in the canonical bytes (after the header).
+    pub fn datum(&self) -> usize {
+        self.canon_start + FORM_HEADER_LEN
+    }
 }
 
 /// Everything read from a source text.
 #[derive(Debug)]
 pub(crate) struct Forms {
-    /// Every datum, in pre-order.
-    pub nodes: Vec<Node>,
-    /// The top-level forms, in order.
-    pub tops: Vec<Top>,
     /// The canonical encodings of the top-level forms, one after the other.
     pub canon: Vec<u8>,
+    /// The top-level forms, in order.
+    pub tops: Vec<Top>,
+    /// The lists whose first element is `/` or `mod`: where each starts in
+    /// `canon`, and in the source. In order.
+    pub div_lists: Vec<(usize, Pos)>,
     /// The position just after the last character of the source (for errors
     /// about something missing from the whole program).
     pub end: Pos,
 }
-
-/// A read tree with its source: what symbols and elements are.
-#[derive(Clone, Copy)]
-pub(crate) struct Tree<'a> {
-    pub source: &'a str,
-    pub nodes: &'a [Node],
-}
-
-impl<'a> Tree<'a> {
-    /// The node `id` (every id in a tree is in range).
-    pub fn node(&self, id: NodeId) -> Node {
-        self.nodes[id as usize]
-    }
-
-    /// The symbol's name, if `id` is a symbol.
-    pub fn sym(&self, id: NodeId) -> Option<&'a str> {
-        match self.node(id).kind {
-            NodeKind::Sym { start, len } => {
-                let start = start as usize;
-                self.source.get(start..start + len as usize)
-            }
-            _ => None,
-        }
-    }
-
-    /// The elements of a list or vector (nothing for an atom).
-    pub fn elements(&self, id: NodeId) -> Elements<'a> {
-        let node = self.node(id);
-        let len = match node.kind {
-            NodeKind::List { len } | NodeKind::Vector { len } => len,
-            NodeKind::Int(_) | NodeKind::Sym { .. } => 0,
-        };
-        Elements {
-            nodes: self.nodes,
-            next: id + 1,
-            left: len,
-        }
-    }
-}
-
-/// The elements of a list or vector, or what is left of them.
-#[derive(Clone, Copy)]
-pub(crate) struct Elements<'a> {
-    nodes: &'a [Node],
-    next: NodeId,
-    left: u32,
-}
-
-impl Elements<'_> {
-    /// How many elements are left.
-    pub fn len(&self) -> usize {
-        self.left as usize
-    }
-
-    /// Whether no elements are left.
-    pub fn is_empty(&self) -> bool {
-        self.left == 0
-    }
-}
-
-impl Iterator for Elements<'_> {
-    type Item = NodeId;
-
-    fn next(&mut self) -> Option<NodeId> {
-        if self.left == 0 {
-            return None;
-        }
-        let id = self.next;
-        self.next = self.nodes.get(id as usize)?.end;
-        self.left -= 1;
-        Some(id)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.len(), Some(self.len()))
-    }
-}
-
-impl ExactSizeIterator for Elements<'_> {}
 
 /// Byte classes of ASCII characters.
 const WHITESPACE: u8 = 1;
@@ -185,9 +89,26 @@ fn class(b: u8) -> u8 {
 }
 
 /// The number of characters in `bytes` (which hold whole UTF-8 characters).
-fn char_count(bytes: &[u8]) -> u32 {
-    let n = bytes.iter().filter(|&&b| (b & 0xc0) != 0x80).count();
-    u32::try_from(n).unwrap_or(u32::MAX)
+fn char_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b & 0xc0) != 0x80).count()
+}
+
+/// The position of byte `offset` of `source`: lines count `\n`, columns count
+/// characters since the last `\n`, both from 1 (saturating, as the reader).
+pub(crate) fn pos_at(source: &str, offset: usize) -> Pos {
+    let before = source.as_bytes().get(..offset).unwrap_or(source.as_bytes());
+    let newlines = before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = char_count(before.get(line_start..).unwrap_or_default());
+    Pos::new(
+        u32::try_from(newlines)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1),
+        u32::try_from(column).unwrap_or(u32::MAX).saturating_add(1),
+    )
 }
 
 struct Reader<'a> {
@@ -195,25 +116,34 @@ struct Reader<'a> {
     bytes: &'a [u8],
     /// Byte offset of the next character (always on a character boundary).
     at: usize,
+    /// The current line (from 1), where it starts, and whether it has only
+    /// ASCII characters up to `at` (so that columns are byte counts).
     line: u32,
-    column: u32,
+    line_start: usize,
+    line_ascii: bool,
     forms: Forms,
+    /// If set, the position of every datum, by where it starts in the
+    /// canonical bytes.
+    positions: Option<Vec<(usize, Pos)>>,
 }
 
 impl Reader<'_> {
+    /// The position of the next character.
     fn pos(&self) -> Pos {
-        Pos::new(self.line, self.column)
+        let column = if self.line_ascii {
+            self.at - self.line_start
+        } else {
+            char_count(self.bytes.get(self.line_start..self.at).unwrap_or_default())
+        };
+        Pos::new(
+            self.line,
+            u32::try_from(column).unwrap_or(u32::MAX).saturating_add(1),
+        )
     }
 
     /// The character at the current offset (for the rare non-ASCII ones).
     fn char_here(&self) -> Option<char> {
         self.source.get(self.at..)?.chars().next()
-    }
-
-    /// Steps over one ASCII character other than a newline.
-    fn bump_ascii(&mut self) {
-        self.at += 1;
-        self.column = self.column.saturating_add(1);
     }
 
     /// Skips whitespace and comments.
@@ -222,25 +152,26 @@ impl Reader<'_> {
             if b == b'\n' {
                 self.at += 1;
                 self.line = self.line.saturating_add(1);
-                self.column = 1;
+                self.line_start = self.at;
+                self.line_ascii = true;
             } else if b == b';' {
                 // A comment runs up to the newline (not included).
                 let rest = self.bytes.get(self.at..).unwrap_or_default();
                 let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-                self.column = self
-                    .column
-                    .saturating_add(char_count(rest.get(..len).unwrap_or_default()));
+                if !rest.get(..len).unwrap_or_default().is_ascii() {
+                    self.line_ascii = false;
+                }
                 self.at += len;
             } else if b < 0x80 {
                 if class(b) != WHITESPACE {
                     return;
                 }
-                self.bump_ascii();
+                self.at += 1;
             } else {
                 match self.char_here() {
                     Some(c) if c.is_whitespace() => {
                         self.at += c.len_utf8();
-                        self.column = self.column.saturating_add(1);
+                        self.line_ascii = false;
                     }
                     _ => return,
                 }
@@ -248,56 +179,61 @@ impl Reader<'_> {
         }
     }
 
-    fn push_node(&mut self, pos: Pos, kind: NodeKind) -> NodeId {
-        // The source is at most `u32::MAX` bytes and every node takes one.
-        let id = NodeId::try_from(self.forms.nodes.len()).unwrap_or(NodeId::MAX);
-        self.forms.nodes.push(Node {
-            pos,
-            end: id.saturating_add(1),
-            kind,
-        });
-        id
+    fn syntax_at(&self, offset: usize, msg: &str) -> LispError {
+        syntax(pos_at(self.source, offset), msg)
     }
 
     /// Reads one datum; the caller has skipped trivia and checked there is a character.
     fn datum(&mut self, depth: usize) -> Result<(), LispError> {
-        let pos = self.pos();
         let Some(&b) = self.bytes.get(self.at) else {
-            return Err(syntax(pos, "unexpected end of input"));
+            return Err(self.syntax_at(self.at, "unexpected end of input"));
         };
+        if self.positions.is_some() {
+            let pos = self.pos();
+            let at = self.forms.canon.len();
+            if let Some(positions) = &mut self.positions {
+                positions.push((at, pos));
+            }
+        }
         match b {
-            b'(' | b'[' => self.sequence(pos, b, depth),
-            b')' | b']' | b'}' => Err(syntax(pos, &format!("unexpected `{}`", char::from(b)))),
-            b'{' => Err(syntax(pos, "maps `{...}` are not supported")),
-            b'"' => Err(syntax(pos, "strings are not supported")),
-            b'\'' | b'`' | b'~' | b'@' | b'^' | b'#' | b'\\' => Err(syntax(
-                pos,
+            b'(' | b'[' => self.sequence(b, depth),
+            b')' | b']' | b'}' => {
+                Err(self.syntax_at(self.at, &format!("unexpected `{}`", char::from(b))))
+            }
+            b'{' => Err(self.syntax_at(self.at, "maps `{...}` are not supported")),
+            b'"' => Err(self.syntax_at(self.at, "strings are not supported")),
+            b'\'' | b'`' | b'~' | b'@' | b'^' | b'#' | b'\\' => Err(self.syntax_at(
+                self.at,
                 &format!("reader macro `{}` is not supported", char::from(b)),
             )),
-            _ => self.atom(pos),
+            _ => self.atom(),
         }
     }
 
-    /// Reads `( ... )` or `[ ... ]` starting with `open` at `pos`.
-    fn sequence(&mut self, pos: Pos, open: u8, depth: usize) -> Result<(), LispError> {
+    /// Reads `( ... )` or `[ ... ]`, starting with `open`.
+    fn sequence(&mut self, open: u8, depth: usize) -> Result<(), LispError> {
+        let start = self.at;
         if depth >= super::MAX_DEPTH {
-            return Err(LispError::new(pos, LispErrorKind::TooDeep));
+            return Err(LispError::new(
+                pos_at(self.source, start),
+                LispErrorKind::TooDeep,
+            ));
         }
-        self.bump_ascii();
+        self.at += 1;
         let (close, tag) = if open == b'(' {
             (b')', canonical::LIST)
         } else {
             (b']', canonical::VECTOR)
         };
-        let id = self.push_node(pos, NodeKind::List { len: 0 });
+        let canon_at = self.forms.canon.len();
         let count_at = canonical::open_sequence(&mut self.forms.canon, tag);
-        let mut len = 0u32;
+        let mut len = 0u64;
         loop {
             self.skip_trivia();
             match self.bytes.get(self.at) {
                 None => {
-                    return Err(syntax(
-                        pos,
+                    return Err(self.syntax_at(
+                        start,
                         &format!(
                             "`{}` is never closed (expected `{}`)",
                             char::from(open),
@@ -306,14 +242,15 @@ impl Reader<'_> {
                     ));
                 }
                 Some(&d) if d == close => {
-                    self.bump_ascii();
+                    self.at += 1;
                     break;
                 }
                 Some(&d @ (b')' | b']' | b'}')) => {
-                    return Err(syntax(
-                        self.pos(),
+                    let open_pos = pos_at(self.source, start);
+                    return Err(self.syntax_at(
+                        self.at,
                         &format!(
-                            "`{}` does not match `{}` at {pos} (expected `{}`)",
+                            "`{}` does not match `{}` at {open_pos} (expected `{}`)",
                             char::from(d),
                             char::from(open),
                             char::from(close)
@@ -321,34 +258,44 @@ impl Reader<'_> {
                     ));
                 }
                 Some(_) => {
+                    if depth == 0 && len == 1 {
+                        let pos = self.pos();
+                        if let Some(top) = self.forms.tops.last_mut() {
+                            top.name_pos = pos;
+                        }
+                    }
+                    let element = self.forms.canon.len();
                     self.datum(depth + 1)?;
-                    len = len.saturating_add(1);
+                    if len == 0 && open == b'(' && self.is_division(element) {
+                        let pos = pos_at_line(self, start);
+                        self.forms.div_lists.push((canon_at, pos));
+                    }
+                    len += 1;
                 }
             }
         }
         canonical::close_sequence(&mut self.forms.canon, count_at, len);
-        let end = NodeId::try_from(self.forms.nodes.len()).unwrap_or(NodeId::MAX);
-        if let Some(node) = self.forms.nodes.get_mut(id as usize) {
-            node.end = end;
-            node.kind = if open == b'(' {
-                NodeKind::List { len }
-            } else {
-                NodeKind::Vector { len }
-            };
-        }
         Ok(())
     }
 
-    fn atom(&mut self, pos: Pos) -> Result<(), LispError> {
+    /// Whether the canonical bytes from `element` on are the symbol `/` or `mod`.
+    fn is_division(&self, element: usize) -> bool {
+        const SLASH: &[u8] = b"S\x01\0\0\0\0\0\0\0/";
+        const MOD: &[u8] = b"S\x03\0\0\0\0\0\0\0mod";
+        let written = self.forms.canon.get(element..).unwrap_or_default();
+        written == SLASH || written == MOD
+    }
+
+    fn atom(&mut self) -> Result<(), LispError> {
         let start = self.at;
         while let Some(&b) = self.bytes.get(self.at) {
             if b < 0x80 {
                 match class(b) {
-                    SYMBOL => self.bump_ascii(),
+                    SYMBOL => self.at += 1,
                     WHITESPACE | DELIMITER => break,
                     _ => {
-                        return Err(syntax(
-                            self.pos(),
+                        return Err(self.syntax_at(
+                            self.at,
                             &format!("unexpected character `{}`", char::from(b)),
                         ));
                     }
@@ -357,7 +304,7 @@ impl Reader<'_> {
                 match self.char_here() {
                     Some(c) if c.is_whitespace() => break,
                     Some(c) => {
-                        return Err(syntax(self.pos(), &format!("unexpected character `{c}`")));
+                        return Err(self.syntax_at(self.at, &format!("unexpected character `{c}`")));
                     }
                     None => break,
                 }
@@ -370,29 +317,42 @@ impl Reader<'_> {
             [] => false,
         };
         if !numeric {
-            canonical::symbol(&mut self.forms.canon, text);
-            // The source is at most `u32::MAX` bytes long (checked by `read`).
-            let start = u32::try_from(start).unwrap_or(u32::MAX);
-            let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-            self.push_node(pos, NodeKind::Sym { start, len });
+            canonical::symbol(&mut self.forms.canon, text.as_bytes());
             return Ok(());
         }
         let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
         if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(syntax(pos, &format!("invalid number `{text}`")));
+            return Err(self.syntax_at(start, &format!("invalid number `{text}`")));
         }
         // `i64::from_str` accepts a leading `+` or `-` and checks the range.
         match text.parse::<i64>() {
             Ok(v) => {
                 canonical::int(&mut self.forms.canon, v);
-                self.push_node(pos, NodeKind::Int(v));
                 Ok(())
             }
             Err(_) => Err(LispError::new(
-                pos,
+                pos_at(self.source, start),
                 LispErrorKind::IntegerOutOfRange(text.to_owned()),
             )),
         }
+    }
+}
+
+/// The position of byte `offset`, which is on the reader's current line or
+/// an earlier one (the start of a list being read).
+fn pos_at_line(r: &Reader<'_>, offset: usize) -> Pos {
+    if offset >= r.line_start {
+        let column = if r.line_ascii {
+            offset - r.line_start
+        } else {
+            char_count(r.bytes.get(r.line_start..offset).unwrap_or_default())
+        };
+        Pos::new(
+            r.line,
+            u32::try_from(column).unwrap_or(u32::MAX).saturating_add(1),
+        )
+    } else {
+        pos_at(r.source, offset)
     }
 }
 
@@ -400,41 +360,59 @@ fn syntax(pos: Pos, msg: &str) -> LispError {
     LispError::new(pos, LispErrorKind::Syntax(msg.to_owned()))
 }
 
-/// Reads every top-level datum of `source`, and encodes each canonically.
-pub(crate) fn read(source: &str) -> Result<Forms, LispError> {
-    if u32::try_from(source.len()).is_err() {
-        return Err(syntax(
-            Pos::new(1, 1),
-            "programs larger than 4 GiB are not supported",
-        ));
-    }
-    let mut r = Reader {
+fn reader(source: &str, positions: bool) -> Reader<'_> {
+    Reader {
         source,
         bytes: source.as_bytes(),
         at: 0,
         line: 1,
-        column: 1,
+        line_start: 0,
+        line_ascii: true,
         forms: Forms {
-            // About one datum per four bytes and four bytes of canonical encoding per byte.
-            nodes: Vec::with_capacity(source.len() / 4),
+            // Programs encode to about three and a half bytes per byte of source.
+            canon: Vec::with_capacity(source.len().saturating_mul(4).saturating_add(64)),
             tops: Vec::new(),
-            canon: Vec::with_capacity(source.len().saturating_mul(4)),
+            div_lists: Vec::new(),
             end: Pos::new(1, 1),
         },
-    };
+        positions: positions.then(Vec::new),
+    }
+}
+
+fn read_into(r: &mut Reader<'_>) -> Result<(), LispError> {
     loop {
         r.skip_trivia();
         if r.at >= r.bytes.len() {
             r.forms.end = r.pos();
-            return Ok(r.forms);
+            return Ok(());
         }
-        let node = NodeId::try_from(r.forms.nodes.len()).unwrap_or(NodeId::MAX);
         let canon_start = canonical::open_form(&mut r.forms.canon);
-        r.datum(0)?;
         r.forms.tops.push(Top {
-            node,
             canon_start,
-            canon_end: r.forms.canon.len(),
+            canon_end: canon_start,
+            name_pos: Pos::new(1, 1),
         });
+        r.datum(0)?;
+        let canon_end = r.forms.canon.len();
+        if let Some(top) = r.forms.tops.last_mut() {
+            top.canon_end = canon_end;
+        }
     }
+}
+
+/// Reads every top-level datum of `source`, and encodes each canonically.
+pub(crate) fn read(source: &str) -> Result<Forms, LispError> {
+    let mut r = reader(source, false);
+    read_into(&mut r)?;
+    Ok(r.forms)
+}
+
+/// Reads `source` (which [`read`] accepts) and returns what it reads with
+/// the position of every datum, by where the datum starts in the canonical
+/// bytes (in increasing order).
+pub(crate) fn positions(source: &str) -> Result<(Forms, Vec<(usize, Pos)>), LispError> {
+    let mut r = reader(source, true);
+    read_into(&mut r)?;
+    let positions = r.positions.take().unwrap_or_default();
+    Ok((r.forms, positions))
 }

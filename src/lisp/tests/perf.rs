@@ -74,6 +74,20 @@ fn frontend_warm_path_timings() {
     println!("{defs} definitions, {} bytes", BIG.len());
     report("parse", time(rounds, || parse(BIG).unwrap()));
     report(
+        "  read",
+        time(rounds, || crate::lisp::reader::read(BIG).unwrap()),
+    );
+    let forms = crate::lisp::reader::read(BIG).unwrap();
+    println!("{} canonical bytes", forms.canon.len());
+    report(
+        "  check",
+        time(rounds, || {
+            crate::lisp::check::check_program(BIG, &forms)
+                .map(|c| c.defs.len())
+                .unwrap()
+        }),
+    );
+    report(
         "register_program",
         time(rounds, || runtime::register_program(&program)),
     );
@@ -113,5 +127,22 @@ fn frontend_warm_path_timings() {
     report(
         "warm path (borrowing API)",
         time(rounds, || warm_path_borrowed(BIG)),
+    );
+}
+
+/// One parse in a fresh process (run it alone: its memory is not yet mapped).
+#[test]
+#[ignore = "timings, run by hand in release"]
+fn frontend_cold_process_timing() {
+    let start = Instant::now();
+    let n = warm_path_borrowed(BIG);
+    let elapsed = start.elapsed();
+    let start = Instant::now();
+    let n2 = warm_path_borrowed(BIG);
+    let second = start.elapsed();
+    println!(
+        "first warm path in this process: {:.3} ms, second {:.3} ms ({n}, {n2})",
+        elapsed.as_secs_f64() * 1e3,
+        second.as_secs_f64() * 1e3
     );
 }

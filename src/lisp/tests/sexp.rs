@@ -1,12 +1,12 @@
-//! S-expression trees for the tests: what the reader reads, as an owned tree
-//! (built from the reader's flat nodes), and the canonical encoding written
-//! out the straightforward way, as a reference for the bytes the reader
-//! computes while reading.
+//! S-expression trees for the tests: what the reader reads, as owned trees
+//! (decoded from the canonical bytes, with the positions the reader finds
+//! when asked), and the canonical encoding written out the straightforward
+//! way, as a reference.
 
 use crate::lisp::LispError;
 use crate::lisp::Pos;
-use crate::lisp::canonical::CODEGEN_VERSION;
-use crate::lisp::reader::{self, NodeId, NodeKind, Tree};
+use crate::lisp::canonical::{CODEGEN_VERSION, Cursor, Datum};
+use crate::lisp::reader;
 
 /// A datum read from the source, with the position of its first character.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,39 +30,49 @@ pub(super) enum SexpKind {
     Vector(Vec<Sexp>),
 }
 
-fn tree_of(tree: Tree<'_>, id: NodeId) -> Sexp {
-    let node = tree.node(id);
-    let kind = match node.kind {
-        NodeKind::Int(v) => SexpKind::Int(v),
-        NodeKind::Sym { .. } => SexpKind::Sym(tree.sym(id).unwrap().to_owned()),
-        NodeKind::List { .. } => {
-            SexpKind::List(tree.elements(id).map(|e| tree_of(tree, e)).collect())
-        }
-        NodeKind::Vector { .. } => {
-            SexpKind::Vector(tree.elements(id).map(|e| tree_of(tree, e)).collect())
-        }
+/// Decodes the datum at `c`, with positions from `positions`.
+fn tree_of(c: &mut Cursor<'_>, positions: &[(usize, Pos)]) -> Sexp {
+    let at = c.at;
+    let pos = positions[positions.binary_search_by_key(&at, |&(a, _)| a).unwrap()].1;
+    let kind = match c.next().unwrap() {
+        Datum::Int(v) => SexpKind::Int(v),
+        Datum::Sym(name) => SexpKind::Sym(String::from_utf8(name.to_vec()).unwrap()),
+        Datum::List(n) => SexpKind::List((0..n).map(|_| tree_of(c, positions)).collect()),
+        Datum::Vector(n) => SexpKind::Vector((0..n).map(|_| tree_of(c, positions)).collect()),
     };
-    Sexp {
-        pos: node.pos,
-        kind,
-    }
+    Sexp { pos, kind }
 }
 
 /// Reads every top-level datum of `source`, as trees.
 pub(super) fn read_all(source: &str) -> Result<Vec<Sexp>, LispError> {
-    let forms = reader::read(source)?;
-    let tree = Tree {
-        source,
-        nodes: &forms.nodes,
-    };
-    // Every node belongs to exactly one top-level form, in order.
-    let mut next = 0;
-    for top in &forms.tops {
-        assert_eq!(top.node, next);
-        next = tree.node(top.node).end;
+    let (forms, positions) = reader::positions(source)?;
+    // Reading with or without positions gives the same result.
+    let plain = reader::read(source).unwrap();
+    assert_eq!(plain.canon, forms.canon);
+    assert_eq!(plain.div_lists, forms.div_lists);
+    assert_eq!(plain.end, forms.end);
+    // One position per datum.
+    let mut count = 0;
+    let trees = forms
+        .tops
+        .iter()
+        .map(|top| {
+            let mut c = Cursor::new(&forms.canon, top.datum());
+            let tree = tree_of(&mut c, &positions);
+            assert_eq!(c.at, top.canon_end);
+            count += nodes(&tree);
+            tree
+        })
+        .collect();
+    assert_eq!(count, positions.len());
+    Ok(trees)
+}
+
+fn nodes(s: &Sexp) -> usize {
+    match &s.kind {
+        SexpKind::List(v) | SexpKind::Vector(v) => 1 + v.iter().map(nodes).sum::<usize>(),
+        _ => 1,
     }
-    assert_eq!(next as usize, forms.nodes.len());
-    Ok(forms.tops.iter().map(|t| tree_of(tree, t.node)).collect())
 }
 
 /// The canonical encoding of `form`, written from the documented layout.
