@@ -8,85 +8,46 @@ use crate::entry::{EntryInfo, UnitState};
 use crate::error::{Error, sql_err};
 use crate::key::{Key, KeyComponents};
 
+/// The blob and uncompressed length of `key`, through `conn` (a connection or a
+/// transaction on it).
+fn lookup_in(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<Option<(BlobId, u64)>> {
+    let row = conn
+        .prepare_cached("SELECT blob, size FROM entries WHERE key = ?1")?
+        .query_row([key.as_bytes().as_slice()], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    Ok(row.and_then(|(blob, size)| {
+        let blob: [u8; 32] = blob.try_into().ok()?;
+        Some((BlobId::from_bytes(blob), u64::try_from(size).ok()?))
+    }))
+}
+
 impl Index {
     /// Blob and uncompressed length recorded for `key`.
     pub fn lookup(&self, key: &Key) -> Result<Option<(BlobId, u64)>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT blob, size FROM entries WHERE key = ?1")
-            .map_err(|e| self.err(e))?;
-        let row = stmt
-            .query_row([key.as_bytes().as_slice()], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-            })
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(row.and_then(|(blob, size)| {
-            let blob: [u8; 32] = blob.try_into().ok()?;
-            Some((BlobId::from_bytes(blob), u64::try_from(size).ok()?))
-        }))
+        lookup_in(&self.conn, key).map_err(|e| self.err(e))
     }
 
     /// [`Index::lookup`] of many keys in one read transaction: the database's shared lock
     /// is taken once for the batch rather than once per key.
     pub fn lookup_many(&mut self, keys: &[Key]) -> Result<Vec<Option<(BlobId, u64)>>, Error> {
         let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| sql_err(&path, e))?;
-        let found = {
-            let mut stmt = tx
-                .prepare_cached("SELECT blob, size FROM entries WHERE key = ?1")
-                .map_err(|e| sql_err(&path, e))?;
-            keys.iter()
-                .map(|key| {
-                    let row = stmt
-                        .query_row([key.as_bytes().as_slice()], |r| {
-                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-                        })
-                        .optional()
-                        .map_err(|e| sql_err(&path, e))?;
-                    Ok(row.and_then(|(blob, size)| {
-                        let blob: [u8; 32] = blob.try_into().ok()?;
-                        Some((BlobId::from_bytes(blob), u64::try_from(size).ok()?))
-                    }))
-                })
-                .collect::<Result<Vec<_>, Error>>()?
-        };
-        tx.commit().map_err(|e| sql_err(&path, e))?;
+        let err = |e| sql_err(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let found = keys
+            .iter()
+            .map(|key| lookup_in(&tx, key))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
         Ok(found)
     }
 
     /// Records `key → blob` (replacing any previous entry for the key) and, when given,
     /// the unit's components; one IMMEDIATE transaction.
     pub fn insert(&mut self, row: &NewEntry<'_>) -> Result<(), Error> {
-        let path = self.path.clone();
-        let err = |e| sql_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO entries
-                     (key, blob, size, stored_size, name, created_ms, last_access_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                )
-                .map_err(err)?;
-            stmt.execute(params![
-                row.key.as_bytes().as_slice(),
-                row.blob.as_bytes().as_slice(),
-                to_i64(row.size),
-                to_i64(row.stored_size),
-                row.name,
-                row.now_ms,
-            ])
-            .map_err(err)?;
-            if let Some(c) = row.components {
-                insert_unit(&tx, row.key, c, row.now_ms).map_err(err)?;
-            }
-            bump(&tx, counter::PUTS, 1).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.insert_many(std::slice::from_ref(row))
     }
 
     /// [`Index::insert`] of many rows in one IMMEDIATE transaction, in the order given
