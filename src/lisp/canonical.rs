@@ -15,6 +15,11 @@
 //! are not encoded, so reformatting leaves the bytes unchanged; the encoding is
 //! prefix-free, so any change to the form's structure, names or values changes
 //! them. The version makes every key miss when code generation changes.
+//!
+//! The reader writes these bytes as it reads (the `open_*`, `int`, `symbol`
+//! and `close_sequence` functions), and since they hold the whole form they
+//! are also the tree the checker and the body builder walk, with a
+//! [`Cursor`].
 
 /// Version of the code the frontend generates for a form. Bump it whenever
 /// the generated code or the runtime interface changes, so that objects

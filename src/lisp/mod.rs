@@ -2,8 +2,10 @@
 //!
 //! Each top-level `defn` is one cache unit: [`parse`] reads and checks a
 //! program, [`Def::canonical`] and [`Def::callees`] (with [`interface_hash`])
-//! are the material of its cache key, and [`compile_def`] turns it into one
-//! Cranelift IR function for the Cranelift backend. Calls between definitions
+//! are the material of its cache key ([`Def::canonical_bytes`] and
+//! [`Def::callee_hashes`] borrow them: they are computed once, by [`parse`]),
+//! and [`compile_def`] turns it into one Cranelift IR function for the
+//! Cranelift backend. Calls between definitions
 //! go through symbols resolved when the code is loaded, so changing a
 //! callee's body recompiles the callee alone, and changing its arity changes
 //! its interface hash and so recompiles its callers too.

@@ -76,7 +76,7 @@ struct Registry {
 
 /// Programs registered but not yet indexed are indexed once there are this
 /// many, so that the registry does not keep every program alive.
-const MAX_PENDING: usize = 16;
+const MAX_PENDING: usize = 8;
 
 impl Registry {
     /// Indexes the pending programs, in the order they were registered (a

@@ -1,11 +1,17 @@
 //! Timings of the frontend's warm path (what `jitcache run` does with a Lisp
-//! program before looking its units up), printed, never asserted:
+//! program before looking its units up: parse, `main`'s symbol,
+//! `register_program`, each definition's canonical bytes, callee interface
+//! hashes and name), printed, never asserted:
 //!
 //! ```text
-//! cargo test --release --lib lisp::tests::perf -- --ignored --nocapture
+//! CARGO_TARGET_DIR=... cargo test --release -p jitcache --lib lisp::tests::perf -- --ignored --nocapture --test-threads 1
 //! ```
 //!
-//! It runs on `examples/lisp/big.clj` (1,000 definitions).
+//! `frontend_warm_path_timings` repeats it in one process (the steady state);
+//! `frontend_cold_process_timing` runs it once in a fresh process, where
+//! every page the frontend touches is a page fault: run it on its own
+//! (`--exact lisp::tests::perf::frontend_cold_process_timing`). Both use
+//! `examples/lisp/big.clj` (1,000 definitions).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
