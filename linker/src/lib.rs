@@ -244,7 +244,14 @@ impl Linker {
             units: &self.units,
             arena: &mut self.arena,
         };
-        let linked = link::link(objects, env)?;
+        let linked = match link::link(objects, env) {
+            Ok(linked) => linked,
+            Err(e) => {
+                // Its pieces are back; a chunk made for it alone goes too.
+                self.arena.trim();
+                return Err(e);
+            }
+        };
         let id = UnitId(self.next_id);
         self.next_id += 1;
         let unit = Unit::new(id, linked, options.register_unwind_info, options.export);
