@@ -54,8 +54,9 @@ const SYMBOL: u8 = 4;
 /// Characters a symbol may contain besides ASCII letters and digits.
 const SYMBOL_PUNCT: &[u8] = b"*+!-_?<>=/.%&$'";
 
-const CLASSES: [u8; 128] = {
-    let mut t = [0u8; 128];
+/// The class of every byte (non-ASCII bytes have none).
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
     // `,` and what `char::is_whitespace` accepts among ASCII characters.
     let ws: &[u8] = b" \t\n\x0b\x0c\r,";
     let mut i = 0;
@@ -85,7 +86,7 @@ const CLASSES: [u8; 128] = {
 };
 
 fn class(b: u8) -> u8 {
-    CLASSES.get(b as usize).copied().unwrap_or(0)
+    CLASSES[usize::from(b)]
 }
 
 /// The number of characters in `bytes` (which hold whole UTF-8 characters).
@@ -288,26 +289,25 @@ impl Reader<'_> {
 
     fn atom(&mut self) -> Result<(), LispError> {
         let start = self.at;
-        while let Some(&b) = self.bytes.get(self.at) {
+        let rest = self.bytes.get(start..).unwrap_or_default();
+        self.at += rest
+            .iter()
+            .position(|&b| class(b) != SYMBOL)
+            .unwrap_or(rest.len());
+        // What ends the atom: the end, whitespace or a delimiter, or else a
+        // character that has no place in the language.
+        if let Some(&b) = self.bytes.get(self.at) {
             if b < 0x80 {
-                match class(b) {
-                    SYMBOL => self.at += 1,
-                    WHITESPACE | DELIMITER => break,
-                    _ => {
-                        return Err(self.syntax_at(
-                            self.at,
-                            &format!("unexpected character `{}`", char::from(b)),
-                        ));
-                    }
+                if !matches!(class(b), WHITESPACE | DELIMITER) {
+                    return Err(self.syntax_at(
+                        self.at,
+                        &format!("unexpected character `{}`", char::from(b)),
+                    ));
                 }
-            } else {
-                match self.char_here() {
-                    Some(c) if c.is_whitespace() => break,
-                    Some(c) => {
-                        return Err(self.syntax_at(self.at, &format!("unexpected character `{c}`")));
-                    }
-                    None => break,
-                }
+            } else if let Some(c) = self.char_here()
+                && !c.is_whitespace()
+            {
+                return Err(self.syntax_at(self.at, &format!("unexpected character `{c}`")));
             }
         }
         let text = self.source.get(start..self.at).unwrap_or_default();
