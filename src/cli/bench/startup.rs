@@ -285,7 +285,20 @@ mod tests {
 
     #[test]
     fn lisp_program_has_exactly_the_definitions_asked() {
-        for defs in [LISP_MIN_DEFS, 8, 50, 51, 52, 53, 100, 103, 104, 999, 1000, 1001] {
+        for defs in [
+            LISP_MIN_DEFS,
+            8,
+            50,
+            51,
+            52,
+            53,
+            100,
+            103,
+            104,
+            999,
+            1000,
+            1001,
+        ] {
             assert_eq!(lisp_defs(&lisp_program(defs)), defs, "defs = {defs}");
         }
         assert_eq!(lisp_defs(&lisp_program(1)), LISP_MIN_DEFS);
