@@ -131,10 +131,19 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// The position of the next character.
     fn pos(&self) -> Pos {
+        self.pos_of(self.at)
+    }
+
+    /// The position of byte `offset`, at or before the next character.
+    fn pos_of(&self, offset: usize) -> Pos {
+        if offset < self.line_start {
+            // On an earlier line (the start of a list spanning lines).
+            return pos_at(self.source, offset);
+        }
         let column = if self.line_ascii {
-            self.at - self.line_start
+            offset - self.line_start
         } else {
-            char_count(self.bytes.get(self.line_start..self.at).unwrap_or_default())
+            char_count(self.bytes.get(self.line_start..offset).unwrap_or_default())
         };
         Pos::new(
             self.line,
@@ -268,7 +277,7 @@ impl Reader<'_> {
                     let element = self.forms.canon.len();
                     self.datum(depth + 1)?;
                     if len == 0 && open == b'(' && self.is_division(element) {
-                        let pos = pos_at_line(self, start);
+                        let pos = self.pos_of(start);
                         self.forms.div_lists.push((canon_at, pos));
                     }
                     len += 1;
@@ -335,24 +344,6 @@ impl Reader<'_> {
                 LispErrorKind::IntegerOutOfRange(text.to_owned()),
             )),
         }
-    }
-}
-
-/// The position of byte `offset`, which is on the reader's current line or
-/// an earlier one (the start of a list being read).
-fn pos_at_line(r: &Reader<'_>, offset: usize) -> Pos {
-    if offset >= r.line_start {
-        let column = if r.line_ascii {
-            offset - r.line_start
-        } else {
-            char_count(r.bytes.get(r.line_start..offset).unwrap_or_default())
-        };
-        Pos::new(
-            r.line,
-            u32::try_from(column).unwrap_or(u32::MAX).saturating_add(1),
-        )
-    } else {
-        pos_at(r.source, offset)
     }
 }
 
