@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use crate::error::Error;
 
@@ -26,6 +27,27 @@ const CTX_BACKEND: &str = "jitcache 2025-01 key v1 backend";
 const CTX_FLAGS: &str = "jitcache 2025-01 key v1 flags";
 const CTX_TARGET: &str = "jitcache 2025-01 key v1 target";
 const CTX_DEPS: &str = "jitcache 2025-01 key v1 deps";
+
+// A derive-key hasher starts by hashing its context string: one compression per field per
+// key. Each context's starting state is made once per process and cloned (the same bytes
+// come out: the golden vector pins them).
+static HASHER_KEY: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(CTX_KEY));
+static HASHER_UNIT: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(CTX_UNIT));
+static HASHER_BACKEND: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(CTX_BACKEND));
+static HASHER_FLAGS: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(CTX_FLAGS));
+static HASHER_TARGET: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(CTX_TARGET));
+static HASHER_DEPS: LazyLock<blake3::Hasher> =
+    LazyLock::new(|| blake3::Hasher::new_derive_key(CTX_DEPS));
+
+/// A fresh hasher in the derive-key mode of one context.
+fn hasher(start: &LazyLock<blake3::Hasher>) -> blake3::Hasher {
+    (**start).clone()
+}
 
 /// A cache key: 32 bytes of BLAKE3. Displayed and parsed as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,7 +180,7 @@ impl fmt::Display for KeyField {
 impl KeyComponents {
     /// The key these components make.
     pub fn key(&self) -> Key {
-        let mut h = blake3::Hasher::new_derive_key(CTX_KEY);
+        let mut h = hasher(&HASHER_KEY);
         h.update(&KEY_FORMAT_VERSION.to_le_bytes());
         field(&mut h, self.namespace.as_bytes());
         field(&mut h, self.name.as_bytes());
@@ -278,7 +300,7 @@ impl KeyBuilder {
 
     /// Sets the unit's bytes (source or IR). Only their digest is kept.
     pub fn unit(&mut self, bytes: &[u8]) -> &mut Self {
-        let mut h = blake3::Hasher::new_derive_key(CTX_UNIT);
+        let mut h = hasher(&HASHER_UNIT);
         field(&mut h, bytes);
         self.unit = *h.finalize().as_bytes();
         self
@@ -287,7 +309,7 @@ impl KeyBuilder {
     /// Sets the backend's identity: its name and version (a crate version, or a digest
     /// of the compiler binary's `--version` output).
     pub fn backend(&mut self, name: &str, version: &str) -> &mut Self {
-        let mut h = blake3::Hasher::new_derive_key(CTX_BACKEND);
+        let mut h = hasher(&HASHER_BACKEND);
         field(&mut h, name.as_bytes());
         field(&mut h, version.as_bytes());
         self.backend = *h.finalize().as_bytes();
@@ -307,7 +329,7 @@ impl KeyBuilder {
             list.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
             list.dedup_by(|a, b| a.as_ref() == b.as_ref());
         }
-        let mut h = blake3::Hasher::new_derive_key(CTX_FLAGS);
+        let mut h = hasher(&HASHER_FLAGS);
         h.update(&[match order {
             FlagOrder::Unordered => 0,
             FlagOrder::Ordered => 1,
@@ -322,7 +344,7 @@ impl KeyBuilder {
 
     /// Sets the target: triple plus resolved CPU features (never "native").
     pub fn target(&mut self, target: &str) -> &mut Self {
-        let mut h = blake3::Hasher::new_derive_key(CTX_TARGET);
+        let mut h = hasher(&HASHER_TARGET);
         field(&mut h, target.as_bytes());
         self.target = *h.finalize().as_bytes();
         self
@@ -347,7 +369,7 @@ impl KeyBuilder {
 
     /// The per-field digests making up the key.
     pub fn components(&self) -> KeyComponents {
-        let mut h = blake3::Hasher::new_derive_key(CTX_DEPS);
+        let mut h = hasher(&HASHER_DEPS);
         h.update(&len64(self.deps.len()));
         for dep in &self.deps {
             field(&mut h, dep);
