@@ -162,21 +162,14 @@ fn load_lisp(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<Load
     cache
         .linker()
         .set_resolver(Box::new(lisp::runtime::resolve));
-    let canonical: Vec<Vec<u8>> = program.defs().iter().map(|d| d.canonical()).collect();
-    let deps: Vec<Vec<[u8; 32]>> = program
-        .defs()
-        .iter()
-        .map(|d| d.callee_interface_hashes())
-        .collect();
     let parts: Vec<KeyParts<'_>> = program
         .defs()
         .iter()
-        .enumerate()
-        .map(|(i, def)| KeyParts {
+        .map(|def| KeyParts {
             namespace: "lisp",
             name: def.name(),
-            unit: &canonical[i],
-            deps: &deps[i],
+            unit: def.canonical_bytes(),
+            deps: def.callee_hashes(),
         })
         .collect();
     let units = cache.get_or_compile_batch(&parts, &backend, |i| {
