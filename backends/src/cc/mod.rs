@@ -262,18 +262,18 @@ impl CcBackend {
             source,
         })?;
 
-        let output = Command::new(compiler)
+        let mut command = Command::new(compiler);
+        command
             .args(&config.flags)
             .args(["-x", config.lang.x_arg(), "-c", &file, "-o", &object])
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|source| Error::Spawn {
-                program: compiler.clone(),
-                source,
-            })?;
+            .stderr(Stdio::piped());
+        let output = probe::retry_busy(|| command.output()).map_err(|source| Error::Spawn {
+            program: compiler.clone(),
+            source,
+        })?;
         if !output.status.success() {
             let mut stderr = String::from_utf8_lossy(&output.stderr)
                 .trim_end()

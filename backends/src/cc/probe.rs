@@ -108,10 +108,33 @@ fn query(compiler: &Path) -> Command {
 }
 
 fn spawn(mut cmd: Command, compiler: &Path) -> Result<Child, Error> {
-    cmd.spawn().map_err(|source| Error::Spawn {
+    retry_busy(|| cmd.spawn()).map_err(|source| Error::Spawn {
         program: compiler.to_owned(),
         source,
     })
+}
+
+/// Runs `start` again while it fails with `ETXTBSY`: a compiler (or wrapper script) that
+/// was just written is "busy" while any process still holds a write descriptor to it,
+/// which includes a child forked by another thread between that thread's `fork` and
+/// `exec`. The window is short; a few retries close it.
+pub(crate) fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut pause = std::time::Duration::from_millis(1);
+    for _ in 0..8 {
+        match start() {
+            Err(e) if e.raw_os_error() == Some(libc_etxtbsy()) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    start()
+}
+
+/// `ETXTBSY` on Linux (the backends crate has no libc dependency).
+const fn libc_etxtbsy() -> i32 {
+    26
 }
 
 fn wait(child: Child, compiler: &Path) -> Result<Output, Error> {
