@@ -268,38 +268,35 @@ fn load_c(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<Loaded,
         Some(dir) => CcBackend::with_probe_cache(config, &dir)?,
         None => CcBackend::new(config)?,
     };
-    let mut units_bytes = Vec::with_capacity(files.len());
+    // The headers are one dependency of every unit: hashed once, not once per unit.
+    let headers = [*blake3::hash(&context).as_bytes()];
+    let mut sources = Vec::with_capacity(files.len());
     let mut names = Vec::with_capacity(files.len());
     for file in &files {
-        let source = std::fs::read(file).map_err(|source| Error::Io {
+        sources.push(std::fs::read(file).map_err(|source| Error::Io {
             path: file.clone(),
             source,
-        })?;
-        let mut unit = Vec::with_capacity(source.len() + context.len() + 8);
-        unit.extend_from_slice(&(source.len() as u64).to_le_bytes());
-        unit.extend_from_slice(&source);
-        unit.extend_from_slice(&context);
-        units_bytes.push((unit, source));
+        })?);
         names.push(
             file.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
     }
-    let parts: Vec<KeyParts<'_>> = units_bytes
+    let parts: Vec<KeyParts<'_>> = sources
         .iter()
         .zip(&names)
-        .map(|((unit, _), name)| KeyParts {
+        .map(|(source, name)| KeyParts {
             namespace: "c",
             name,
-            unit,
-            deps: &[],
+            unit: source,
+            deps: &headers,
         })
         .collect();
     let units = cache.get_or_compile_batch(&parts, &backend, |i| {
         Ok(SourceUnit::new(
             files[i].display().to_string(),
-            units_bytes[i].1.clone(),
+            sources[i].clone(),
         ))
     })?;
     let entry = find_symbol(&units, "main", path)?;
