@@ -20,7 +20,7 @@ mod memory;
 mod programs;
 mod report;
 mod scale;
-mod startup;
+pub(super) mod startup;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -95,17 +95,8 @@ pub fn bench(args: &BenchArgs, json: bool) -> Result<ExitCode> {
         worker::main(spec)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let temp;
-    let root: &Path = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            dir
-        }
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary directory")?;
-            temp.path()
-        }
-    };
+    let (_temp, root) = super::work_dir(args.keep.as_deref())?;
+    let root: &Path = &root;
     let exe = std::env::current_exe().context("locating the jitcache executable")?;
     let plan = Plan::new(args.quick);
     let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);

@@ -4,10 +4,12 @@
 //! the warm cache, and with the cache bypassed. Prints what loading cost each time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+
+use super::bench::startup::run_once;
 use serde_json::{Value, json};
 
 /// Arguments of `jitcache demo`.
@@ -30,57 +32,6 @@ const C_DEMO: &[(&str, &str)] = &[
     ("text.c", include_str!("../../examples/c/text.c")),
 ];
 
-/// One `jitcache run` in a new process.
-struct Run {
-    /// Wall time of the whole process.
-    wall: Duration,
-    /// Time until `main` was called: frontend, cache lookups, compiles, linking.
-    load: Duration,
-    units: u64,
-    compiled: u64,
-    stdout: Vec<u8>,
-}
-
-fn run_once(exe: &Path, cache: &Path, program: &Path, no_cache: bool) -> Result<Run> {
-    let mut command = Command::new(exe);
-    command
-        .arg("--cache-dir")
-        .arg(cache)
-        .arg("--json")
-        .arg("run");
-    if no_cache {
-        command.arg("--no-cache");
-    }
-    command.arg(program);
-    let start = Instant::now();
-    let output = command
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    let wall = start.elapsed();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report: Value = stderr
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line).ok())
-        .with_context(|| format!("{} printed no report: {}", program.display(), stderr.trim()))?;
-    anyhow::ensure!(
-        report["exit"] == 0,
-        "{} exited with {}: {}",
-        program.display(),
-        report["exit"],
-        stderr.trim()
-    );
-    let ms = |field: &str| report[field].as_f64().unwrap_or(0.0);
-    let load_ms = ms("frontend_ms") + ms("compile_ms") + ms("load_ms");
-    Ok(Run {
-        wall,
-        load: Duration::from_secs_f64(load_ms / 1e3),
-        units: report["units"].as_u64().unwrap_or(0),
-        compiled: report["compiled"].as_u64().unwrap_or(0),
-        stdout: output.stdout,
-    })
-}
-
 fn fmt_ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
     if ms < 10.0 {
@@ -92,17 +43,8 @@ fn fmt_ms(d: Duration) -> String {
 
 /// Runs the demo.
 pub fn demo(args: &DemoArgs, json_out: bool) -> Result<ExitCode> {
-    let temp;
-    let root: &Path = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            dir
-        }
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary directory")?;
-            temp.path()
-        }
-    };
+    let (_temp, root) = super::work_dir(args.keep.as_deref())?;
+    let root: &Path = &root;
     let cache = root.join("cache");
     let lisp = root.join("demo.clj");
     std::fs::write(&lisp, LISP_DEMO).with_context(|| format!("writing {}", lisp.display()))?;

@@ -77,6 +77,23 @@ pub fn cache_dir(cli: &Cli) -> Result<PathBuf> {
     )
 }
 
+/// Where `demo` and `bench` put their programs and caches: `keep` if given (created), else
+/// a temporary directory removed when the returned guard drops.
+fn work_dir(keep: Option<&std::path::Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    use anyhow::Context;
+    match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            Ok((None, dir.to_path_buf()))
+        }
+        None => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let path = temp.path().to_path_buf();
+            Ok((Some(temp), path))
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<ExitCode> {
     let json = cli.json;
     match &cli.command {

@@ -195,14 +195,18 @@ impl CcBackend {
     /// fails, [`Error::UnresolvedNative`].
     pub fn new(config: CcConfig) -> Result<CcBackend, Error> {
         let probe = probe::probe(&config.compiler, config.lang, &config.flags)?;
+        Ok(CcBackend::from_probe(config, probe))
+    }
+
+    fn from_probe(config: CcConfig, probe: probe::Probe) -> CcBackend {
         let identity = identity(&config, &probe);
-        Ok(CcBackend {
+        CcBackend {
             inner: Arc::new(Inner {
                 config,
                 probe,
                 identity,
             }),
-        })
+        }
     }
 
     /// Like [`CcBackend::new`], remembering the probe in `dir` and reusing it while the
@@ -215,14 +219,7 @@ impl CcBackend {
     /// As [`CcBackend::new`]; an unreadable or unwritable `dir` is not an error.
     pub fn with_probe_cache(config: CcConfig, dir: &Path) -> Result<CcBackend, Error> {
         let probe = probe_cache::load_or_probe(dir, &config.compiler, config.lang, &config.flags)?;
-        let identity = identity(&config, &probe);
-        Ok(CcBackend {
-            inner: Arc::new(Inner {
-                config,
-                probe,
-                identity,
-            }),
-        })
+        Ok(CcBackend::from_probe(config, probe))
     }
 
     /// The configuration the backend was built with.

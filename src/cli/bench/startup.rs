@@ -22,6 +22,8 @@ pub struct Run {
     pub wall: Duration,
     /// Time until `main` was called, from the report: frontend + compile + load.
     pub load: Duration,
+    /// Units the program consists of.
+    pub units: u64,
     /// Units compiled in the run.
     pub compiled: u64,
     /// What the program printed.
@@ -58,6 +60,7 @@ pub fn run_once(exe: &Path, cache: &Path, program: &Path, no_cache: bool) -> Res
     Ok(Run {
         wall,
         load: report_load_time(&report),
+        units: report["units"].as_u64().unwrap_or(0),
         compiled: report["compiled"].as_u64().unwrap_or(0),
         stdout: output.stdout,
     })
