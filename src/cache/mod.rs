@@ -2,6 +2,7 @@
 //! store, or from a backend it runs once.
 
 mod explain;
+mod pack;
 mod stats;
 
 pub use explain::MissReason;
@@ -383,7 +384,23 @@ impl JitCache {
             .filter(|(_, r)| r.is_none())
             .map(|(k, _)| *k)
             .collect();
-        let mut from_disk = self.read_many(&wanted).into_iter();
+        // A large batch with nothing resident first tries its pack: one read for all.
+        let packable = self.store.is_some()
+            && wanted.len() == keys.len()
+            && keys.len() >= pack::PACK_MIN_UNITS;
+        let pack_key = packable.then(|| pack::pack_key(&keys));
+        let packed = pack_key
+            .and_then(|key| self.read(&key))
+            .and_then(|bytes| pack::decode(&bytes, keys.len()));
+        let from_pack = packed.is_some();
+        if let (true, Some(store)) = (from_pack, &self.store) {
+            store.touch(&keys);
+        }
+        let mut from_disk = match packed {
+            Some(objects) => objects.into_iter().map(Some).collect::<Vec<_>>(),
+            None => self.read_many(&wanted),
+        }
+        .into_iter();
         for (i, key) in keys.iter().enumerate() {
             if let Some(r) = &resident[i] {
                 objects.push((Arc::clone(&r.object), Origin::Memory));
@@ -416,6 +433,11 @@ impl JitCache {
             .map(|((bytes, _), name)| ObjectFile { name, bytes })
             .collect();
         let link = lock(&self.linker).load(&files)?;
+        if let Some(key) = pack_key.filter(|_| !from_pack) {
+            // Linked fine, so worth keeping together for the next start.
+            let bytes = pack::encode(objects.iter().map(|(bytes, _)| bytes.as_slice()));
+            self.write(&key, &bytes, None);
+        }
         let mut results = Vec::with_capacity(parts.len());
         {
             let mut loaded = lock(&self.loaded);
@@ -487,6 +509,28 @@ impl JitCache {
         }
     }
 
+    /// Stores `bytes` under `key` (with the unit's components, when it is a unit). The
+    /// first failure (read-only, full) warns once and stops further writes.
+    fn write(&self, key: &Key, bytes: &[u8], components: Option<&KeyComponents>) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if self.writes_failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let meta = EntryMeta {
+            name: Some(match components {
+                Some(c) => format!("{}/{}", c.namespace, c.name),
+                None => "pack".to_owned(),
+            }),
+            components: components.cloned(),
+        };
+        if let Err(err) = store.put_with(key, bytes, &meta) {
+            self.writes_failed.store(true, Ordering::Relaxed);
+            self.bypass(err.to_string());
+        }
+    }
+
     /// Reads `key` from the store; any store error is a miss (and a warning).
     fn read(&self, key: &Key) -> Option<Vec<u8>> {
         let store = self.store.as_ref()?;
@@ -534,16 +578,7 @@ impl JitCache {
             return Ok((bytes, Origin::Disk, Duration::ZERO));
         }
         let (bytes, spent) = compile(backend, unit)?;
-        if !self.writes_failed.load(Ordering::Relaxed) {
-            let meta = EntryMeta {
-                name: Some(format!("{}/{}", components.namespace, components.name)),
-                components: Some(components.clone()),
-            };
-            if let Err(err) = store.put_with(key, &bytes, &meta) {
-                self.writes_failed.store(true, Ordering::Relaxed);
-                self.bypass(err.to_string());
-            }
-        }
+        self.write(key, &bytes, Some(components));
         drop(guard);
         Ok((bytes, Origin::Compiled(reason), spent))
     }

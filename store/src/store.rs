@@ -213,6 +213,17 @@ impl Store {
         Ok(results.into_iter().map(|(bytes, _)| bytes).collect())
     }
 
+    /// Records that `keys` were used now without reading them here (their objects came
+    /// from a pack holding them), so least-recently-used eviction keeps them. Like a hit,
+    /// this is batched in memory; it counts no hit.
+    pub fn touch(&self, keys: &[Key]) {
+        let now = self.config.clock.now_ms();
+        let mut batch = self.batch();
+        for key in keys {
+            batch.times.insert(*key, now);
+        }
+    }
+
     /// Evicts a damaged entry. When no writer is active (the gc lock is free) every
     /// entry sharing the blob is evicted and the blob deleted, so the next put of the
     /// same bytes writes a sound copy; otherwise only this entry goes. Errors here

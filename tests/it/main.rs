@@ -4,5 +4,6 @@ mod cli;
 mod exec;
 mod invalidation;
 mod lisp_props;
+mod packs;
 mod single_flight;
 mod util;
