@@ -1,7 +1,7 @@
 //! Bookkeeping: batched access times, counters, unit records, integrity check, and
 //! explicit transactions.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::{Index, bump, set_unit_state, to_u64};
 use crate::entry::{UnitRecord, UnitState};
@@ -16,30 +16,21 @@ impl Index {
         counters: &[(&str, i64)],
         resolution_ms: i64,
     ) -> Result<(), Error> {
-        let path = self.path.clone();
-        let err = |e| sql_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE entries SET last_access_ms = ?2
-                     WHERE key = ?1 AND last_access_ms < ?2 - ?3",
-                )
-                .map_err(err)?;
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE entries SET last_access_ms = ?2
+                 WHERE key = ?1 AND last_access_ms < ?2 - ?3",
+            )?;
             for (key, ms) in accesses {
-                stmt.execute(params![key.as_bytes().as_slice(), ms, resolution_ms])
-                    .map_err(err)?;
+                stmt.execute(params![key.as_bytes().as_slice(), ms, resolution_ms])?;
             }
             for (name, n) in counters {
                 if *n != 0 {
-                    bump(&tx, name, *n).map_err(err)?;
+                    bump(tx, name, *n)?;
                 }
             }
-        }
-        tx.commit().map_err(err)
+            Ok(())
+        })
     }
 
     /// Adds to persisted counters in one transaction.

@@ -1,6 +1,6 @@
 //! Queries on entries and the blobs they point at.
 
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::{Index, NewEntry, bump, counter, set_unit_state, to_i64, to_u64};
 use crate::blob::BlobId;
@@ -54,38 +54,27 @@ impl Index {
     /// (a key given twice keeps its last row). The puts counter grows by the number of
     /// rows.
     pub fn insert_many(&mut self, rows: &[NewEntry<'_>]) -> Result<(), Error> {
-        let path = self.path.clone();
-        let err = |e| sql_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut entry = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO entries
-                     (key, blob, size, stored_size, name, created_ms, last_access_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                )
-                .map_err(err)?;
+        self.write(|tx| {
+            let mut entry = tx.prepare_cached(
+                "INSERT OR REPLACE INTO entries
+                 (key, blob, size, stored_size, name, created_ms, last_access_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            )?;
             for row in rows {
-                entry
-                    .execute(params![
-                        row.key.as_bytes().as_slice(),
-                        row.blob.as_bytes().as_slice(),
-                        to_i64(row.size),
-                        to_i64(row.stored_size),
-                        row.name,
-                        row.now_ms,
-                    ])
-                    .map_err(err)?;
+                entry.execute(params![
+                    row.key.as_bytes().as_slice(),
+                    row.blob.as_bytes().as_slice(),
+                    to_i64(row.size),
+                    to_i64(row.stored_size),
+                    row.name,
+                    row.now_ms,
+                ])?;
                 if let Some(c) = row.components {
-                    insert_unit(&tx, row.key, c, row.now_ms).map_err(err)?;
+                    insert_unit(tx, row.key, c, row.now_ms)?;
                 }
             }
-            bump(&tx, counter::PUTS, to_i64(rows.len() as u64)).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+            bump(tx, counter::PUTS, to_i64(rows.len() as u64))
+        })
     }
 
     /// Deletes the entry `key` if it still points at `blob` (a concurrent writer may
@@ -98,59 +87,43 @@ impl Index {
         state: UnitState,
         counter_name: Option<&str>,
     ) -> Result<bool, Error> {
-        let path = self.path.clone();
-        let err = |e| sql_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let n = match blob {
-            Some(blob) => tx
-                .prepare_cached("DELETE FROM entries WHERE key = ?1 AND blob = ?2")
-                .and_then(|mut s| {
-                    s.execute(params![
+        self.write(|tx| {
+            let n = match blob {
+                Some(blob) => tx
+                    .prepare_cached("DELETE FROM entries WHERE key = ?1 AND blob = ?2")?
+                    .execute(params![
                         key.as_bytes().as_slice(),
                         blob.as_bytes().as_slice()
-                    ])
-                }),
-            None => tx
-                .prepare_cached("DELETE FROM entries WHERE key = ?1")
-                .and_then(|mut s| s.execute([key.as_bytes().as_slice()])),
-        }
-        .map_err(err)?;
-        if n > 0 {
-            set_unit_state(&tx, key, state).map_err(err)?;
-            if let Some(name) = counter_name {
-                bump(&tx, name, 1).map_err(err)?;
+                    ])?,
+                None => tx
+                    .prepare_cached("DELETE FROM entries WHERE key = ?1")?
+                    .execute([key.as_bytes().as_slice()])?,
+            };
+            if n > 0 {
+                set_unit_state(tx, key, state)?;
+                if let Some(name) = counter_name {
+                    bump(tx, name, 1)?;
+                }
             }
-        }
-        tx.commit().map_err(err)?;
-        Ok(n > 0)
+            Ok(n > 0)
+        })
     }
 
     /// Deletes every entry that points at `blob` (a damaged blob), marking their units
     /// corrupt and counting one corrupt blob. Returns the number of entries deleted.
     pub fn evict_blob(&mut self, blob: &BlobId) -> Result<u64, Error> {
-        let path = self.path.clone();
-        let err = |e| sql_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute(
-            "UPDATE units SET state = ?2 WHERE key IN (SELECT key FROM entries WHERE blob = ?1)",
-            params![blob.as_bytes().as_slice(), UnitState::Corrupt.code()],
-        )
-        .map_err(err)?;
-        let n = tx
-            .execute(
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE units SET state = ?2 WHERE key IN (SELECT key FROM entries WHERE blob = ?1)",
+                params![blob.as_bytes().as_slice(), UnitState::Corrupt.code()],
+            )?;
+            let n = tx.execute(
                 "DELETE FROM entries WHERE blob = ?1",
                 [blob.as_bytes().as_slice()],
-            )
-            .map_err(err)?;
-        bump(&tx, counter::CORRUPT, 1).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(n as u64)
+            )?;
+            bump(tx, counter::CORRUPT, 1)?;
+            Ok(n as u64)
+        })
     }
 
     /// Whether any entry points at `blob`.
@@ -329,20 +302,13 @@ impl Index {
 
     /// Deletes every entry, marking present units evicted.
     pub fn clear(&mut self) -> Result<u64, Error> {
-        let path = self.path.clone();
-        let err = |e| sql_err(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute(
-            "UPDATE units SET state = ?1 WHERE state = ?2",
-            params![UnitState::Evicted.code(), UnitState::Present.code()],
-        )
-        .map_err(err)?;
-        let n = tx.execute("DELETE FROM entries", []).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(n as u64)
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE units SET state = ?1 WHERE state = ?2",
+                params![UnitState::Evicted.code(), UnitState::Present.code()],
+            )?;
+            Ok(tx.execute("DELETE FROM entries", [])? as u64)
+        })
     }
 
     /// Deletes one entry unconditionally (used by gc, which holds the gc lock).

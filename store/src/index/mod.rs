@@ -44,6 +44,23 @@ impl Index {
     fn err(&self, e: rusqlite::Error) -> Error {
         sql_err(&self.path, e)
     }
+
+    /// Runs `f` in one IMMEDIATE transaction and commits it. IMMEDIATE takes the write
+    /// lock up front, so a busy database is waited for (busy timeout) instead of failing
+    /// when a read transaction would have to be upgraded.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        let Index { conn, path } = self;
+        let run = || {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| sql_err(path, e))
+    }
 }
 
 /// One row to insert.
