@@ -80,6 +80,7 @@ mod key;
 mod layout;
 mod lock;
 mod progress;
+mod shared_state;
 mod stats;
 mod store;
 mod verify;
