@@ -101,6 +101,7 @@ fn config_from(raw: &ConfigC) -> Result<Config, ApiError> {
         },
         persistent: raw.persistent != 0,
         single_flight_timeout: Duration::from_millis(raw.single_flight_timeout_ms),
+        remote: None,
     })
 }
 

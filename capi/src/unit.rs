@@ -133,7 +133,8 @@ pub unsafe extern "C" fn jitcache_unit_origin(
         let (origin, reason) = match &unit.kind {
             UnitKind::Cached(loaded) => match loaded.origin() {
                 Origin::Memory => (0, None),
-                Origin::Disk => (1, None),
+                // The C API configures no remote; a remote hit is a cache hit all the same.
+                Origin::Disk | Origin::Remote => (1, None),
                 Origin::Compiled(reason) => (2, Some(reason.to_string())),
             },
             UnitKind::Raw { .. } => (3, None),

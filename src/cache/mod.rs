@@ -393,8 +393,9 @@ impl JitCache {
             .and_then(|key| self.read(&key))
             .and_then(|bytes| pack::decode(&bytes, keys.len()));
         let from_pack = packed.is_some();
-        if let (true, Some(store)) = (from_pack, &self.store) {
-            store.touch(&keys);
+        if let (true, Some(store), Some(pack_key)) = (from_pack, &self.store, &pack_key) {
+            // The units' access times go with the pack's: refreshed when its was.
+            store.touch_along(pack_key, &keys);
         }
         let mut from_disk = match packed {
             Some(objects) => objects.into_iter().map(Some).collect::<Vec<_>>(),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use jitcache_remote::RemoteStats;
+
 /// Counters of one process's use of a cache.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -10,6 +12,8 @@ pub struct CacheStats {
     /// Units read from the persistent store (including ones another process compiled
     /// while this one waited for it).
     pub disk_hits: u64,
+    /// Units fetched from the remote tier (verified, then copied into the store).
+    pub remote_hits: u64,
     /// Units neither in memory nor in the store when asked for.
     pub misses: u64,
     /// Units this process compiled.
@@ -20,4 +24,7 @@ pub struct CacheStats {
     pub load_time: Duration,
     /// Why the persistent cache was bypassed, if it was (disabled, or unusable).
     pub bypassed: Option<String>,
+    /// What the remote tier did in this process (`None` without a remote); uploads run
+    /// in the background, so these may still grow after a call returns.
+    pub remote: Option<RemoteStats>,
 }
