@@ -64,6 +64,8 @@ pub struct RunReport {
     pub memory_hits: u64,
     /// Units read from the persistent cache.
     pub disk_hits: u64,
+    /// Units fetched from the remote tier.
+    pub remote_hits: u64,
     /// Time reading and parsing the program, and computing keys.
     pub frontend_time: Duration,
     /// Time spent compiling.
@@ -108,6 +110,7 @@ pub fn run(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<RunRep
             .collect(),
         memory_hits: after.memory_hits - before.memory_hits,
         disk_hits: after.disk_hits - before.disk_hits,
+        remote_hits: after.remote_hits - before.remote_hits,
         frontend_time,
         compile_time,
         load_time,

@@ -3,6 +3,7 @@
 
 mod explain;
 mod pack;
+mod remote;
 mod stats;
 
 pub use explain::MissReason;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use jitcache_backends::{Backend, BackendIdentity};
 use jitcache_linker::{Linker, ObjectFile, UnitId};
+use jitcache_remote::{Remote, RemoteConfig};
 use jitcache_store::{EntryMeta, FlagOrder, Key, KeyBuilder, KeyComponents, Store, StoreConfig};
 
 use crate::Error;
@@ -31,6 +33,10 @@ pub struct Config {
     /// How long a process waits for another one compiling the same key before it
     /// compiles the unit itself.
     pub single_flight_timeout: Duration,
+    /// A remote tier shared by a fleet (S3-compatible object storage), consulted after a
+    /// local miss and filled by read-write machines; see `docs/remote.md`. Used only
+    /// with the persistent cache.
+    pub remote: Option<RemoteConfig>,
 }
 
 impl Default for Config {
@@ -39,6 +45,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             persistent: true,
             single_flight_timeout: Duration::from_secs(60),
+            remote: None,
         }
     }
 }
@@ -99,6 +106,8 @@ pub enum Origin {
     Memory,
     /// Read from the persistent store and linked.
     Disk,
+    /// Fetched from the remote tier, verified, copied into the persistent store and linked.
+    Remote,
     /// Compiled by the backend (and stored, unless the cache was bypassed), for this reason.
     Compiled(MissReason),
 }
@@ -190,7 +199,9 @@ struct Resident {
 pub struct JitCache {
     dir: PathBuf,
     config: Config,
-    store: Option<Store>,
+    store: Option<Arc<Store>>,
+    /// The remote tier, when configured and the persistent store is usable.
+    remote: Option<Remote>,
     linker: Arc<Mutex<Linker>>,
     loaded: Mutex<HashMap<Key, Resident>>,
     stats: Mutex<CacheStats>,
@@ -215,7 +226,7 @@ impl JitCache {
         let mut stats = CacheStats::default();
         let store = if config.persistent {
             match Store::open(&dir, config.store.clone()) {
-                Ok(store) => Some(store),
+                Ok(store) => Some(Arc::new(store)),
                 Err(err) => {
                     stats.bypassed = Some(err.to_string());
                     None
@@ -225,9 +236,11 @@ impl JitCache {
             stats.bypassed = Some("the persistent cache is disabled".to_owned());
             None
         };
+        let remote = remote::connect(config.remote.as_ref(), store.as_ref());
         let cache = JitCache {
             dir,
             store,
+            remote,
             linker: Arc::new(Mutex::new(Linker::new())),
             loaded: Mutex::new(HashMap::new()),
             stats: Mutex::new(stats),
@@ -250,7 +263,7 @@ impl JitCache {
 
     /// The persistent store, unless the cache is bypassed.
     pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
+        self.store.as_deref()
     }
 
     /// A private directory of the cache for a component's own files (see
@@ -267,7 +280,9 @@ impl JitCache {
 
     /// A snapshot of this process's statistics.
     pub fn stats(&self) -> CacheStats {
-        lock(&self.stats).clone()
+        let mut stats = lock(&self.stats).clone();
+        stats.remote = self.remote.as_ref().map(Remote::stats);
+        stats
     }
 
     /// Prints the one warning about an unusable cache.
@@ -391,14 +406,17 @@ impl JitCache {
         let pack_key = packable.then(|| pack::pack_key(&keys));
         let packed = pack_key
             .and_then(|key| self.read(&key))
-            .and_then(|bytes| pack::decode(&bytes, keys.len()));
+            .and_then(|(bytes, origin)| Some((pack::decode(&bytes, keys.len())?, origin)));
         let from_pack = packed.is_some();
         if let (true, Some(store), Some(pack_key)) = (from_pack, &self.store, &pack_key) {
             // The units' access times go with the pack's: refreshed when its was.
             store.touch_along(pack_key, &keys);
         }
         let mut from_disk = match packed {
-            Some(objects) => objects.into_iter().map(Some).collect::<Vec<_>>(),
+            Some((objects, origin)) => objects
+                .into_iter()
+                .map(|object| Some((object, origin.clone())))
+                .collect::<Vec<_>>(),
             None => self.read_many(&wanted),
         }
         .into_iter();
@@ -407,9 +425,13 @@ impl JitCache {
                 objects.push((Arc::clone(&r.object), Origin::Memory));
                 continue;
             }
-            if let Some(bytes) = from_disk.next().flatten() {
-                counts.disk_hits += 1;
-                objects.push((Arc::new(bytes), Origin::Disk));
+            if let Some((bytes, origin)) = from_disk.next().flatten() {
+                if origin == Origin::Remote {
+                    counts.remote_hits += 1;
+                } else {
+                    counts.disk_hits += 1;
+                }
+                objects.push((Arc::new(bytes), origin));
                 continue;
             }
             counts.misses += 1;
@@ -465,6 +487,7 @@ impl JitCache {
             let mut stats = lock(&self.stats);
             stats.memory_hits += memory_hits;
             stats.disk_hits += counts.disk_hits;
+            stats.remote_hits += counts.remote_hits;
             stats.misses += counts.misses;
             stats.compiles += counts.compiles;
             stats.compile_time += compile_time;
@@ -495,19 +518,24 @@ impl JitCache {
         builder
     }
 
-    /// Reads `keys` from the store in one batch; any store error makes them all misses
-    /// (and a warning).
-    fn read_many(&self, keys: &[Key]) -> Vec<Option<Vec<u8>>> {
+    /// Reads `keys` from the store in one batch, then what it misses from the remote
+    /// tier; any store error makes them all local misses (and a warning).
+    fn read_many(&self, keys: &[Key]) -> Vec<Option<(Vec<u8>, Origin)>> {
         let Some(store) = self.store.as_ref().filter(|_| !keys.is_empty()) else {
             return vec![None; keys.len()];
         };
-        match store.get_many(keys) {
-            Ok(found) => found,
+        let mut found: Vec<Option<(Vec<u8>, Origin)>> = match store.get_many(keys) {
+            Ok(found) => found
+                .into_iter()
+                .map(|bytes| bytes.map(|b| (b, Origin::Disk)))
+                .collect(),
             Err(err) => {
                 self.bypass(err.to_string());
                 vec![None; keys.len()]
             }
-        }
+        };
+        self.fetch_remote_many(keys, &mut found);
+        found
     }
 
     /// Stores `bytes` under `key` (with the unit's components, when it is a unit). The
@@ -516,6 +544,7 @@ impl JitCache {
         let Some(store) = &self.store else {
             return;
         };
+        self.upload(key, bytes, components);
         if self.writes_failed.load(Ordering::Relaxed) {
             return;
         }
@@ -532,8 +561,16 @@ impl JitCache {
         }
     }
 
+    /// Reads `key` from the store, else from the remote tier.
+    fn read(&self, key: &Key) -> Option<(Vec<u8>, Origin)> {
+        match self.read_local(key) {
+            Some(bytes) => Some((bytes, Origin::Disk)),
+            None => self.fetch_remote(key).map(|bytes| (bytes, Origin::Remote)),
+        }
+    }
+
     /// Reads `key` from the store; any store error is a miss (and a warning).
-    fn read(&self, key: &Key) -> Option<Vec<u8>> {
+    fn read_local(&self, key: &Key) -> Option<Vec<u8>> {
         let store = self.store.as_ref()?;
         match store.get(key) {
             Ok(found) => found,
@@ -574,7 +611,7 @@ impl JitCache {
             }
         };
         if guard.is_some()
-            && let Some(bytes) = self.read(key)
+            && let Some(bytes) = self.read_local(key)
         {
             return Ok((bytes, Origin::Disk, Duration::ZERO));
         }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use jitcache_remote::{RemoteConfig, RemoteStats, breaker_open_until};
 use jitcache_store::{FlagOrder, GcOptions, Key, KeyBuilder, Store, StoreConfig};
 use serde_json::json;
 
@@ -186,10 +187,19 @@ pub fn get(dir: &Path, args: &GetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `jitcache stats`: what the cache holds and how it has been used.
-pub fn stats(dir: &Path, json: bool) -> Result<ExitCode> {
+/// `jitcache stats`: what the cache holds and how it has been used, and the remote
+/// tier's counters summed over every process that used it with this cache.
+pub fn stats(dir: &Path, remote: Option<&RemoteConfig>, json: bool) -> Result<ExitCode> {
     let store = open_store(dir)?;
     let s = store.stats()?;
+    let r = RemoteStats::load(&store)?;
+    let breaker = remote.and_then(|config| breaker_open_until(&store, config));
+    let breaker_secs = breaker.map(|until| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        (until - now).max(0) as f64 / 1e3
+    });
     if json {
         println!(
             "{}",
@@ -203,6 +213,11 @@ pub fn stats(dir: &Path, json: bool) -> Result<ExitCode> {
                 "misses": s.misses,
                 "evictions": s.evictions,
                 "corrupt": s.corrupt,
+                "remote": remote.map(|c| c.url.clone()),
+                "remote_mode": remote.map(|c| c.mode.to_string()),
+                "remote_signed": remote.map(|c| c.secret.is_some()),
+                "remote_breaker_open_s": breaker_secs,
+                "remote_counters": super::run::remote_json(&r),
             })
         );
     } else {
@@ -215,6 +230,40 @@ pub fn stats(dir: &Path, json: bool) -> Result<ExitCode> {
         println!("misses              {}", s.misses);
         println!("evictions           {}", s.evictions);
         println!("corrupt blobs found {}", s.corrupt);
+        if let Some(config) = remote {
+            let signed = if config.secret.is_some() {
+                ", signed"
+            } else {
+                ""
+            };
+            println!(
+                "remote              {} ({}{signed})",
+                config.url, config.mode
+            );
+            match breaker_secs {
+                Some(secs) => println!("remote breaker      open, {secs:.0} s left"),
+                None => println!("remote breaker      closed"),
+            }
+        }
+        if remote.is_some() || r != RemoteStats::default() {
+            println!(
+                "remote hits         {} ({} down)",
+                r.hits,
+                format_size(r.bytes_down)
+            );
+            println!(
+                "remote misses       {} ({} errors, {} timeouts, {} rejected, {} skipped by the breaker)",
+                r.misses, r.errors, r.timeouts, r.rejected, r.breaker_skips
+            );
+            println!(
+                "remote uploads      {} ({} up, {} already there, {} dropped)",
+                r.uploads,
+                format_size(r.bytes_up),
+                r.uploads_existing,
+                r.uploads_dropped
+            );
+            println!("remote breaker opens {}", r.breaker_opens);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

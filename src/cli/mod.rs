@@ -25,6 +25,10 @@ pub struct Cli {
     /// Print every report as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A remote tier shared by a fleet: `s3://bucket/prefix?endpoint=URL&region=R&mode=ro|rw`
+    /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; see docs/remote.md).
+    #[arg(long, global = true, env = "JITCACHE_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -77,6 +81,20 @@ pub fn cache_dir(cli: &Cli) -> Result<PathBuf> {
     )
 }
 
+/// The remote tier of `--remote` / `$JITCACHE_REMOTE`, with credentials and the signing
+/// secret from the environment. A remote that cannot be used is a warning, never an
+/// error: the cache works without it.
+fn remote_config(cli: &Cli) -> Option<jitcache_remote::RemoteConfig> {
+    let url = cli.remote.as_deref().filter(|u| !u.trim().is_empty())?;
+    match jitcache_remote::RemoteConfig::from_env(url) {
+        Ok(config) => Some(config),
+        Err(err) => {
+            eprintln!("jitcache: warning: {err}; going on without the remote");
+            None
+        }
+    }
+}
+
 /// Where `demo` and `bench` put their programs and caches: `keep` if given (created), else
 /// a temporary directory removed when the returned guard drops.
 fn work_dir(keep: Option<&std::path::Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
@@ -100,12 +118,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Key(args) => admin::key(args, json),
         Command::Put(args) => admin::put(&cache_dir(cli)?, args, json),
         Command::Get(args) => admin::get(&cache_dir(cli)?, args),
-        Command::Stats => admin::stats(&cache_dir(cli)?, json),
+        Command::Stats => admin::stats(&cache_dir(cli)?, remote_config(cli).as_ref(), json),
         Command::Ls => admin::ls(&cache_dir(cli)?, json),
         Command::Gc(args) => admin::gc(&cache_dir(cli)?, args, json),
         Command::Verify(args) => admin::verify(&cache_dir(cli)?, args, json),
         Command::Clear => admin::clear(&cache_dir(cli)?, json),
-        Command::Run(args) => run::run(&cache_dir(cli)?, args, json),
+        Command::Run(args) => run::run(&cache_dir(cli)?, args, remote_config(cli), json),
         Command::Exec(args) => exec::exec(args),
         Command::Demo(args) => demo::demo(args, json),
         Command::Bench(args) => bench::bench(args, json),

@@ -29,9 +29,15 @@ pub struct RunArgs {
 
 /// Runs `jitcache run`: program output on stdout, reports on stderr, the program's exit
 /// status as ours.
-pub fn run(dir: &std::path::Path, args: &RunArgs, json: bool) -> Result<ExitCode> {
+pub fn run(
+    dir: &std::path::Path,
+    args: &RunArgs,
+    remote: Option<jitcache_remote::RemoteConfig>,
+    json: bool,
+) -> Result<ExitCode> {
     let config = Config {
         persistent: !args.no_cache,
+        remote,
         ..Config::default()
     };
     let cache = JitCache::open(dir, config);
@@ -40,6 +46,9 @@ pub fn run(dir: &std::path::Path, args: &RunArgs, json: bool) -> Result<ExitCode
         ..RunOptions::default()
     };
     let report = jitcache::run::run(&cache, &args.program, &options)?;
+    // Uploads run in the background: wait for them (bounded) so the report counts them.
+    cache.finish_uploads(REMOTE_DRAIN);
+    let remote = cache.stats().remote;
     drop(cache);
     if args.explain {
         for (unit, reason) in &report.compiled {
@@ -48,11 +57,45 @@ pub fn run(dir: &std::path::Path, args: &RunArgs, json: bool) -> Result<ExitCode
     }
     if args.timings {
         print_timings(&report);
+        if let Some(remote) = &remote {
+            print_remote(remote);
+        }
     }
     if json {
-        eprintln!("{}", report_json(&report));
+        let mut value = report_json(&report);
+        value["remote"] = remote.as_ref().map_or(serde_json::Value::Null, remote_json);
+        eprintln!("{value}");
     }
     Ok(ExitCode::from((report.exit & 0xff) as u8))
+}
+
+/// How long `run` waits for queued uploads before it exits (the remote's own drop waits
+/// as long again at most, for anything queued later).
+const REMOTE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The remote counters as a JSON object (`{"hits": .., "bytes_up": .., ...}`).
+pub fn remote_json(stats: &jitcache_remote::RemoteStats) -> serde_json::Value {
+    stats
+        .fields()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), json!(value)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn print_remote(r: &jitcache_remote::RemoteStats) {
+    eprintln!(
+        "jitcache: remote: {} hits, {} misses ({} errors, {} timeouts, {} rejected, {} skipped), {} uploads, {} B down, {} B up",
+        r.hits,
+        r.misses,
+        r.errors,
+        r.timeouts,
+        r.rejected,
+        r.breaker_skips,
+        r.uploads,
+        r.bytes_down,
+        r.bytes_up
+    );
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -61,10 +104,11 @@ fn ms(d: std::time::Duration) -> f64 {
 
 fn print_timings(r: &RunReport) {
     eprintln!(
-        "jitcache: {} units: {} compiled, {} from disk, {} from memory",
+        "jitcache: {} units: {} compiled, {} from disk, {} from the remote, {} from memory",
         r.units,
         r.compiled.len(),
         r.disk_hits,
+        r.remote_hits,
         r.memory_hits
     );
     eprintln!(
@@ -83,6 +127,7 @@ pub fn report_json(r: &RunReport) -> serde_json::Value {
         "compiled": r.compiled.len(),
         "memory_hits": r.memory_hits,
         "disk_hits": r.disk_hits,
+        "remote_hits": r.remote_hits,
         "frontend_ms": ms(r.frontend_time),
         "compile_ms": ms(r.compile_time),
         "load_ms": ms(r.load_time),
