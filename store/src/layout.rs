@@ -7,6 +7,7 @@
 //! <root>/v1/tmp/                temp files being written (same file system as blobs/)
 //! <root>/v1/gc.lock             shared by writers, exclusive for gc, verify and clear
 //! <root>/v1/open.lock           exclusive while a corrupt index is being replaced
+//! <root>/v1/read-counters       hits and misses of processes that wrote nothing else
 //! ```
 
 use std::fs::{self, DirBuilder};
@@ -30,6 +31,7 @@ pub(crate) struct Layout {
     pub tmp: PathBuf,
     pub gc_lock: PathBuf,
     pub open_lock: PathBuf,
+    pub read_counters: PathBuf,
 }
 
 impl Layout {
@@ -42,6 +44,7 @@ impl Layout {
             tmp: dir.join("tmp"),
             gc_lock: dir.join("gc.lock"),
             open_lock: dir.join("open.lock"),
+            read_counters: dir.join("read-counters"),
             dir,
         }
     }

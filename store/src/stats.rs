@@ -38,6 +38,9 @@ pub(crate) struct AccessBatch {
     pub times: HashMap<Key, i64>,
     pub hits: i64,
     pub misses: i64,
+    /// The last hit whose access time was queued; kept across flushes (see
+    /// `Store::touch_along`).
+    pub last_recorded_hit: Option<Key>,
     last_flush: Instant,
 }
 
@@ -50,6 +53,7 @@ impl AccessBatch {
             times: HashMap::new(),
             hits: 0,
             misses: 0,
+            last_recorded_hit: None,
             last_flush: Instant::now(),
         }
     }
@@ -69,6 +73,7 @@ impl AccessBatch {
             times: std::mem::take(&mut self.times),
             hits: std::mem::take(&mut self.hits),
             misses: std::mem::take(&mut self.misses),
+            last_recorded_hit: self.last_recorded_hit,
             last_flush: self.last_flush,
         };
         self.last_flush = Instant::now();
@@ -80,5 +85,125 @@ impl AccessBatch {
     pub fn restore_counters(&mut self, failed: &AccessBatch) {
         self.hits += failed.hits;
         self.misses += failed.misses;
+    }
+}
+
+/// Hit and miss counts kept beside the index, for processes that have nothing else to
+/// write: a process that only reads adds them here (open, lock, read, write: a few
+/// system calls) instead of in an index transaction, whose first write makes SQLite
+/// create the write-ahead log and, when the process closes the database, checkpoint it
+/// with several `fsync`s. [`Store::stats`](crate::Store::stats) adds these to the
+/// index's counters.
+///
+/// The file is 24 bytes: the magic `JCRC` and version 1 (u32 LE), then hits and misses
+/// (u64 LE). It is updated under an exclusive `flock`. A file of any other shape
+/// (damaged, cut short) is statistics lost, not an error: the counts restart from zero.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadCounters {
+    path: std::path::PathBuf,
+}
+
+const READ_COUNTERS_MAGIC: [u8; 8] = *b"JCRC\x01\0\0\0";
+const READ_COUNTERS_LEN: usize = 24;
+
+impl ReadCounters {
+    pub fn new(path: &std::path::Path) -> ReadCounters {
+        ReadCounters {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Adds `hits` and `misses` to the file's counts (creating it).
+    pub fn add(&self, hits: u64, misses: u64) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&self.path)?;
+        file.lock()?;
+        let mut buf = [0u8; READ_COUNTERS_LEN + 1];
+        let n = read_full(&mut file, &mut buf)?;
+        let (old_hits, old_misses) = parse(&buf[..n]).unwrap_or((0, 0));
+        let mut out = [0u8; READ_COUNTERS_LEN];
+        out[..8].copy_from_slice(&READ_COUNTERS_MAGIC);
+        out[8..16].copy_from_slice(&old_hits.saturating_add(hits).to_le_bytes());
+        out[16..].copy_from_slice(&old_misses.saturating_add(misses).to_le_bytes());
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&out)?;
+        if n > READ_COUNTERS_LEN {
+            file.set_len(READ_COUNTERS_LEN as u64)?;
+        }
+        // Closing the file releases the lock.
+        Ok(())
+    }
+
+    /// The counts: (hits, misses); zeros when the file is missing or damaged.
+    pub fn read(&self) -> std::io::Result<(u64, u64)> {
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        file.lock_shared()?;
+        let mut buf = [0u8; READ_COUNTERS_LEN + 1];
+        let n = read_full(&mut file, &mut buf)?;
+        Ok(parse(&buf[..n]).unwrap_or((0, 0)))
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The counts of a well-formed file's bytes.
+fn parse(bytes: &[u8]) -> Option<(u64, u64)> {
+    if bytes.len() != READ_COUNTERS_LEN || bytes[..8] != READ_COUNTERS_MAGIC {
+        return None;
+    }
+    let hits = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    let misses = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+    Some((hits, misses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_counters_add_up_and_survive_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("read-counters");
+        let counters = ReadCounters::new(&path);
+        assert_eq!(counters.read().expect("read"), (0, 0), "no file yet");
+        counters.add(3, 1).expect("add");
+        ReadCounters::new(&path).add(2, 5).expect("add");
+        assert_eq!(counters.read().expect("read"), (5, 6));
+        assert_eq!(std::fs::read(&path).expect("bytes").len(), 24);
+        // A damaged file restarts the counts instead of failing.
+        std::fs::write(&path, b"garbage").expect("damage");
+        assert_eq!(counters.read().expect("read"), (0, 0));
+        counters.add(1, 0).expect("add");
+        assert_eq!(counters.read().expect("read"), (1, 0));
+        // Too long: cut back to its size.
+        let mut long = std::fs::read(&path).expect("bytes");
+        long.extend_from_slice(b"tail");
+        std::fs::write(&path, &long).expect("lengthen");
+        counters.add(0, 0).expect("add");
+        assert_eq!(std::fs::read(&path).expect("bytes").len(), 24);
     }
 }

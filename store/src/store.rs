@@ -11,11 +11,11 @@ use crate::config::{Durability, StoreConfig};
 use crate::entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 use crate::error::{Error, io_err, write_err};
 use crate::fault::{self, PausePoint};
-use crate::index::{Index, NewEntry, counter};
+use crate::index::{Found, Index, NewEntry, counter};
 use crate::key::Key;
 use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::LockFile;
-use crate::stats::{AccessBatch, Stats};
+use crate::stats::{AccessBatch, ReadCounters, Stats};
 
 /// A [`Store::get_many`] batch at least this large is read by two threads.
 const PARALLEL_READ_MIN: usize = 64;
@@ -29,6 +29,7 @@ pub struct Store {
     pub(crate) config: StoreConfig,
     pub(crate) index: Mutex<Index>,
     batch: Mutex<AccessBatch>,
+    read_counters: ReadCounters,
     pub(crate) gc_lock: LockFile,
     pub(crate) writable: bool,
     pause: Option<PausePoint>,
@@ -69,6 +70,7 @@ impl Store {
             layout.clean_tmp()?;
         }
         Ok(Store {
+            read_counters: ReadCounters::new(&layout.read_counters),
             layout,
             config,
             index: Mutex::new(index),
@@ -114,15 +116,16 @@ impl Store {
     pub fn get_into(&self, key: &Key, out: &mut Vec<u8>) -> Result<bool, Error> {
         // Two tries: a blob missing at the first may be a concurrent gc and re-put.
         for attempt in 0..2 {
-            let Some((blob, size)) = self.index().lookup(key)? else {
+            let Some(found) = self.index().lookup(key)? else {
                 out.clear();
                 self.note(None);
                 return Ok(false);
             };
+            let (blob, size) = (found.blob, found.size);
             let path = self.layout.blob_path(&blob);
             match blob::read_verified(&path, &blob, Some(size), out) {
                 Ok(()) => {
-                    self.note(Some(key));
+                    self.note(Some((key, found.last_access_ms)));
                     return Ok(true);
                 }
                 Err(ReadFailure::Io(e)) => return Err(io_err(&path, e)),
@@ -145,8 +148,8 @@ impl Store {
         let found = self.index().lookup_many(keys)?;
         // Each read says whether it recorded its own hit or miss already.
         type Read = (Option<Vec<u8>>, bool);
-        let read = |key: &Key, entry: &Option<(BlobId, u64)>| -> Result<Read, Error> {
-            let Some((blob, size)) = entry else {
+        let read = |key: &Key, entry: &Option<Found>| -> Result<Read, Error> {
+            let Some(Found { blob, size, .. }) = entry else {
                 return Ok((None, false));
             };
             let path = self.layout.blob_path(blob);
@@ -195,14 +198,14 @@ impl Store {
         };
         let mut batch = self.batch();
         let now = self.config.clock.now_ms();
-        for (key, (result, noted)) in keys.iter().zip(&results) {
-            match (result, noted) {
-                (_, true) => {}
-                (Some(_), false) => {
-                    batch.times.insert(*key, now);
+        for ((key, entry), (result, noted)) in keys.iter().zip(&found).zip(&results) {
+            match (result, noted, entry) {
+                (_, true, _) => {}
+                (Some(_), false, Some(entry)) => {
+                    self.record_access(&mut batch, key, entry.last_access_ms, now);
                     batch.hits += 1;
                 }
-                (None, false) => batch.misses += 1,
+                _ => batch.misses += 1,
             }
         }
         if batch.due(self.config.access_flush_interval) {
@@ -221,6 +224,30 @@ impl Store {
         let mut batch = self.batch();
         for key in keys {
             batch.times.insert(*key, now);
+        }
+    }
+
+    /// [`Store::touch`] of `keys` if the last hit of this process whose access time
+    /// needed recording was `anchor`: for objects that came from the entry `anchor` (a
+    /// pack holding them) and are always touched with it. When `anchor` was read within
+    /// [`StoreConfig::access_resolution`] of its recorded last access, so were `keys`
+    /// (they were touched together then), and nothing needs writing.
+    ///
+    /// Call it right after the read of `anchor`.
+    pub fn touch_along(&self, anchor: &Key, keys: &[Key]) {
+        if self.batch().last_recorded_hit == Some(*anchor) {
+            self.touch(keys);
+        }
+    }
+
+    /// Queues the access time of a hit on `key`, unless the index already has one within
+    /// [`StoreConfig::access_resolution`] (the flush would not change it).
+    fn record_access(&self, batch: &mut AccessBatch, key: &Key, last_access_ms: i64, now: i64) {
+        let resolution =
+            i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+        if last_access_ms < now.saturating_sub(resolution) {
+            batch.times.insert(*key, now);
+            batch.last_recorded_hit = Some(*key);
         }
     }
 
@@ -248,12 +275,14 @@ impl Store {
         }
     }
 
-    /// Records a hit (with the key) or a miss in the batch, writing the batch when due.
-    fn note(&self, hit: Option<&Key>) {
+    /// Records a hit (with the key and its recorded last access) or a miss in the batch,
+    /// writing the batch when due.
+    fn note(&self, hit: Option<(&Key, i64)>) {
         let mut batch = self.batch();
         match hit {
-            Some(key) => {
-                batch.times.insert(*key, self.config.clock.now_ms());
+            Some((key, last_access_ms)) => {
+                let now = self.config.clock.now_ms();
+                self.record_access(&mut batch, key, last_access_ms, now);
                 batch.hits += 1;
             }
             None => batch.misses += 1,
@@ -269,13 +298,21 @@ impl Store {
         if taken.is_empty() || !self.writable {
             return Ok(());
         }
-        let resolution =
-            i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
-        let result = self.index().flush(
-            &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
-            &[(counter::HITS, taken.hits), (counter::MISSES, taken.misses)],
-            resolution,
-        );
+        let result = if taken.times.is_empty() {
+            // Counts alone are not worth an index write (see `ReadCounters`).
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            self.read_counters
+                .add(count(taken.hits), count(taken.misses))
+                .map_err(|e| write_err(&self.layout.read_counters, e))
+        } else {
+            let resolution =
+                i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+            self.index().flush(
+                &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
+                &[(counter::HITS, taken.hits), (counter::MISSES, taken.misses)],
+                resolution,
+            )
+        };
         if result.is_err() {
             self.batch().restore_counters(&taken);
         }
@@ -443,7 +480,7 @@ impl Store {
     /// at once when no other entry shares it and no writer is active, else by the next
     /// [`Store::gc`].
     pub fn remove(&self, key: &Key) -> Result<bool, Error> {
-        let Some((blob, _)) = self.index().lookup(key)? else {
+        let Some(Found { blob, .. }) = self.index().lookup(key)? else {
             return Ok(false);
         };
         if !self.writable {
@@ -467,6 +504,10 @@ impl Store {
     /// batched counters are flushed first).
     pub fn stats(&self) -> Result<Stats, Error> {
         self.flush()?;
+        let (read_hits, read_misses) = self
+            .read_counters
+            .read()
+            .map_err(|e| io_err(&self.layout.read_counters, e))?;
         let index = self.index();
         let (entries, blobs, bytes_uncompressed, bytes_on_disk) = index.totals()?;
         Ok(Stats {
@@ -474,8 +515,8 @@ impl Store {
             blobs,
             bytes_uncompressed,
             bytes_on_disk,
-            hits: index.counter(counter::HITS)?,
-            misses: index.counter(counter::MISSES)?,
+            hits: index.counter(counter::HITS)?.saturating_add(read_hits),
+            misses: index.counter(counter::MISSES)?.saturating_add(read_misses),
             puts: index.counter(counter::PUTS)?,
             evictions: index.counter(counter::EVICTIONS)?,
             corrupt: index.counter(counter::CORRUPT)?,

@@ -8,30 +8,48 @@ use crate::entry::{EntryInfo, UnitState};
 use crate::error::{Error, sql_err};
 use crate::key::{Key, KeyComponents};
 
-/// The blob and uncompressed length of `key`, through `conn` (a connection or a
-/// transaction on it).
-fn lookup_in(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<Option<(BlobId, u64)>> {
+/// What the index records for a key that a read needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found {
+    pub blob: BlobId,
+    /// Uncompressed length.
+    pub size: u64,
+    /// When the entry was last recorded as used (ms since the epoch).
+    pub last_access_ms: i64,
+}
+
+/// The blob, uncompressed length and last access of `key`, through `conn` (a
+/// connection or a transaction on it).
+fn lookup_in(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<Option<Found>> {
     let row = conn
-        .prepare_cached("SELECT blob, size FROM entries WHERE key = ?1")?
+        .prepare_cached("SELECT blob, size, last_access_ms FROM entries WHERE key = ?1")?
         .query_row([key.as_bytes().as_slice()], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
-    Ok(row.and_then(|(blob, size)| {
+    Ok(row.and_then(|(blob, size, last_access_ms)| {
         let blob: [u8; 32] = blob.try_into().ok()?;
-        Some((BlobId::from_bytes(blob), u64::try_from(size).ok()?))
+        Some(Found {
+            blob: BlobId::from_bytes(blob),
+            size: u64::try_from(size).ok()?,
+            last_access_ms,
+        })
     }))
 }
 
 impl Index {
-    /// Blob and uncompressed length recorded for `key`.
-    pub fn lookup(&self, key: &Key) -> Result<Option<(BlobId, u64)>, Error> {
+    /// What is recorded for `key`.
+    pub fn lookup(&self, key: &Key) -> Result<Option<Found>, Error> {
         lookup_in(&self.conn, key).map_err(|e| self.err(e))
     }
 
     /// [`Index::lookup`] of many keys in one read transaction: the database's shared lock
     /// is taken once for the batch rather than once per key.
-    pub fn lookup_many(&mut self, keys: &[Key]) -> Result<Vec<Option<(BlobId, u64)>>, Error> {
+    pub fn lookup_many(&mut self, keys: &[Key]) -> Result<Vec<Option<Found>>, Error> {
         let path = self.path.clone();
         let err = |e| sql_err(&path, e);
         let tx = self.conn.transaction().map_err(err)?;

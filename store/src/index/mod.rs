@@ -22,6 +22,7 @@ use crate::entry::UnitState;
 use crate::error::{Error, sql_err};
 use crate::key::{Key, KeyComponents};
 
+pub(crate) use entries::Found;
 pub use schema::SCHEMA_VERSION;
 
 /// Persisted counter names.

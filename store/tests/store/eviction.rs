@@ -335,3 +335,59 @@ fn access_times_are_kept_to_the_configured_resolution() {
     store.flush().expect("flush");
     assert_eq!(access(&store), created + 90_000);
 }
+
+#[test]
+fn touch_along_refreshes_keys_only_when_the_anchor_needed_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000_000);
+    let store = Store::open(
+        dir.path().join("cache"),
+        StoreConfig {
+            clock: Clock::Manual(clock.clone()),
+            access_resolution: Duration::from_secs(60),
+            ..StoreConfig::default()
+        },
+    )
+    .expect("open");
+    // key(0) plays a pack, keys 1..=3 the units it holds.
+    for k in 0..4 {
+        store.put(&key(k), &noise(k, 100)).expect("put");
+    }
+    let units = [key(1), key(2), key(3)];
+    let access = |store: &Store| {
+        let mut at = std::collections::HashMap::new();
+        store
+            .for_each_entry(|e| {
+                at.insert(e.key, e.last_access);
+                true
+            })
+            .expect("list");
+        at
+    };
+    let created = access(&store)[&key(1)];
+
+    // Within the resolution: the anchor's hit records nothing, so neither do its units.
+    clock.advance(30_000);
+    assert!(store.get(&key(0)).expect("get").is_some());
+    store.touch_along(&key(0), &units);
+    store.flush().expect("flush");
+    let now = access(&store);
+    assert!(units.iter().all(|u| now[u] == created), "{now:?}");
+
+    // Past it: the anchor's access is recorded, and the units' with it.
+    clock.advance(60_000);
+    assert!(store.get(&key(0)).expect("get").is_some());
+    store.touch_along(&key(0), &units);
+    store.flush().expect("flush");
+    let now = access(&store);
+    assert_eq!(now[&key(0)], created + 90_000);
+    assert!(units.iter().all(|u| now[u] == created + 90_000), "{now:?}");
+
+    // Another key as the anchor touches nothing.
+    clock.advance(120_000);
+    assert!(store.get(&key(0)).expect("get").is_some());
+    store.touch_along(&key(3), &units[..2]);
+    store.flush().expect("flush");
+    let now = access(&store);
+    assert_eq!(now[&key(1)], created + 90_000);
+}
