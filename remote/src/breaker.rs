@@ -77,6 +77,11 @@ impl Breaker {
 
     /// Records a failed call at `now`; returns true when this failure opened the breaker.
     pub fn failed(&self, now: i64) -> bool {
+        if self.open_until.load(Ordering::Relaxed) > now {
+            // Already open: the other calls of a concurrent round failing too do not
+            // open it again.
+            return false;
+        }
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n < self.config.threshold.max(1) {
             return false;
@@ -123,6 +128,10 @@ mod tests {
         );
         assert!(breaker.allows(t));
         assert!(breaker.failed(t), "the third failure in a row opens it");
+        assert!(
+            !breaker.failed(t) && !breaker.failed(t) && !breaker.failed(t),
+            "failures while open (a concurrent round) do not open it again"
+        );
         assert!(!breaker.allows(t + 29_999));
         assert!(
             breaker.allows(t + 30_000),

@@ -63,12 +63,15 @@ impl S3Store {
             }
         }
         let limits = config.limits;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.op_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| client_err(e.to_string()))?;
+            .pool_idle_timeout(Duration::from_secs(30));
+        if config.endpoint.as_deref().is_some_and(is_loopback) {
+            // A server on this machine is never behind the environment's HTTP proxy.
+            client = client.no_proxy();
+        }
+        let client = client.build().map_err(|e| client_err(e.to_string()))?;
         let op = Operator::new(builder).map_err(|e| client_err(e.to_string()))?;
         let context = op
             .base_context()
@@ -97,6 +100,22 @@ impl S3Store {
             deadline: limits.deadline(),
         })
     }
+}
+
+/// Whether `endpoint` (`http://host:port/...`) names this machine.
+fn is_loopback(endpoint: &str) -> bool {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Maps an `opendal` error onto a [`Failure`], with a one-line description: the kind,
@@ -210,5 +229,27 @@ impl ObjectStore for S3Store {
                 Ok(Err(e)) => Err(failure(&e)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_endpoints_are_recognised() {
+        for yes in [
+            "http://127.0.0.1:8333",
+            "http://localhost:9000/",
+            "http://[::1]:8333",
+            "http://127.0.0.2",
+        ] {
+            assert!(super::is_loopback(yes), "{yes}");
+        }
+        for no in [
+            "https://s3.amazonaws.com",
+            "http://10.0.0.1:8333",
+            "http://minio.internal:9000",
+        ] {
+            assert!(!super::is_loopback(no), "{no}");
+        }
     }
 }

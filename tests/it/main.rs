@@ -5,5 +5,7 @@ mod exec;
 mod invalidation;
 mod lisp_props;
 mod packs;
+mod remote;
+mod seaweed;
 mod single_flight;
 mod util;
