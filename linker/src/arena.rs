@@ -32,7 +32,8 @@
 //!
 //! # Pieces, reuse, placement
 //!
-//! Pieces are first fit in 16-byte granules (`pool.rs`); unloading returns them. A piece
+//! Pieces come from fresh bytes first, then first fit, in 16-byte granules (`pool.rs`);
+//! unloading returns them. A piece
 //! that reuses text bytes (code may have run there) is followed by
 //! `membarrier(SYNC_CORE)` before the unit is handed out, and a reused piece is cleared
 //! before it is filled. Units with absolute 32-bit fields get pieces of low chunks
