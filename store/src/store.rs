@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::blob::{self, BlobId, Damage, ReadFailure};
 use crate::config::{Durability, StoreConfig};
 use crate::entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 use crate::error::{Error, io_err, write_err};
 use crate::fault::{self, PausePoint};
-use crate::index::{Found, Index, NewEntry, counter};
+use crate::index::{Found, Index, NewEntry, Reaper, counter};
 use crate::key::Key;
 use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::LockFile;
@@ -27,7 +27,9 @@ const PARALLEL_READ_MIN: usize = 64;
 pub struct Store {
     pub(crate) layout: Layout,
     pub(crate) config: StoreConfig,
-    pub(crate) index: Mutex<Index>,
+    pub(crate) index: Arc<Mutex<Index>>,
+    /// Ends read snapshots of single lookups that nobody reuses (`index/snapshot.rs`).
+    reaper: Reaper,
     batch: Mutex<AccessBatch>,
     read_counters: ReadCounters,
     pub(crate) gc_lock: LockFile,
@@ -69,11 +71,13 @@ impl Store {
         if writable && let Some(_guard) = gc_lock.try_exclusive()? {
             layout.clean_tmp()?;
         }
+        let index = Arc::new(Mutex::new(index));
         Ok(Store {
             read_counters: ReadCounters::new(&layout.read_counters),
             layout,
             config,
-            index: Mutex::new(index),
+            reaper: Reaper::new(&index),
+            index,
             batch: Mutex::new(AccessBatch::new()),
             gc_lock,
             writable,
@@ -96,8 +100,23 @@ impl Store {
         self.layout.blob_path(id)
     }
 
+    /// The index, its read snapshot ended: what is read through it is current.
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        index.end_snapshot();
+        index
+    }
+
+    /// The entry of `key`, looked up through a read snapshot a few milliseconds old at
+    /// most (which never answers a miss; see `index/snapshot.rs`).
+    fn lookup_recent(&self, key: &Key) -> Result<Option<Found>, Error> {
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let (found, began) = index.lookup_recent(key)?;
+        drop(index);
+        if let Some(began) = began {
+            self.reaper.arm(began);
+        }
+        Ok(found)
     }
 
     fn batch(&self) -> MutexGuard<'_, AccessBatch> {
@@ -116,7 +135,13 @@ impl Store {
     pub fn get_into(&self, key: &Key, out: &mut Vec<u8>) -> Result<bool, Error> {
         // Two tries: a blob missing at the first may be a concurrent gc and re-put.
         for attempt in 0..2 {
-            let Some(found) = self.index().lookup(key)? else {
+            // The second try looks in the current state: the first one's blob was gone.
+            let found = if attempt == 0 {
+                self.lookup_recent(key)?
+            } else {
+                self.index().lookup(key)?
+            };
+            let Some(found) = found else {
                 out.clear();
                 self.note(None);
                 return Ok(false);

@@ -20,7 +20,7 @@ pub(crate) struct Found {
 
 /// The blob, uncompressed length and last access of `key`, through `conn` (a
 /// connection or a transaction on it).
-fn lookup_in(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<Option<Found>> {
+pub(super) fn lookup_in(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<Option<Found>> {
     let row = conn
         .prepare_cached("SELECT blob, size, last_access_ms FROM entries WHERE key = ?1")?
         .query_row([key.as_bytes().as_slice()], |r| {

@@ -12,6 +12,7 @@ mod bookkeeping;
 mod entries;
 mod open;
 mod schema;
+mod snapshot;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ use crate::key::{Key, KeyComponents};
 
 pub(crate) use entries::Found;
 pub use schema::SCHEMA_VERSION;
+pub(crate) use snapshot::Reaper;
 
 /// Persisted counter names.
 pub(crate) mod counter {
@@ -39,6 +41,8 @@ pub(crate) mod counter {
 pub(crate) struct Index {
     pub conn: Connection,
     pub path: PathBuf,
+    /// When the open read snapshot began (`snapshot.rs`), if one is open.
+    snapshot: Option<std::time::Instant>,
 }
 
 impl Index {
@@ -53,7 +57,8 @@ impl Index {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, Error> {
-        let Index { conn, path } = self;
+        self.end_snapshot();
+        let Index { conn, path, .. } = self;
         let run = || {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let value = f(&tx)?;

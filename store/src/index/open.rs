@@ -177,6 +177,7 @@ fn open_once(
     Ok(Index {
         conn,
         path: path.to_path_buf(),
+        snapshot: None,
     })
 }
 

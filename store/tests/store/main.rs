@@ -11,6 +11,7 @@ mod faults;
 mod key;
 mod model;
 mod multiprocess;
+mod snapshot;
 
 /// Entry point of child processes: does nothing in a normal run; when this binary is
 /// re-executed with `JITCACHE_STORE_TEST_CHILD` set, plays that role and exits.
