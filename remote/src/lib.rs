@@ -12,7 +12,7 @@
 //! | [`RemoteConfig`], [`Mode`], [`Addressing`], [`Limits`], [`BreakerConfig`], [`Credentials`], [`Secret`] | configuration, from a URL (`s3://bucket/prefix?endpoint=...&mode=rw`) and the environment |
 //! | [`Remote`], [`Fetched`] | lookups that return verified bytes or nothing; queued uploads |
 //! | [`RemoteStats`] | hits, misses, errors, timeouts, rejected objects, uploads, bytes, breaker events |
-//! | [`ObjectStore`], [`S3Store`], [`MemoryStore`], [`Failure`], [`Put`] | the object store interface, on S3 (`opendal`) or in memory |
+//! | [`ObjectStore`], `S3Store`, [`MemoryStore`], [`Failure`], [`Put`] | the object store interface, on S3 (`opendal`, feature `s3`, on by default) or in memory |
 //! | [`envelope`] | the remote object format: key, hash, zstd content, optional keyed-BLAKE3 MAC |
 //! | [`breaker_open_until`], [`breaker_state_name`] | the circuit breaker's state in a local cache |
 //! | [`Error`] | what can be wrong with a configuration |
@@ -39,6 +39,7 @@ pub mod envelope;
 mod error;
 mod object_store;
 mod remote;
+#[cfg(feature = "s3")]
 mod s3;
 mod upload;
 
@@ -51,4 +52,5 @@ pub use counters::RemoteStats;
 pub use error::Error;
 pub use object_store::{Failure, MemoryStore, ObjectStore, Put};
 pub use remote::{Fetched, Remote, object_path};
+#[cfg(feature = "s3")]
 pub use s3::S3Store;

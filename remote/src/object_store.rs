@@ -49,6 +49,15 @@ pub trait ObjectStore: Send + Sync {
 
     /// Writes `bytes` at `path` unless an object is already there.
     fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Put, Failure>;
+
+    /// [`ObjectStore::put_if_absent`] of several objects; implementations may upload
+    /// them concurrently. One result per object, in order.
+    fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Vec<Result<Put, Failure>> {
+        objects
+            .iter()
+            .map(|(path, bytes)| self.put_if_absent(path, bytes))
+            .collect()
+    }
 }
 
 /// An object store in memory, for tests: objects can be planted, changed and removed, and

@@ -14,7 +14,6 @@ use crate::counters::{Counter, Counters, RemoteStats};
 use crate::envelope::{self, MacKey};
 use crate::error::Error;
 use crate::object_store::{Failure, ObjectStore, Put};
-use crate::s3::S3Store;
 use crate::upload::{Job, Uploader};
 
 /// Keys looked up per round in [`Remote::get_many`]; the breaker is consulted between
@@ -96,8 +95,19 @@ impl Remote {
     /// state and the counters are shared with other processes (without it they stay in
     /// this process). Makes no request.
     pub fn connect(config: RemoteConfig, local: Option<Arc<Store>>) -> Result<Remote, Error> {
-        let store = S3Store::new(&config)?;
-        Ok(Remote::with_object_store(config, Arc::new(store), local))
+        #[cfg(feature = "s3")]
+        {
+            let store = crate::s3::S3Store::new(&config)?;
+            Ok(Remote::with_object_store(config, Arc::new(store), local))
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = local;
+            Err(Error::Client {
+                url: config.url,
+                message: "this build has no S3 client (the s3 feature is off)".to_owned(),
+            })
+        }
     }
 
     /// A remote on any [`ObjectStore`] (a [`crate::MemoryStore`] in tests).
@@ -280,27 +290,37 @@ impl Inner {
         }
     }
 
-    /// Uploads one job now (on the upload thread).
-    pub(crate) fn upload_now(&self, job: &Job) {
+    /// Uploads jobs now (on the upload thread), concurrently.
+    pub(crate) fn upload_now(&self, jobs: Vec<Job>) {
+        let c = &self.counters;
         if !self.allowed() {
-            self.counters.bump(Counter::UploadsDropped);
-            self.counters.bump(Counter::BreakerSkips);
+            c.add(Counter::UploadsDropped, jobs.len() as u64);
+            c.add(Counter::BreakerSkips, jobs.len() as u64);
             return;
         }
-        let sealed = envelope::seal(&job.key, &job.name, &job.bytes, self.mac.as_ref());
-        match self.store.put_if_absent(&object_path(&job.key), &sealed) {
-            Ok(Put::Created) => {
-                self.breaker.succeeded();
-                self.counters.bump(Counter::Uploads);
-                self.counters.add(Counter::BytesUp, sealed.len() as u64);
-            }
-            Ok(Put::Existed) => {
-                self.breaker.succeeded();
-                self.counters.bump(Counter::UploadsExisting);
-            }
-            Err(failure) => {
-                self.counters.bump(Counter::UploadsDropped);
-                self.failed(&failure);
+        let objects: Vec<(String, Vec<u8>)> = jobs
+            .iter()
+            .map(|job| {
+                let sealed = envelope::seal(&job.key, &job.name, &job.bytes, self.mac.as_ref());
+                (object_path(&job.key), sealed)
+            })
+            .collect();
+        let sizes: Vec<u64> = objects.iter().map(|(_, b)| b.len() as u64).collect();
+        for (result, size) in self.store.put_many(objects).into_iter().zip(sizes) {
+            match result {
+                Ok(Put::Created) => {
+                    self.breaker.succeeded();
+                    c.bump(Counter::Uploads);
+                    c.add(Counter::BytesUp, size);
+                }
+                Ok(Put::Existed) => {
+                    self.breaker.succeeded();
+                    c.bump(Counter::UploadsExisting);
+                }
+                Err(failure) => {
+                    c.bump(Counter::UploadsDropped);
+                    self.failed(&failure);
+                }
             }
         }
         self.maybe_persist();

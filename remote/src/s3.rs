@@ -196,39 +196,69 @@ impl ObjectStore for S3Store {
     }
 
     fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Put, Failure> {
-        let deadline = self.deadline;
-        let op = self.op.clone();
-        let body = bytes.to_vec();
-        self.runtime.block_on(async move {
-            let bounded = |what: &str| {
-                Failure::Timeout(format!("{what} {path}: no answer within {deadline:?}"))
-            };
-            // A HEAD first: the common case in a fleet is that someone uploaded it already,
-            // and then the body is not sent at all.
-            match tokio::time::timeout(deadline, op.stat(path)).await {
-                Err(_) => return Err(bounded("checking")),
-                Ok(Ok(_)) => return Ok(Put::Existed),
-                Ok(Err(e)) if e.kind() == ErrorKind::NotFound => {}
-                Ok(Err(e)) => return Err(failure(&e)),
+        self.runtime.block_on(put(
+            self.op.clone(),
+            path.to_owned(),
+            bytes.to_vec(),
+            self.deadline,
+        ))
+    }
+
+    fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Vec<Result<Put, Failure>> {
+        self.runtime.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            let count = objects.len();
+            for (i, (path, bytes)) in objects.into_iter().enumerate() {
+                let (op, deadline) = (self.op.clone(), self.deadline);
+                tasks.spawn(async move { (i, put(op, path, bytes, deadline).await) });
             }
-            // Then a create-only write (If-None-Match: *) where the service supports it,
-            // so two machines racing on one key cannot replace each other's object.
-            let conditional = op.info().capability().write_with_if_not_exists;
-            let write = op.write_with(path, body).if_not_exists(conditional);
-            match tokio::time::timeout(deadline, write).await {
-                Err(_) => Err(bounded("writing")),
-                Ok(Ok(_)) => Ok(Put::Created),
-                Ok(Err(e))
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
-                    ) =>
-                {
-                    Ok(Put::Existed)
+            let mut results: Vec<Option<Result<Put, Failure>>> = (0..count).map(|_| None).collect();
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((i, result)) = joined {
+                    results[i] = Some(result);
                 }
-                Ok(Err(e)) => Err(failure(&e)),
             }
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(Failure::Other("request task failed".into()))))
+                .collect()
         })
+    }
+}
+
+/// Creates `path` with `bytes` unless an object is there already.
+async fn put(
+    op: Operator,
+    path: String,
+    body: Vec<u8>,
+    deadline: Duration,
+) -> Result<Put, Failure> {
+    let bounded =
+        |what: &str| Failure::Timeout(format!("{what} {path}: no answer within {deadline:?}"));
+    // A HEAD first: the common case in a fleet is that someone uploaded it already, and
+    // then the body is not sent at all.
+    match tokio::time::timeout(deadline, op.stat(&path)).await {
+        Err(_) => return Err(bounded("checking")),
+        Ok(Ok(_)) => return Ok(Put::Existed),
+        Ok(Err(e)) if e.kind() == ErrorKind::NotFound => {}
+        Ok(Err(e)) => return Err(failure(&e)),
+    }
+    // Then a create-only write (If-None-Match: *) where the service supports it, so two
+    // machines racing on one key cannot replace each other's object.
+    let conditional = op.info().capability().write_with_if_not_exists;
+    let write = op.write_with(&path, body).if_not_exists(conditional);
+    match tokio::time::timeout(deadline, write).await {
+        Err(_) => Err(bounded("writing")),
+        Ok(Ok(_)) => Ok(Put::Created),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists
+            ) =>
+        {
+            Ok(Put::Existed)
+        }
+        Ok(Err(e)) => Err(failure(&e)),
     }
 }
 

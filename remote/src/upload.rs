@@ -137,12 +137,24 @@ impl Drop for Uploader {
     }
 }
 
-/// The upload thread: uploads each job until the queue is closed and empty.
+/// Uploads sent at once: what is queued when the thread comes for work, up to this many.
+const BATCH: usize = 16;
+
+/// The upload thread: uploads what is queued, a batch at a time (concurrently), until the
+/// queue is closed and empty.
 fn work(inner: &Inner, pending: &Pending, receiver: &Receiver<Job>) {
-    while let Ok(job) = receiver.recv() {
-        if !pending.abandoned.load(Ordering::Relaxed) {
-            inner.upload_now(&job);
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
         }
-        pending.add(-1);
+        let n = jobs.len() as isize;
+        if !pending.abandoned.load(Ordering::Relaxed) {
+            inner.upload_now(jobs);
+        }
+        pending.add(-n);
     }
 }
