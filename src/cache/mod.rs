@@ -83,6 +83,47 @@ impl KeyParts<'_> {
     }
 }
 
+/// Object bytes read for a batch: from its pack, or one read each.
+enum Loaded {
+    Piece(pack::Object),
+    Whole(Vec<u8>),
+}
+
+/// Batches at least this large compute their keys on two threads: hashing is most of
+/// what a warm start of many small units does before it reads anything (~1 µs a unit).
+const PARALLEL_KEYS_MIN: usize = 256;
+
+/// The key components and keys of every unit of a batch, in order.
+fn keys_of(parts: &[KeyParts<'_>], prototype: &KeyBuilder) -> (Vec<KeyComponents>, Vec<Key>) {
+    let some = |parts: &[KeyParts<'_>]| -> Vec<(KeyComponents, Key)> {
+        parts
+            .iter()
+            .map(|p| {
+                let components = p.components_with(prototype);
+                let key = components.key();
+                (components, key)
+            })
+            .collect()
+    };
+    let all = if parts.len() < PARALLEL_KEYS_MIN {
+        some(parts)
+    } else {
+        let (first, second) = parts.split_at(parts.len() / 2);
+        std::thread::scope(|scope| {
+            let other = std::thread::Builder::new().spawn_scoped(scope, || some(second));
+            let mut all = some(first);
+            match other.map(|handle| handle.join()) {
+                Ok(Ok(rest)) => all.extend(rest),
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // No thread to be had: this one does the rest.
+                Err(_) => all.extend(some(second)),
+            }
+            all
+        })
+    };
+    all.into_iter().unzip()
+}
+
 /// A key builder holding the digests of a backend's identity: name and version, flags
 /// (ordered or not, as the backend says) and target.
 fn backend_builder(backend: &BackendIdentity) -> KeyBuilder {
@@ -174,7 +215,7 @@ impl LoadedUnit {
 #[derive(Clone)]
 struct Resident {
     unit: LoadedUnit,
-    object: Arc<Vec<u8>>,
+    object: pack::Object,
 }
 
 /// A persistent cache of compiled code with a backend behind it.
@@ -357,11 +398,7 @@ impl JitCache {
         B::Unit: Sized,
     {
         let prototype = self.backend_builder(backend.identity());
-        let components: Vec<KeyComponents> = parts
-            .iter()
-            .map(|p| p.components_with(&prototype))
-            .collect();
-        let keys: Vec<Key> = components.iter().map(KeyComponents::key).collect();
+        let (components, keys) = keys_of(parts, &prototype);
 
         // Level 1: this process. A batch is answered from memory only when every unit is
         // resident and all of them were linked together: otherwise a resident unit could
@@ -391,7 +428,7 @@ impl JitCache {
         // with the rest, from the object bytes kept in memory.
         let load_start = Instant::now();
         let mut compile_time = Duration::ZERO;
-        let mut objects: Vec<(Arc<Vec<u8>>, Origin)> = Vec::with_capacity(parts.len());
+        let mut objects: Vec<(pack::Object, Origin)> = Vec::with_capacity(parts.len());
         let mut counts = CacheStats::default();
         let wanted: Vec<Key> = keys
             .iter()
@@ -406,7 +443,10 @@ impl JitCache {
         let pack_key = packable.then(|| pack::pack_key(&keys));
         let packed = pack_key
             .and_then(|key| self.read(&key))
-            .and_then(|(bytes, origin)| Some((pack::decode(&bytes, keys.len())?, origin)));
+            .and_then(|(bytes, origin)| {
+                let ranges = pack::decode(&bytes, keys.len())?;
+                Some((pack::Object::pieces(bytes, ranges), origin))
+            });
         let from_pack = packed.is_some();
         if let (true, Some(store), Some(pack_key)) = (from_pack, &self.store, &pack_key) {
             // The units' access times go with the pack's: refreshed when its was.
@@ -415,23 +455,31 @@ impl JitCache {
         let mut from_disk = match packed {
             Some((objects, origin)) => objects
                 .into_iter()
-                .map(|object| Some((object, origin.clone())))
+                .map(|object| Some((Loaded::Piece(object), origin.clone())))
                 .collect::<Vec<_>>(),
-            None => self.read_many(&wanted),
+            None => self
+                .read_many(&wanted)
+                .into_iter()
+                .map(|found| found.map(|(bytes, origin)| (Loaded::Whole(bytes), origin)))
+                .collect(),
         }
         .into_iter();
         for (i, key) in keys.iter().enumerate() {
             if let Some(r) = &resident[i] {
-                objects.push((Arc::clone(&r.object), Origin::Memory));
+                objects.push((r.object.clone(), Origin::Memory));
                 continue;
             }
             if let Some((bytes, origin)) = from_disk.next().flatten() {
+                let bytes = match bytes {
+                    Loaded::Piece(object) => object,
+                    Loaded::Whole(bytes) => pack::Object::whole(bytes),
+                };
                 if origin == Origin::Remote {
                     counts.remote_hits += 1;
                 } else {
                     counts.disk_hits += 1;
                 }
-                objects.push((Arc::new(bytes), origin));
+                objects.push((bytes, origin));
                 continue;
             }
             counts.misses += 1;
@@ -443,7 +491,7 @@ impl JitCache {
             } else {
                 counts.disk_hits += 1;
             }
-            objects.push((Arc::new(bytes), origin));
+            objects.push((pack::Object::whole(bytes), origin));
         }
 
         let names: Vec<String> = parts
@@ -453,12 +501,15 @@ impl JitCache {
         let files: Vec<ObjectFile<'_>> = objects
             .iter()
             .zip(&names)
-            .map(|((bytes, _), name)| ObjectFile { name, bytes })
+            .map(|((object, _), name)| ObjectFile {
+                name,
+                bytes: object.as_slice(),
+            })
             .collect();
         let link = lock(&self.linker).load(&files)?;
         if let Some(key) = pack_key.filter(|_| !from_pack) {
             // Linked fine, so worth keeping together for the next start.
-            let bytes = pack::encode(objects.iter().map(|(bytes, _)| bytes.as_slice()));
+            let bytes = pack::encode(objects.iter().map(|(object, _)| object.as_slice()));
             self.write(&key, &bytes, None);
         }
         let mut results = Vec::with_capacity(parts.len());

@@ -7,6 +7,9 @@
 //! changed unit changes the pack key. Packs are an addition: a missing, evicted or damaged
 //! pack falls back to reading the units one by one, and the next batch writes it again.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use jitcache_store::{Key, KeyBuilder};
 
 /// Batches with at least this many units read and write packs. Below it the per-unit
@@ -35,8 +38,10 @@ pub(super) fn encode<'a>(objects: impl ExactSizeIterator<Item = &'a [u8]>) -> Ve
     out
 }
 
-/// The objects of a pack made for `count` units; `None` unless it is exactly that.
-pub(super) fn decode(mut bytes: &[u8], count: usize) -> Option<Vec<Vec<u8>>> {
+/// Where the objects of a pack made for `count` units lie in `bytes`; `None` unless it
+/// is exactly that.
+pub(super) fn decode(mut bytes: &[u8], count: usize) -> Option<Vec<Range<usize>>> {
+    let whole = bytes.len();
     let take_u64 = |bytes: &mut &[u8]| -> Option<usize> {
         let (head, rest) = bytes.split_first_chunk::<8>()?;
         *bytes = rest;
@@ -48,11 +53,46 @@ pub(super) fn decode(mut bytes: &[u8], count: usize) -> Option<Vec<Vec<u8>>> {
     let mut objects = Vec::with_capacity(count);
     for _ in 0..count {
         let len = take_u64(&mut bytes)?;
-        let (object, rest) = bytes.split_at_checked(len)?;
-        objects.push(object.to_vec());
-        bytes = rest;
+        let start = whole - bytes.len();
+        bytes = bytes.get(len..)?;
+        objects.push(start..start + len);
     }
     bytes.is_empty().then_some(objects)
+}
+
+/// An object's bytes, shared: a whole buffer, or one object of a pack (whose buffer its
+/// objects share instead of each being copied out).
+#[derive(Clone, Debug)]
+pub(super) struct Object {
+    buf: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl Object {
+    /// All of `bytes`.
+    pub fn whole(bytes: Vec<u8>) -> Object {
+        Object {
+            range: 0..bytes.len(),
+            buf: Arc::new(bytes),
+        }
+    }
+
+    /// The objects of a pack, from [`decode`]'s ranges.
+    pub fn pieces(pack: Vec<u8>, ranges: Vec<Range<usize>>) -> Vec<Object> {
+        let buf = Arc::new(pack);
+        ranges
+            .into_iter()
+            .map(|range| Object {
+                buf: Arc::clone(&buf),
+                range,
+            })
+            .collect()
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(self.range.clone()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -63,7 +103,11 @@ mod tests {
     fn round_trips_and_refuses_anything_else() {
         let objects: Vec<Vec<u8>> = vec![b"one".to_vec(), Vec::new(), vec![7; 300]];
         let bytes = encode(objects.iter().map(Vec::as_slice));
-        assert_eq!(decode(&bytes, 3), Some(objects.clone()));
+        let ranges = decode(&bytes, 3).expect("a pack of 3");
+        let pieces = Object::pieces(bytes.clone(), ranges);
+        let back: Vec<&[u8]> = pieces.iter().map(Object::as_slice).collect();
+        assert_eq!(back, objects.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert_eq!(Object::whole(b"all".to_vec()).as_slice(), b"all");
         assert_eq!(decode(&bytes, 2), None, "made for another count");
         for cut in 0..bytes.len() {
             assert_eq!(decode(&bytes[..cut], 3), None, "truncated at {cut}");

@@ -227,6 +227,9 @@ fn read_into(
 /// the buffer starts large enough for any blob of `expected_len` uncompressed bytes, plus
 /// one, so a sound blob is read by a single `read` that comes back short, which for a
 /// regular file means the end of it. (`metadata` would cost a system call per hit.)
+/// Reads whose buffer is larger than this go through `read_to_end` (see `read_whole`).
+const BIG_READ: usize = 16 << 10;
+
 fn read_whole(file: &mut File, expected_len: Option<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     let hint = expected_len
@@ -235,6 +238,11 @@ fn read_whole(file: &mut File, expected_len: Option<u64>, buf: &mut Vec<u8>) -> 
             HEADER_LEN + zstd::zstd_safe::compress_bound(len.min(SCRATCH_KEEP)) + 1
         });
     buf.reserve(hint);
+    if hint > BIG_READ {
+        // Filling the spare capacity with zeros first (below) would cost more than the
+        // extra `read` that finds the end: let the standard library read into it as is.
+        return file.read_to_end(buf).map(drop);
+    }
     loop {
         if buf.len() == buf.capacity() {
             buf.reserve(buf.capacity().max(4096));

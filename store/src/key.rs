@@ -294,7 +294,13 @@ impl KeyBuilder {
             target: self.target,
             deps: Vec::new(),
         };
-        b.unit(b"");
+        // The digest of no unit bytes, as `KeyBuilder::new` starts with; computed once.
+        static EMPTY_UNIT: LazyLock<[u8; 32]> = LazyLock::new(|| {
+            let mut h = hasher(&HASHER_UNIT);
+            field(&mut h, b"");
+            *h.finalize().as_bytes()
+        });
+        b.unit = *EMPTY_UNIT;
         b
     }
 
