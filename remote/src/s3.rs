@@ -3,6 +3,7 @@
 //! connect timeout, a per-attempt timeout, at most the configured retries with a short
 //! backoff, and an overall deadline.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use opendal::layers::{RetryLayer, TimeoutLayer};
@@ -11,7 +12,7 @@ use opendal::{ErrorKind, HttpTransporter, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 use tokio::runtime::Runtime;
 
-use crate::config::{Addressing, RemoteConfig};
+use crate::config::{Addressing, Limits, RemoteConfig};
 use crate::error::Error;
 use crate::object_store::{Failure, ObjectStore, Put};
 
@@ -19,10 +20,22 @@ use crate::object_store::{Failure, ObjectStore, Put};
 const CONCURRENCY: usize = 16;
 
 /// An S3 bucket (AWS S3, SeaweedFS, MinIO, Garage, Ceph RGW, ...).
+///
+/// The HTTP client and the runtime are made at the first request: a process whose
+/// lookups are all local hits never pays for them (loading TLS roots and starting a
+/// runtime cost ~10 ms).
 pub struct S3Store {
+    base: Operator,
+    limits: Limits,
+    bypass_proxy: bool,
+    deadline: Duration,
+    client: OnceLock<Result<Client, String>>,
+}
+
+/// The operator with its HTTP transport and layers, and the runtime that drives it.
+struct Client {
     op: Operator,
     runtime: Runtime,
-    deadline: Duration,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -62,21 +75,44 @@ impl S3Store {
                 builder = builder.session_token(token);
             }
         }
-        let limits = config.limits;
-        let mut client = reqwest::Client::builder()
+        let base = Operator::new(builder).map_err(|e| client_err(e.to_string()))?;
+        Ok(S3Store {
+            base,
+            limits: config.limits,
+            bypass_proxy: config.endpoint.as_deref().is_some_and(is_loopback),
+            deadline: config.limits.deadline(),
+            client: OnceLock::new(),
+        })
+    }
+
+    /// The client, made at the first call; an error if it cannot be made.
+    fn client(&self) -> Result<&Client, Failure> {
+        self.client
+            .get_or_init(|| self.make_client())
+            .as_ref()
+            .map_err(|message| Failure::Other(message.clone()))
+    }
+
+    fn make_client(&self) -> Result<Client, String> {
+        let limits = self.limits;
+        let mut http = reqwest::Client::builder()
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.op_timeout)
             .pool_idle_timeout(Duration::from_secs(30));
-        if config.endpoint.as_deref().is_some_and(is_loopback) {
+        if self.bypass_proxy {
             // A server on this machine is never behind the environment's HTTP proxy.
-            client = client.no_proxy();
+            http = http.no_proxy();
         }
-        let client = client.build().map_err(|e| client_err(e.to_string()))?;
-        let op = Operator::new(builder).map_err(|e| client_err(e.to_string()))?;
-        let context = op
+        let http = http
+            .build()
+            .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
+        let context = self
+            .base
             .base_context()
-            .with_http_transport(HttpTransporter::new(ReqwestTransport::new(client)));
-        let op = op
+            .with_http_transport(HttpTransporter::new(ReqwestTransport::new(http)));
+        let op = self
+            .base
+            .clone()
             .with_context(context)
             .layer(
                 TimeoutLayer::new()
@@ -93,12 +129,8 @@ impl S3Store {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| client_err(format!("cannot start the I/O runtime: {e}")))?;
-        Ok(S3Store {
-            op,
-            runtime,
-            deadline: limits.deadline(),
-        })
+            .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+        Ok(Client { op, runtime })
     }
 }
 
@@ -160,31 +192,33 @@ async fn read(op: Operator, path: String, deadline: Duration) -> Result<Option<V
 
 impl ObjectStore for S3Store {
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, Failure> {
-        self.runtime
-            .block_on(read(self.op.clone(), path.to_owned(), self.deadline))
+        let c = self.client()?;
+        c.runtime
+            .block_on(read(c.op.clone(), path.to_owned(), self.deadline))
     }
 
     fn get_many(&self, paths: &[String]) -> Vec<Result<Option<Vec<u8>>, Failure>> {
-        self.runtime.block_on(async {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(failure) => return paths.iter().map(|_| Err(failure.clone())).collect(),
+        };
+        c.runtime.block_on(async {
             let mut results: Vec<Option<Result<Option<Vec<u8>>, Failure>>> =
                 (0..paths.len()).map(|_| None).collect();
             let mut tasks = tokio::task::JoinSet::new();
             let mut next = 0;
             loop {
                 while tasks.len() < CONCURRENCY && next < paths.len() {
-                    let (op, path, deadline) =
-                        (self.op.clone(), paths[next].clone(), self.deadline);
+                    let (op, path, deadline) = (c.op.clone(), paths[next].clone(), self.deadline);
                     let i = next;
                     tasks.spawn(async move { (i, read(op, path, deadline).await) });
                     next += 1;
                 }
                 match tasks.join_next().await {
                     Some(Ok((i, result))) => results[i] = Some(result),
-                    Some(Err(e)) => {
-                        // A task that panicked or was cancelled: its slot stays empty and
-                        // is reported as a failure below.
-                        let _ = e;
-                    }
+                    // A task that panicked or was cancelled: its slot stays empty and is
+                    // reported as a failure below.
+                    Some(Err(_)) => {}
                     None => break,
                 }
             }
@@ -196,8 +230,9 @@ impl ObjectStore for S3Store {
     }
 
     fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Put, Failure> {
-        self.runtime.block_on(put(
-            self.op.clone(),
+        let c = self.client()?;
+        c.runtime.block_on(put(
+            c.op.clone(),
             path.to_owned(),
             bytes.to_vec(),
             self.deadline,
@@ -205,11 +240,15 @@ impl ObjectStore for S3Store {
     }
 
     fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Vec<Result<Put, Failure>> {
-        self.runtime.block_on(async {
+        let c = match self.client() {
+            Ok(c) => c,
+            Err(failure) => return objects.iter().map(|_| Err(failure.clone())).collect(),
+        };
+        c.runtime.block_on(async {
             let mut tasks = tokio::task::JoinSet::new();
             let count = objects.len();
             for (i, (path, bytes)) in objects.into_iter().enumerate() {
-                let (op, deadline) = (self.op.clone(), self.deadline);
+                let (op, deadline) = (c.op.clone(), self.deadline);
                 tasks.spawn(async move { (i, put(op, path, bytes, deadline).await) });
             }
             let mut results: Vec<Option<Result<Put, Failure>>> = (0..count).map(|_| None).collect();
