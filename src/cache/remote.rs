@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jitcache_remote::{Fetched, Remote, RemoteConfig};
-use jitcache_store::{EntryMeta, Key, KeyComponents, Store};
+use jitcache_store::{EntryMeta, Key, KeyComponents, PutEntry, Store};
 
 use super::{JitCache, Origin};
 
@@ -21,6 +21,14 @@ pub(super) fn connect(config: Option<&RemoteConfig>, store: Option<&Arc<Store>>)
             eprintln!("jitcache: warning: {err}; going on without the remote");
             None
         }
+    }
+}
+
+/// The local entry's metadata for a fetched object: the name its uploader recorded.
+fn meta_of(fetched: &Fetched) -> EntryMeta {
+    EntryMeta {
+        name: (!fetched.name.is_empty()).then(|| fetched.name.clone()),
+        components: None,
     }
 }
 
@@ -63,11 +71,38 @@ impl JitCache {
             return;
         }
         let wanted: Vec<Key> = missing.iter().map(|&i| keys[i]).collect();
-        for (i, fetched) in missing.into_iter().zip(remote.get_many(&wanted)) {
-            if let Some(fetched) = fetched {
-                self.keep_local(&keys[i], &fetched);
-                found[i] = Some((fetched.bytes, Origin::Remote));
-            }
+        let fetched: Vec<(usize, Fetched)> = missing
+            .into_iter()
+            .zip(remote.get_many(&wanted))
+            .filter_map(|(i, fetched)| Some((i, fetched?)))
+            .collect();
+        self.keep_all_local(keys, &fetched);
+        for (i, fetched) in fetched {
+            found[i] = Some((fetched.bytes, Origin::Remote));
+        }
+    }
+
+    /// Stores verified remote objects locally in one index transaction.
+    fn keep_all_local(&self, keys: &[Key], fetched: &[(usize, Fetched)]) {
+        let Some(store) = self.store.as_ref().filter(|_| !fetched.is_empty()) else {
+            return;
+        };
+        if self.writes_failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let metas: Vec<EntryMeta> = fetched.iter().map(|(_, f)| meta_of(f)).collect();
+        let entries: Vec<PutEntry<'_>> = fetched
+            .iter()
+            .zip(&metas)
+            .map(|((i, f), meta)| PutEntry {
+                key: keys[*i],
+                bytes: &f.bytes,
+                meta: Some(meta),
+            })
+            .collect();
+        if let Err(err) = store.put_many(&entries) {
+            self.writes_failed.store(true, Ordering::Relaxed);
+            self.bypass(err.to_string());
         }
     }
 
@@ -80,11 +115,7 @@ impl JitCache {
         if self.writes_failed.load(Ordering::Relaxed) {
             return;
         }
-        let meta = EntryMeta {
-            name: (!fetched.name.is_empty()).then(|| fetched.name.clone()),
-            components: None,
-        };
-        if let Err(err) = store.put_with(key, &fetched.bytes, &meta) {
+        if let Err(err) = store.put_with(key, &fetched.bytes, &meta_of(fetched)) {
             self.writes_failed.store(true, Ordering::Relaxed);
             self.bypass(err.to_string());
         }
