@@ -147,6 +147,25 @@ fn header(len: u64) -> [u8; HEADER_LEN] {
 
 /// Writes header + zstd frame of `bytes` to `out` (not synced).
 pub(crate) fn encode(out: &mut File, bytes: &[u8], level: i32) -> io::Result<()> {
+    with_frame(bytes, level, |header, frame| {
+        out.write_all(header)?;
+        out.write_all(frame)
+    })
+}
+
+/// Header + zstd frame of `bytes`: what a blob file holds, kept in the index instead
+/// for a small blob.
+pub(crate) fn encode_to_vec(bytes: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    with_frame(bytes, level, |header, frame| Ok([header, frame].concat()))
+}
+
+/// Calls `f` with the header and the zstd frame of `bytes` (built in the thread's
+/// write scratch).
+fn with_frame<T>(
+    bytes: &[u8],
+    level: i32,
+    f: impl FnOnce(&[u8], &[u8]) -> io::Result<T>,
+) -> io::Result<T> {
     WRITE_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         let WriteScratch { cctx, frame } = &mut *scratch;
@@ -160,15 +179,41 @@ pub(crate) fn encode(out: &mut File, bytes: &[u8], level: i32) -> io::Result<()>
         };
         frame.clear();
         frame.reserve(zstd::zstd_safe::compress_bound(bytes.len()));
-        let result = cctx.compress_to_buffer(bytes, frame).and_then(|_| {
-            out.write_all(&header(bytes.len() as u64))?;
-            out.write_all(frame)
-        });
+        let result = cctx
+            .compress_to_buffer(bytes, frame)
+            .and_then(|_| f(&header(bytes.len() as u64), frame));
         if frame.capacity() > SCRATCH_KEEP {
             *frame = Vec::new();
         }
         result
     })
+}
+
+/// Verifies the stored form of a blob kept in the index (header + zstd frame, as a file
+/// would hold) against `id` and `expected_len`, leaving the uncompressed bytes in `out`
+/// (replacing its contents). On failure `out` is left empty.
+pub(crate) fn decode_verified(
+    stored: &[u8],
+    id: &BlobId,
+    expected_len: Option<u64>,
+    out: &mut Vec<u8>,
+) -> Result<(), ReadFailure> {
+    out.clear();
+    let result = SCRATCH
+        .with(|cell| decode(stored, expected_len, &mut cell.borrow_mut().dctx, out))
+        .and_then(|()| check_hash(id, out));
+    if result.is_err() {
+        out.clear();
+    }
+    result
+}
+
+fn check_hash(id: &BlobId, bytes: &[u8]) -> Result<(), ReadFailure> {
+    if blake3::hash(bytes).as_bytes() == id.as_bytes() {
+        Ok(())
+    } else {
+        Err(ReadFailure::Damaged(Damage::HashMismatch))
+    }
 }
 
 /// Reads the blob at `path`, verifies it against `id` (and `expected_len`, when the
@@ -217,10 +262,7 @@ fn read_into(
         }
         result
     })?;
-    if blake3::hash(out).as_bytes() != id.as_bytes() {
-        return Err(ReadFailure::Damaged(Damage::HashMismatch));
-    }
-    Ok(())
+    check_hash(id, out)
 }
 
 /// Reads all of `file` into `buf` (replacing its contents) without asking for its size:

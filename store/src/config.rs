@@ -46,6 +46,11 @@ pub struct StoreConfig {
     /// 60 s). Least-recently-used order only needs coarse times, and a start that hits
     /// units used a minute ago then writes nothing for them.
     pub access_resolution: Duration,
+    /// Objects of at most this many bytes (uncompressed) are stored in the index, next
+    /// to their entry, instead of in a blob file of their own (default 16 KiB; 0 puts
+    /// every object in a file). A hit on such an object reads no file: the lookup
+    /// brings its bytes. Larger objects are faster as files, and keep the index small.
+    pub inline_max: u64,
     /// Time source for creation and access times (default the system clock).
     pub clock: Clock,
 }
@@ -58,6 +63,7 @@ impl Default for StoreConfig {
             busy_timeout: Duration::from_secs(10),
             access_flush_interval: Duration::from_secs(2),
             access_resolution: Duration::from_secs(60),
+            inline_max: 16 << 10,
             clock: Clock::System,
         }
     }

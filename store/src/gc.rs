@@ -71,6 +71,7 @@ impl Store {
                 let Some(last) = page.last() else { break };
                 after = Some((last.3, last.0));
                 let mut unreferenced: Vec<(BlobId, u64)> = Vec::new();
+                let mut inline_freed: Vec<u64> = Vec::new();
                 let mut evicted = 0u64;
                 self.index().in_transaction(|ix| {
                     for (key, blob, stored, _) in &page {
@@ -81,7 +82,11 @@ impl Store {
                             ix.set_unit_state(key, UnitState::Evicted)?;
                             evicted += 1;
                         }
-                        if !ix.blob_referenced(blob)?
+                        if ix.drop_inline_if_orphan(blob)? {
+                            // Kept in the index: gone with this transaction.
+                            on_disk = on_disk.saturating_sub(*stored);
+                            inline_freed.push(*stored);
+                        } else if !ix.blob_referenced(blob)?
                             && !unreferenced.iter().any(|(b, _)| b == blob)
                         {
                             on_disk = on_disk.saturating_sub(*stored);
@@ -90,6 +95,8 @@ impl Store {
                     }
                     ix.add_counters(&[(counter::EVICTIONS, evicted as i64)])
                 })?;
+                report.removed_blobs += inline_freed.len() as u64;
+                report.freed_bytes += inline_freed.iter().sum::<u64>();
                 // Files go only after the index no longer points at them.
                 for (blob, stored) in unreferenced {
                     if remove_file_if_exists(&self.layout.blob_path(&blob))? {
@@ -102,7 +109,11 @@ impl Store {
             }
         }
         if opts.remove_orphans {
-            progress.start(blobs);
+            report.removed_orphans += self.index().delete_inline_orphans()?;
+            let file_blobs = blobs.saturating_sub(self.index().inline_count()?);
+            if file_blobs > 0 {
+                progress.start(file_blobs);
+            }
             self.layout.walk_blobs(|path, id| {
                 progress.inc(1);
                 let orphan = match id {

@@ -148,7 +148,11 @@ impl Store {
             };
             let (blob, size) = (found.blob, found.size);
             let path = self.layout.blob_path(&blob);
-            match blob::read_verified(&path, &blob, Some(size), out) {
+            let read = match &found.inline {
+                Some(stored) => blob::decode_verified(stored, &blob, Some(size), out),
+                None => blob::read_verified(&path, &blob, Some(size), out),
+            };
+            match read {
                 Ok(()) => {
                     self.note(Some((key, found.last_access_ms)));
                     return Ok(true);
@@ -174,12 +178,19 @@ impl Store {
         // Each read says whether it recorded its own hit or miss already.
         type Read = (Option<Vec<u8>>, bool);
         let read = |key: &Key, entry: &Option<Found>| -> Result<Read, Error> {
-            let Some(Found { blob, size, .. }) = entry else {
+            let Some(Found {
+                blob, size, inline, ..
+            }) = entry
+            else {
                 return Ok((None, false));
             };
             let path = self.layout.blob_path(blob);
             let mut out = Vec::new();
-            match blob::read_verified(&path, blob, Some(*size), &mut out) {
+            let read = match inline {
+                Some(stored) => blob::decode_verified(stored, blob, Some(*size), &mut out),
+                None => blob::read_verified(&path, blob, Some(*size), &mut out),
+            };
+            match read {
                 Ok(()) => Ok((Some(out), false)),
                 Err(ReadFailure::Io(e)) => Err(io_err(&path, e)),
                 // Gone (a concurrent gc, maybe a re-put): the single path looks again.
@@ -368,25 +379,22 @@ impl Store {
             });
         }
         let id = BlobId::of(bytes);
-        let path = self.layout.blob_path(&id);
         let size = bytes.len() as u64;
         // Held until the entry is indexed: gc cannot collect the blob meanwhile, nor
         // remove our temp file.
         let _shared = self.gc_lock.shared()?;
-        let stored_size = match existing_sound(&path, &id, size) {
-            Some(stored) => stored,
-            None => self.write_blob(&path, bytes)?,
-        };
+        let stored = self.store_blob(&id, bytes)?;
         self.pause_at(PausePoint::AfterRename);
         let now_ms = self.config.clock.now_ms();
         self.index().insert(&NewEntry {
             key,
             blob: &id,
             size,
-            stored_size,
+            stored_size: stored.size(),
             name: meta.name.as_deref(),
             components: meta.components.as_ref(),
             now_ms,
+            inline: stored.inline(),
         })?;
         self.pause_at(PausePoint::AfterIndex);
         Ok(())
@@ -417,18 +425,13 @@ impl Store {
         // seen before, same address and length, is not hashed again. The slices are
         // borrowed for the whole call, so equal address and length mean equal bytes.
         let mut ids: HashMap<(usize, usize), BlobId> = HashMap::new();
-        let mut stored: HashMap<BlobId, u64> = HashMap::new();
+        let mut stored: HashMap<BlobId, Stored> = HashMap::new();
         let mut blob_of = Vec::with_capacity(entries.len());
         for entry in entries {
             let slice = (entry.bytes.as_ptr() as usize, entry.bytes.len());
             let id = *ids.entry(slice).or_insert_with(|| BlobId::of(entry.bytes));
             if let std::collections::hash_map::Entry::Vacant(slot) = stored.entry(id) {
-                let path = self.layout.blob_path(&id);
-                let size = entry.bytes.len() as u64;
-                slot.insert(match existing_sound(&path, &id, size) {
-                    Some(len) => len,
-                    None => self.write_blob(&path, entry.bytes)?,
-                });
+                slot.insert(self.store_blob(&id, entry.bytes)?);
             }
             blob_of.push(id);
         }
@@ -441,10 +444,11 @@ impl Store {
                 key: &entry.key,
                 blob: id,
                 size: entry.bytes.len() as u64,
-                stored_size: stored.get(id).copied().unwrap_or(0),
+                stored_size: stored.get(id).map_or(0, Stored::size),
                 name: entry.meta.and_then(|m| m.name.as_deref()),
                 components: entry.meta.and_then(|m| m.components.as_ref()),
                 now_ms,
+                inline: stored.get(id).and_then(Stored::inline),
             })
             .collect();
         // Key order turns random B-tree inserts into appends; the sort is stable, so
@@ -459,6 +463,23 @@ impl Store {
         if self.pause == Some(point) {
             fault::pause(point);
         }
+    }
+
+    /// Stores the blob `id` of `bytes`: compressed in memory when small enough to go in
+    /// the index with its entry ([`StoreConfig::inline_max`]), else as a file (kept if a
+    /// sound one exists).
+    fn store_blob(&self, id: &BlobId, bytes: &[u8]) -> Result<Stored, Error> {
+        let size = bytes.len() as u64;
+        if size <= self.config.inline_max {
+            return blob::encode_to_vec(bytes, self.config.compression_level)
+                .map(Stored::Inline)
+                .map_err(|e| write_err(&self.layout.index, e));
+        }
+        let path = self.layout.blob_path(id);
+        Ok(Stored::File(match existing_sound(&path, id, size) {
+            Some(len) => len,
+            None => self.write_blob(&path, bytes)?,
+        }))
     }
 
     /// Compresses `bytes` into a temp file, syncs it and renames it to `path`. Returns
@@ -606,6 +627,30 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+/// Where a blob being put went.
+enum Stored {
+    /// A file of this many bytes.
+    File(u64),
+    /// These bytes, to go in the index with the entry.
+    Inline(Vec<u8>),
+}
+
+impl Stored {
+    fn size(&self) -> u64 {
+        match self {
+            Stored::File(len) => *len,
+            Stored::Inline(bytes) => bytes.len() as u64,
+        }
+    }
+
+    fn inline(&self) -> Option<&[u8]> {
+        match self {
+            Stored::File(_) => None,
+            Stored::Inline(bytes) => Some(bytes),
+        }
     }
 }
 

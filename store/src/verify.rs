@@ -14,7 +14,8 @@ use crate::store::{PAGE, Store};
 pub struct DamagedBlob {
     /// The blob's name.
     pub blob: BlobId,
-    /// Its file.
+    /// Its file: the blob file, or the index for a blob kept in it
+    /// ([`StoreConfig::inline_max`](crate::StoreConfig::inline_max)).
     pub path: PathBuf,
     /// What is wrong.
     pub damage: Damage,
@@ -35,8 +36,8 @@ pub struct VerifyReport {
     pub damaged: Vec<DamagedBlob>,
     /// Problems SQLite's `quick_check` found in the index, and malformed rows.
     pub index_problems: Vec<String>,
-    /// Blob files no entry points at (left by a crash between rename and index, or a
-    /// replaced index): housekeeping for gc, not damage.
+    /// Blobs no entry points at (files left by a crash between rename and index, or by
+    /// a replaced index): housekeeping for gc, not damage.
     pub orphaned_blobs: u64,
     /// Temp files left by dead writers: housekeeping, not damage.
     pub stale_tmp: u64,
@@ -44,7 +45,8 @@ pub struct VerifyReport {
     pub repaired: bool,
     /// Entries evicted by the repair.
     pub evicted_entries: u64,
-    /// Files deleted by the repair (damaged blobs, orphans, stale temp files).
+    /// Files (and orphaned blobs kept in the index) deleted by the repair (damaged
+    /// blobs, orphans, stale temp files).
     pub removed_files: u64,
 }
 
@@ -94,19 +96,31 @@ impl Store {
         progress.start(blobs);
         let mut buf = Vec::new();
         let mut after: Option<BlobId> = None;
+        let mut file_blobs = 0u64;
         loop {
             let page = self.index().blobs_after(after.as_ref(), PAGE)?;
-            for (id, size, entries) in &page {
-                let path = self.layout.blob_path(id);
+            for row in &page {
+                let (id, entries) = (&row.id, &row.entries);
+                let path = match row.inline {
+                    Some(_) => self.layout.index.clone(),
+                    None => {
+                        file_blobs += 1;
+                        self.layout.blob_path(id)
+                    }
+                };
                 report.checked_blobs += 1;
                 report.checked_entries += entries;
-                match blob::read_verified(&path, id, Some(*size), &mut buf) {
+                let read = match &row.inline {
+                    Some(stored) => blob::decode_verified(stored, id, Some(row.size), &mut buf),
+                    None => blob::read_verified(&path, id, Some(row.size), &mut buf),
+                };
+                match read {
                     Ok(()) => {}
                     Err(ReadFailure::Io(e)) => return Err(io_err(&path, e)),
                     Err(ReadFailure::Damaged(damage)) => {
                         if repair {
                             report.evicted_entries += self.index().evict_blob(id)?;
-                            if remove_file_if_exists(&path)? {
+                            if row.inline.is_none() && remove_file_if_exists(&path)? {
                                 report.removed_files += 1;
                             }
                         }
@@ -122,12 +136,23 @@ impl Store {
                 progress.inc(1);
             }
             match page.last() {
-                Some(last) if page.len() == PAGE as usize => after = Some(last.0),
+                Some(last) if page.len() == PAGE as usize => after = Some(last.id),
                 _ => break,
             }
         }
         drop(buf);
-        progress.start(blobs);
+        {
+            let index = self.index();
+            let inline_orphans = index.inline_orphans()?;
+            report.orphaned_blobs += inline_orphans;
+            if repair && inline_orphans > 0 {
+                report.removed_files += index.delete_inline_orphans()?;
+            }
+        }
+        // The walk over blob files for orphans: its own progress, when there are files.
+        if file_blobs > 0 {
+            progress.start(file_blobs);
+        }
         self.layout.walk_blobs(|path, id| {
             progress.inc(1);
             let orphan = match id {

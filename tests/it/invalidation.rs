@@ -403,7 +403,7 @@ fn a_corrupted_blob_is_recompiled_and_the_output_stays_right() {
     cold_run(&cache, &program);
     assert_eq!(util::stats(&cache)["corrupt"].as_u64(), Some(0));
 
-    util::flip_middle_byte(&util::blob_of(&cache, "lisp/cube"));
+    util::damage_blob_of(&cache, "lisp/cube", util::flip_middle_byte);
     let run = util::run(&cache, &program, &[]);
     assert_output(&run, OUTPUT, EXIT);
     assert_eq!(run.compiled_units(), names(&["cube"]), "{}", run.stderr);
@@ -420,11 +420,10 @@ fn a_corrupted_blob_is_recompiled_and_the_output_stays_right() {
 
     // Damage at the very start (the header) and at the end are caught too.
     for (unit, at_end) in [("lisp/main", false), ("lisp/fact", true)] {
-        let blob = util::blob_of(&cache, unit);
-        let mut bytes = std::fs::read(&blob).unwrap_or_else(|e| panic!("{e}"));
-        let at = if at_end { bytes.len() - 1 } else { 0 };
-        bytes[at] ^= 0x01;
-        std::fs::write(&blob, bytes).unwrap_or_else(|e| panic!("{e}"));
+        util::damage_blob_of(&cache, unit, |bytes| {
+            let at = if at_end { bytes.len() - 1 } else { 0 };
+            bytes[at] ^= 0x01;
+        });
     }
     let run = util::run(&cache, &program, &[]);
     assert_output(&run, OUTPUT, EXIT);

@@ -43,7 +43,7 @@ fn a_large_batch_is_packed_and_a_damaged_or_stale_pack_is_never_used() {
 
     // A damaged pack is a miss: the units are read one by one, the output is right, and
     // the pack is written again.
-    util::flip_middle_byte(&util::blob_of(&cache, "pack"));
+    util::damage_blob_of(&cache, "pack", util::flip_middle_byte);
     let healed = util::run(&cache, &path, &[]);
     assert_eq!((healed.compiled(), healed.disk_hits()), (0, 81));
     assert_eq!(healed.stdout, expected);

@@ -171,29 +171,53 @@ pub fn stats(cache: &Path) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("bad stats {text:?}: {e}"))
 }
 
-/// The blob file under `<cache>/v1/blobs/` holding the entry named `name` (`lisp/cube`).
-pub fn blob_of(cache: &Path, name: &str) -> PathBuf {
+/// Changes the stored bytes (header + zstd frame) of the blob of the entry named `name`
+/// (`lisp/cube`) with `damage`: in its file under `<cache>/v1/blobs/`, or in the index
+/// when the blob is small enough to be kept there.
+pub fn damage_blob_of(cache: &Path, name: &str, damage: impl FnOnce(&mut Vec<u8>)) {
     let entry = entries(cache)
         .into_iter()
         .find(|e| e["name"].as_str() == Some(name))
         .unwrap_or_else(|| panic!("no entry named {name}"));
     let hex = entry["blob"].as_str().unwrap_or_default().to_owned();
     assert_eq!(hex.len(), 64, "blob id of {name}: {hex:?}");
-    cache
+    let file = cache
         .join("v1")
         .join("blobs")
         .join(&hex[..2])
         .join(&hex[2..4])
-        .join(&hex)
+        .join(&hex);
+    if file.exists() {
+        let mut bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        damage(&mut bytes);
+        std::fs::write(&file, bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        return;
+    }
+    let id: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let conn = rusqlite::Connection::open(cache.join("v1").join("index.sqlite"))
+        .unwrap_or_else(|e| panic!("index: {e}"));
+    let mut bytes: Vec<u8> = conn
+        .query_row(
+            "SELECT data FROM inline_blobs WHERE blob = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("the blob of {name} is neither a file nor inline: {e}"));
+    damage(&mut bytes);
+    conn.execute(
+        "UPDATE inline_blobs SET data = ?2 WHERE blob = ?1",
+        rusqlite::params![id, bytes],
+    )
+    .unwrap_or_else(|e| panic!("index: {e}"));
 }
 
-/// Flips every bit of the byte in the middle of `path`.
-pub fn flip_middle_byte(path: &Path) {
-    let mut bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(!bytes.is_empty(), "{} is empty", path.display());
+/// Flips every bit of the byte in the middle of `bytes`.
+pub fn flip_middle_byte(bytes: &mut Vec<u8>) {
+    assert!(!bytes.is_empty(), "empty blob");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// Writes `text` to `dir/name` and returns the path.

@@ -9,34 +9,43 @@ use crate::error::{Error, sql_err};
 use crate::key::{Key, KeyComponents};
 
 /// What the index records for a key that a read needs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Found {
     pub blob: BlobId,
     /// Uncompressed length.
     pub size: u64,
     /// When the entry was last recorded as used (ms since the epoch).
     pub last_access_ms: i64,
+    /// The stored blob (header + zstd frame) when it is kept in the index; `None` when
+    /// it is a file.
+    pub inline: Option<Vec<u8>>,
 }
 
 /// The blob, uncompressed length and last access of `key`, through `conn` (a
 /// connection or a transaction on it).
 pub(super) fn lookup_in(conn: &rusqlite::Connection, key: &Key) -> rusqlite::Result<Option<Found>> {
     let row = conn
-        .prepare_cached("SELECT blob, size, last_access_ms FROM entries WHERE key = ?1")?
+        .prepare_cached(
+            "SELECT e.blob, e.size, e.last_access_ms, i.data
+             FROM entries e LEFT JOIN inline_blobs i ON i.blob = e.blob
+             WHERE e.key = ?1",
+        )?
         .query_row([key.as_bytes().as_slice()], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
             ))
         })
         .optional()?;
-    Ok(row.and_then(|(blob, size, last_access_ms)| {
+    Ok(row.and_then(|(blob, size, last_access_ms, inline)| {
         let blob: [u8; 32] = blob.try_into().ok()?;
         Some(Found {
             blob: BlobId::from_bytes(blob),
             size: u64::try_from(size).ok()?,
             last_access_ms,
+            inline,
         })
     }))
 }
@@ -78,7 +87,17 @@ impl Index {
                  (key, blob, size, stored_size, name, created_ms, last_access_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             )?;
+            let mut previous = tx.prepare_cached("SELECT blob FROM entries WHERE key = ?1")?;
+            let mut inline = tx.prepare_cached(
+                "INSERT OR REPLACE INTO inline_blobs (blob, data) VALUES (?1, ?2)",
+            )?;
             for row in rows {
+                if let Some(data) = row.inline {
+                    inline.execute(params![row.blob.as_bytes().as_slice(), data])?;
+                }
+                let replaced: Option<Vec<u8>> = previous
+                    .query_row([row.key.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()?;
                 entry.execute(params![
                     row.key.as_bytes().as_slice(),
                     row.blob.as_bytes().as_slice(),
@@ -87,6 +106,9 @@ impl Index {
                     row.name,
                     row.now_ms,
                 ])?;
+                if let Some(old) = replaced.filter(|old| old.as_slice() != row.blob.as_bytes()) {
+                    drop_inline_if_orphan(tx, &old)?;
+                }
                 if let Some(c) = row.components {
                     insert_unit(tx, row.key, c, row.now_ms)?;
                 }
@@ -106,17 +128,25 @@ impl Index {
         counter_name: Option<&str>,
     ) -> Result<bool, Error> {
         self.write(|tx| {
-            let n = match blob {
+            let gone: Option<Vec<u8>> = match blob {
                 Some(blob) => tx
-                    .prepare_cached("DELETE FROM entries WHERE key = ?1 AND blob = ?2")?
-                    .execute(params![
-                        key.as_bytes().as_slice(),
-                        blob.as_bytes().as_slice()
-                    ])?,
+                    .prepare_cached(
+                        "DELETE FROM entries WHERE key = ?1 AND blob = ?2 RETURNING blob",
+                    )?
+                    .query_row(
+                        params![key.as_bytes().as_slice(), blob.as_bytes().as_slice()],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
                 None => tx
-                    .prepare_cached("DELETE FROM entries WHERE key = ?1")?
-                    .execute([key.as_bytes().as_slice()])?,
+                    .prepare_cached("DELETE FROM entries WHERE key = ?1 RETURNING blob")?
+                    .query_row([key.as_bytes().as_slice()], |r| r.get(0))
+                    .optional()?,
             };
+            let n = usize::from(gone.is_some());
+            if let Some(gone) = &gone {
+                drop_inline_if_orphan(tx, gone)?;
+            }
             if n > 0 {
                 set_unit_state(tx, key, state)?;
                 if let Some(name) = counter_name {
@@ -137,6 +167,10 @@ impl Index {
             )?;
             let n = tx.execute(
                 "DELETE FROM entries WHERE blob = ?1",
+                [blob.as_bytes().as_slice()],
+            )?;
+            tx.execute(
+                "DELETE FROM inline_blobs WHERE blob = ?1",
                 [blob.as_bytes().as_slice()],
             )?;
             bump(tx, counter::CORRUPT, 1)?;
@@ -262,16 +296,14 @@ impl Index {
 
     /// Up to `limit` distinct blobs greater than `after` with their recorded
     /// uncompressed length and the number of entries pointing at them.
-    pub fn blobs_after(
-        &self,
-        after: Option<&BlobId>,
-        limit: u32,
-    ) -> Result<Vec<(BlobId, u64, u64)>, Error> {
+    pub fn blobs_after(&self, after: Option<&BlobId>, limit: u32) -> Result<Vec<BlobRow>, Error> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT blob, MAX(size), COUNT(*) FROM entries WHERE blob > ?1
-                 GROUP BY blob ORDER BY blob LIMIT ?2",
+                "SELECT e.blob, MAX(e.size), COUNT(*),
+                        (SELECT data FROM inline_blobs i WHERE i.blob = e.blob)
+                 FROM entries e WHERE e.blob > ?1
+                 GROUP BY e.blob ORDER BY e.blob LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
         let after = after.map_or(&[][..], |b| b.as_bytes().as_slice());
@@ -281,17 +313,64 @@ impl Index {
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, i64>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (blob, size, n) = row.map_err(|e| self.err(e))?;
+            let (blob, size, n, inline) = row.map_err(|e| self.err(e))?;
             if let Ok(blob) = <[u8; 32]>::try_from(blob) {
-                out.push((BlobId::from_bytes(blob), to_u64(size), to_u64(n)));
+                out.push(BlobRow {
+                    id: BlobId::from_bytes(blob),
+                    size: to_u64(size),
+                    entries: to_u64(n),
+                    inline,
+                });
             }
         }
         Ok(out)
+    }
+
+    /// Deletes the inline blob `blob` if no entry points at it; returns whether it did.
+    pub fn drop_inline_if_orphan(&self, blob: &BlobId) -> Result<bool, Error> {
+        drop_inline_if_orphan(&self.conn, blob.as_bytes()).map_err(|e| self.err(e))
+    }
+
+    /// Inline blobs no entry points at (a crash cannot leave any: they go in the
+    /// transaction that drops their last entry; counted by verify all the same).
+    pub fn inline_orphans(&self) -> Result<u64, Error> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM inline_blobs i
+                 WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.blob = i.blob)",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(to_u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many blobs are kept in the index.
+    pub fn inline_count(&self) -> Result<u64, Error> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(to_u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes the blobs counted by [`Index::inline_orphans`]; returns how many.
+    pub fn delete_inline_orphans(&self) -> Result<u64, Error> {
+        self.conn
+            .execute(
+                "DELETE FROM inline_blobs
+                 WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.blob = inline_blobs.blob)",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
     }
 
     /// Entries pointing at a blob whose id is not 32 bytes (only a damaged index has
@@ -325,6 +404,7 @@ impl Index {
                 "UPDATE units SET state = ?1 WHERE state = ?2",
                 params![UnitState::Evicted.code(), UnitState::Present.code()],
             )?;
+            tx.execute("DELETE FROM inline_blobs", [])?;
             Ok(tx.execute("DELETE FROM entries", [])? as u64)
         })
     }
@@ -363,4 +443,23 @@ fn insert_unit(
         now_ms,
     ])?;
     Ok(())
+}
+
+/// A blob the index points at, for verify: its id, uncompressed length, how many entries
+/// share it, and its stored bytes when it is kept in the index.
+pub(crate) struct BlobRow {
+    pub id: BlobId,
+    pub size: u64,
+    pub entries: u64,
+    pub inline: Option<Vec<u8>>,
+}
+
+/// Deletes the inline blob `blob` if no entry points at it.
+fn drop_inline_if_orphan(conn: &rusqlite::Connection, blob: &[u8]) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "DELETE FROM inline_blobs WHERE blob = ?1
+         AND NOT EXISTS (SELECT 1 FROM entries WHERE blob = ?1)",
+    )?
+    .execute([blob])
+    .map(|n| n > 0)
 }

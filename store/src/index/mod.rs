@@ -78,6 +78,8 @@ pub(crate) struct NewEntry<'a> {
     pub name: Option<&'a str>,
     pub components: Option<&'a KeyComponents>,
     pub now_ms: i64,
+    /// The stored blob (header + zstd frame) when it is kept in the index.
+    pub inline: Option<&'a [u8]>,
 }
 
 fn bump(conn: &Connection, name: &str, n: i64) -> rusqlite::Result<()> {

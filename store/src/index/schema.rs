@@ -3,10 +3,11 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The index schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[i]` takes a database from schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE entries (
     key            BLOB PRIMARY KEY NOT NULL,  -- 32 bytes
     blob           BLOB NOT NULL,              -- 32 bytes: BLAKE3 of the uncompressed bytes
@@ -36,7 +37,14 @@ CREATE TABLE counters (
     name  TEXT PRIMARY KEY NOT NULL,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-"];
+",
+    r"
+CREATE TABLE inline_blobs (
+    blob BLOB PRIMARY KEY NOT NULL,  -- 32 bytes: BLAKE3 of the uncompressed bytes
+    data BLOB NOT NULL               -- what a blob file would hold: header + zstd frame
+) WITHOUT ROWID;
+",
+];
 
 pub(super) enum MigrateError {
     Sql(rusqlite::Error),

@@ -61,8 +61,9 @@ fn corrupt_database_is_replaced(damage: impl Fn(&Path)) {
     let root = dir.path().join("cache");
     {
         let store = open(dir.path());
+        // Larger than `inline_max`: blob files, which outlive the index.
         for k in 0..3 {
-            store.put(&key(k), &noise(k, 5_000)).expect("put");
+            store.put(&key(k), &noise(k, 20_000)).expect("put");
         }
     }
     let index = root.join("v1/index.sqlite");
@@ -305,4 +306,34 @@ pub fn child_disk_full(dir: &Path) {
     store
         .put(&key(5), &noise(5, 100_000))
         .expect("put after freeing space");
+}
+
+#[test]
+fn an_index_of_schema_1_is_migrated_and_keeps_its_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        inline_max: 0,
+        ..StoreConfig::default()
+    };
+    let big = noise(7, 20_000);
+    {
+        let store = Store::open(dir.path().join("cache"), config).expect("open");
+        store.put(&key(1), &big).expect("put");
+    }
+    // What a build of schema 1 left: no table of inline blobs.
+    let index = dir.path().join("cache/v1/index.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&index).expect("sqlite");
+        conn.execute_batch("DROP TABLE inline_blobs; PRAGMA user_version = 1;")
+            .expect("downgrade");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.get(&key(1)).expect("get"), Some(big), "kept");
+    store.put(&key(2), b"small").expect("put inline");
+    assert_eq!(store.get(&key(2)).expect("get"), Some(b"small".to_vec()));
+    let conn = rusqlite::Connection::open(&index).expect("sqlite");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, jitcache_store::SCHEMA_VERSION);
 }

@@ -21,6 +21,18 @@ pub fn fresh() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A store in a fresh temporary directory that keeps every blob in a file of its own
+/// (`inline_max` 0), for tests that damage blob files.
+pub fn fresh_files() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = StoreConfig {
+        inline_max: 0,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path().join("cache"), config).expect("open store");
+    (dir, store)
+}
+
 /// Opens the store under `<dir>/cache` with the default config.
 pub fn open(dir: &Path) -> Store {
     Store::open(dir.join("cache"), StoreConfig::default()).expect("open store")

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use jitcache_store::{Damage, EntryMeta, KeyBuilder, NoProgress, UnitState};
 
-use crate::common::{blob_file, fresh, key, noise};
+use crate::common::{blob_file, fresh_files as fresh, key, noise};
 
 fn flip_byte(path: &Path, at: usize) {
     let mut bytes = std::fs::read(path).expect("read");
@@ -150,4 +150,95 @@ fn verify_finds_and_repairs_damage() {
     assert_eq!(store.get(&key(2)).expect("get"), None);
     let stats = store.stats().expect("stats");
     assert_eq!((stats.entries, stats.corrupt), (1, 2));
+}
+
+/// The stored bytes (header + zstd frame) of the blob of `bytes` kept in the index of
+/// the store under `root`: read, passed through `damage` as a file, written back (or
+/// the row deleted when `damage` removed the file).
+fn damage_inline(root: &Path, bytes: &[u8], damage: Damager) {
+    let index = root.join(jitcache_store::FORMAT_DIR).join("index.sqlite");
+    let conn = rusqlite::Connection::open(&index).expect("open index");
+    let id = jitcache_store::BlobId::of(bytes);
+    let stored: Vec<u8> = conn
+        .query_row(
+            "SELECT data FROM inline_blobs WHERE blob = ?1",
+            [id.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .expect("the blob is kept in the index");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("blob");
+    std::fs::write(&file, &stored).expect("write");
+    // "replaced by another blob": another blob's stored bytes.
+    let other: Vec<u8> = conn
+        .query_row(
+            "SELECT data FROM inline_blobs WHERE blob != ?1 LIMIT 1",
+            [id.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .expect("another inline blob");
+    std::fs::write(file.with_file_name("other"), other).expect("write other");
+    damage(&file);
+    match std::fs::read(&file) {
+        Ok(damaged) => conn.execute(
+            "UPDATE inline_blobs SET data = ?2 WHERE blob = ?1",
+            rusqlite::params![id.as_bytes().as_slice(), damaged],
+        ),
+        Err(_) => conn.execute(
+            "DELETE FROM inline_blobs WHERE blob = ?1",
+            [id.as_bytes().as_slice()],
+        ),
+    }
+    .expect("write back");
+}
+
+#[test]
+fn every_inline_damage_is_a_counted_miss() {
+    for (name, damage) in DAMAGES {
+        let (dir, store) = crate::common::fresh();
+        let bytes = noise(1, 3_000);
+        let k = key(1);
+        store.put(&k, &bytes).expect("put");
+        store.put(&key(50), &noise(2, 3_000)).expect("put");
+        assert!(
+            !blob_file(&store, &bytes).exists(),
+            "a small blob is kept in the index"
+        );
+        damage_inline(&dir.path().join("cache"), &bytes, *damage);
+
+        assert_eq!(
+            store.get(&k).expect("get never errs on damage"),
+            None,
+            "{name}"
+        );
+        let stats = store.stats().expect("stats");
+        assert_eq!(stats.corrupt, 1, "{name}: counted");
+        assert_eq!(stats.entries, 1, "{name}: evicted");
+        let report = store.verify(false, &NoProgress).expect("verify");
+        assert!(report.is_clean(), "{name}: {report:?}");
+        assert_eq!(report.orphaned_blobs, 0, "{name}: the damaged copy is gone");
+        // A new put stores a sound copy.
+        store.put(&k, &bytes).expect("put again");
+        assert_eq!(store.get(&k).expect("get"), Some(bytes), "{name}");
+    }
+}
+
+#[test]
+fn verify_finds_and_repairs_inline_damage() {
+    let (dir, store) = crate::common::fresh();
+    let (good, bad) = (noise(1, 2_000), noise(2, 2_000));
+    store.put(&key(1), &good).expect("put");
+    store.put(&key(2), &bad).expect("put");
+    store.put(&key(3), &bad).expect("put");
+    damage_inline(&dir.path().join("cache"), &bad, |p| flip_byte(p, 100));
+    let report = store.verify(false, &NoProgress).expect("verify");
+    assert_eq!((report.checked_blobs, report.checked_entries), (2, 3));
+    assert_eq!(report.damaged_entries, 2);
+    assert_eq!(report.damaged[0].damage, Damage::HashMismatch);
+    assert!(report.damaged[0].path.ends_with("index.sqlite"));
+    let repaired = store.verify(true, &NoProgress).expect("repair");
+    assert_eq!(repaired.evicted_entries, 2);
+    assert!(store.verify(false, &NoProgress).expect("verify").is_clean());
+    assert_eq!(store.get(&key(1)).expect("get"), Some(good));
+    assert_eq!(store.get(&key(2)).expect("get"), None);
 }

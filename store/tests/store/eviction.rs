@@ -391,3 +391,43 @@ fn touch_along_refreshes_keys_only_when_the_anchor_needed_it() {
     let now = access(&store);
     assert_eq!(now[&key(1)], created + 90_000);
 }
+
+#[test]
+fn gc_frees_blobs_kept_in_the_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = ManualClock::new(1_000);
+    let store = clocked(&dir.path().join("cache"), &clock);
+    for k in 0..6u64 {
+        clock.advance(10);
+        store.put(&key(k), &noise(k, 2_000)).expect("put");
+    }
+    let before = store.stats().expect("stats");
+    assert_eq!(before.blobs, 6);
+    assert!(
+        crate::common::files_under(&dir.path().join("cache/v1/blobs")).is_empty(),
+        "small blobs are kept in the index"
+    );
+    let report = store
+        .gc(
+            &GcOptions {
+                max_size: Some(before.bytes_on_disk / 2),
+                ..GcOptions::default()
+            },
+            &NoProgress,
+        )
+        .expect("gc");
+    assert_eq!(report.evicted_entries, 3);
+    assert_eq!(report.removed_blobs, 3);
+    assert!(report.freed_bytes > 0);
+    let after = store.stats().expect("stats");
+    assert_eq!((after.entries, after.blobs), (3, 3));
+    assert!(after.bytes_on_disk <= before.bytes_on_disk / 2);
+    // The oldest went; the rest still read back.
+    assert_eq!(store.get(&key(0)).expect("get"), None);
+    assert_eq!(store.get(&key(5)).expect("get"), Some(noise(5, 2_000)));
+    let verify = store.verify(false, &NoProgress).expect("verify");
+    assert!(
+        verify.is_clean() && verify.orphaned_blobs == 0,
+        "{verify:?}"
+    );
+}
