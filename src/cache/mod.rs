@@ -89,39 +89,13 @@ enum Loaded {
     Whole(Vec<u8>),
 }
 
-/// Batches at least this large compute their keys on two threads: hashing is most of
-/// what a warm start of many small units does before it reads anything (~1 µs a unit).
-const PARALLEL_KEYS_MIN: usize = 256;
-
-/// The key components and keys of every unit of a batch, in order.
-fn keys_of(parts: &[KeyParts<'_>], prototype: &KeyBuilder) -> (Vec<KeyComponents>, Vec<Key>) {
-    let some = |parts: &[KeyParts<'_>]| -> Vec<(KeyComponents, Key)> {
-        parts
-            .iter()
-            .map(|p| {
-                let components = p.components_with(prototype);
-                let key = components.key();
-                (components, key)
-            })
-            .collect()
-    };
-    let all = if parts.len() < PARALLEL_KEYS_MIN {
-        some(parts)
-    } else {
-        let (first, second) = parts.split_at(parts.len() / 2);
-        std::thread::scope(|scope| {
-            let other = std::thread::Builder::new().spawn_scoped(scope, || some(second));
-            let mut all = some(first);
-            match other.map(|handle| handle.join()) {
-                Ok(Ok(rest)) => all.extend(rest),
-                Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                // No thread to be had: this one does the rest.
-                Err(_) => all.extend(some(second)),
-            }
-            all
-        })
-    };
-    all.into_iter().unzip()
+/// The keys of every unit of a batch, in order. (Their components, needed only to store
+/// and explain a miss, are made for the misses.)
+fn keys_of(parts: &[KeyParts<'_>], prototype: &KeyBuilder) -> Vec<Key> {
+    parts
+        .iter()
+        .map(|p| prototype.key_of(p.namespace, p.name, p.unit, p.deps))
+        .collect()
 }
 
 /// A key builder holding the digests of a backend's identity: name and version, flags
@@ -398,7 +372,7 @@ impl JitCache {
         B::Unit: Sized,
     {
         let prototype = self.backend_builder(backend.identity());
-        let (components, keys) = keys_of(parts, &prototype);
+        let keys = keys_of(parts, &prototype);
 
         // Level 1: this process. A batch is answered from memory only when every unit is
         // resident and all of them were linked together: otherwise a resident unit could
@@ -484,7 +458,9 @@ impl JitCache {
             }
             counts.misses += 1;
             let (bytes, origin, spent) =
-                self.compile_once(key, &components[i], backend, || unit(i))?;
+                self.compile_once(key, &parts[i].components_with(&prototype), backend, || {
+                    unit(i)
+                })?;
             compile_time += spent;
             if matches!(origin, Origin::Compiled(_)) {
                 counts.compiles += 1;

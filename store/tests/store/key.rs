@@ -174,6 +174,23 @@ proptest! {
     }
 
     #[test]
+    fn the_allocation_free_path_makes_the_same_key(input in key_input()) {
+        let mut backend = input.builder();
+        backend.unit(b"");
+        let deps: Vec<[u8; 32]> = input
+            .deps
+            .iter()
+            .map(|d| *blake3::hash(d).as_bytes())
+            .collect();
+        let mut slow = backend.for_unit(&input.ns, &input.name);
+        slow.unit(&input.unit);
+        for d in &deps {
+            slow.dep(d);
+        }
+        prop_assert_eq!(backend.key_of(&input.ns, &input.name, &input.unit, &deps), slow.build());
+    }
+
+    #[test]
     fn same_inputs_same_key(input in key_input()) {
         prop_assert_eq!(input.key(), input.clone().key());
         prop_assert_eq!(input.builder().components().key(), input.key());
