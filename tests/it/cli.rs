@@ -381,3 +381,39 @@ fn an_insecure_cache_directory_is_one_clear_error() {
         "nothing is created in a refused directory"
     );
 }
+
+#[test]
+fn run_exits_like_a_native_program() {
+    // Destructors and atexit handlers run at exit, in a native program's order, with the
+    // program's code still mapped (a handler into unloaded code would crash).
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let src = util::write(
+        dir.path(),
+        "bye.c",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         static void bye(void) { puts(\"atexit handler\"); }\n\
+         static void bye_too(void) { puts(\"registered last, runs first\"); }\n\
+         __attribute__((destructor)) static void fini(void) { puts(\"destructor\"); }\n\
+         int main(void) { atexit(bye); atexit(bye_too); puts(\"main\"); return 3; }\n",
+    );
+    let native = dir.path().join("bye");
+    let built = std::process::Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&native)
+        .status()
+        .expect("cc");
+    assert!(built.success());
+    let expected = std::process::Command::new(&native).output().expect("native");
+    let expected_out = String::from_utf8_lossy(&expected.stdout).into_owned();
+    assert_eq!(
+        expected_out,
+        "main\nregistered last, runs first\natexit handler\ndestructor\n"
+    );
+    for _ in 0..2 {
+        // Cold (compiled), then warm (from the cache).
+        let run = util::run(&cache, &src, &[]);
+        util::assert_output(&run, &expected_out, 3);
+    }
+}
