@@ -174,7 +174,7 @@ pub fn stats(cache: &Path) -> Value {
 /// Changes the stored bytes (header + zstd frame) of the blob of the entry named `name`
 /// (`lisp/cube`) with `damage`: in its file under `<cache>/v1/blobs/`, or in the index
 /// when the blob is small enough to be kept there.
-pub fn damage_blob_of(cache: &Path, name: &str, damage: impl FnOnce(&mut Vec<u8>)) {
+pub fn damage_blob_of(cache: &Path, name: &str, damage: impl FnOnce(&mut [u8])) {
     let entry = entries(cache)
         .into_iter()
         .find(|e| e["name"].as_str() == Some(name))
@@ -214,7 +214,7 @@ pub fn damage_blob_of(cache: &Path, name: &str, damage: impl FnOnce(&mut Vec<u8>
 }
 
 /// Flips every bit of the byte in the middle of `bytes`.
-pub fn flip_middle_byte(bytes: &mut Vec<u8>) {
+pub fn flip_middle_byte(bytes: &mut [u8]) {
     assert!(!bytes.is_empty(), "empty blob");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

@@ -41,6 +41,8 @@ pub fn main(spec: &str) -> Result<()> {
 /// Starts a child of `exe` playing `spec`; its stdout is piped.
 pub fn spawn(exe: &Path, spec: &WorkerSpec) -> Result<Child> {
     Command::new(exe)
+        // The workers measure the local store (see `startup::run_once`).
+        .env_remove("JITCACHE_REMOTE")
         .arg("bench")
         .arg("--worker")
         .arg(serde_json::to_string(spec)?)
