@@ -405,7 +405,9 @@ fn run_exits_like_a_native_program() {
         .status()
         .expect("cc");
     assert!(built.success());
-    let expected = std::process::Command::new(&native).output().expect("native");
+    let expected = std::process::Command::new(&native)
+        .output()
+        .expect("native");
     let expected_out = String::from_utf8_lossy(&expected.stdout).into_owned();
     assert_eq!(
         expected_out,
