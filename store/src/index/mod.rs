@@ -9,6 +9,7 @@
 //! the queries on entries and blobs, `bookkeeping` counters, access times and units.
 
 mod bookkeeping;
+mod busy;
 mod entries;
 mod open;
 mod schema;

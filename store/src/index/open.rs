@@ -102,9 +102,9 @@ fn open_once(
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let mut conn = match Connection::open_with_flags(path, flags).and_then(|conn| {
-        // The busy timeout first: the probe below may meet another process's lock.
-        conn.busy_timeout(busy_timeout)?;
+    let mut conn = match Connection::open_with_flags(path, flags).and_then(|mut conn| {
+        // The busy handler first: the probe below may meet another process's lock.
+        super::busy::wait_up_to(&mut conn, busy_timeout)?;
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
         Ok(conn)
     }) {
@@ -117,7 +117,7 @@ fn open_once(
         }
         Err(e) => return Err(c(e)),
     };
-    conn.busy_timeout(busy_timeout).map_err(c)?;
+    super::busy::wait_up_to(&mut conn, busy_timeout).map_err(c)?;
     conn.set_prepared_statement_cache_capacity(32);
     if writable {
         let mode: String = conn

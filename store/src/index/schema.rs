@@ -42,7 +42,7 @@ CREATE TABLE counters (
 CREATE TABLE inline_blobs (
     blob BLOB PRIMARY KEY NOT NULL,  -- 32 bytes: BLAKE3 of the uncompressed bytes
     data BLOB NOT NULL               -- what a blob file would hold: header + zstd frame
-) WITHOUT ROWID;
+);
 ",
 ];
 
