@@ -61,6 +61,7 @@ impl Store {
         }
         let _guard = self.gc_lock.exclusive()?;
         self.flush()?;
+        let _unmapped = self.unmapped()?;
         let mut report = GcReport::default();
         let (entries, blobs, _, mut on_disk) = self.index().totals()?;
         if let Some(cap) = opts.max_size {

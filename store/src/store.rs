@@ -100,6 +100,13 @@ impl Store {
         self.layout.blob_path(id)
     }
 
+    /// Reads the index without its memory map until the guard drops (for scans; see
+    /// `Index::set_mapped`).
+    pub(crate) fn unmapped(&self) -> Result<Unmapped<'_>, Error> {
+        self.index().set_mapped(false)?;
+        Ok(Unmapped(self))
+    }
+
     /// The index, its read snapshot ended: what is read through it is current.
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
         let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
@@ -574,6 +581,7 @@ impl Store {
     /// a page at a time (memory stays flat) and no lock is held while `f` runs, so `f`
     /// may use the store; entries changed meanwhile may or may not be seen.
     pub fn for_each_entry(&self, mut f: impl FnMut(&EntryInfo) -> bool) -> Result<(), Error> {
+        let _unmapped = self.unmapped()?;
         let mut after: Option<Key> = None;
         loop {
             let page = self.index().entries_after(after.as_ref(), PAGE)?;
@@ -627,6 +635,16 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+/// Maps the index again when dropped (see [`Store::unmapped`]).
+pub(crate) struct Unmapped<'a>(&'a Store);
+
+impl Drop for Unmapped<'_> {
+    fn drop(&mut self) {
+        // Without the map, lookups are only slower.
+        let _ = self.0.index().set_mapped(true);
     }
 }
 

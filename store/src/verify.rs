@@ -75,6 +75,7 @@ impl Store {
             None
         };
         self.flush()?;
+        let _unmapped = self.unmapped()?;
         let mut report = VerifyReport {
             repaired: repair,
             ..VerifyReport::default()

@@ -119,6 +119,8 @@ fn open_once(
     };
     super::busy::wait_up_to(&mut conn, busy_timeout).map_err(c)?;
     conn.set_prepared_statement_cache_capacity(32);
+    conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)
+        .map_err(c)?;
     if writable {
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
