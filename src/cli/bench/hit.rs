@@ -88,6 +88,28 @@ impl Drop for FreshCopy {
     }
 }
 
+/// A step timing a hit of `key` in `store` loaded by `linker`: `get_into`, load, symbol
+/// (the unload after it is not timed).
+fn hit_step(store: &Store, mut linker: Linker, key: Key) -> Step<'_> {
+    let mut object = Vec::new();
+    Box::new(move || {
+        let start = Instant::now();
+        ensure!(
+            store.get_into(&key, &mut object)?,
+            "the unit is not in the store"
+        );
+        let id = linker.load(&[ObjectFile {
+            name: "small.o",
+            bytes: &object,
+        }])?;
+        let addr = linker.symbol(id, SMALL_SYMBOL);
+        let spent = start.elapsed();
+        ensure!(addr.is_some(), "{SMALL_SYMBOL} not found");
+        linker.unload(id)?;
+        Ok(spent)
+    })
+}
+
 /// The three timings of target 1, medians of interleaved rounds.
 pub struct HitTimes {
     /// Store hit + link + symbol.
@@ -174,45 +196,14 @@ pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
         Ok(spent)
     });
 
-    // The same hit with one mapping per unit (the linker's arena turned off).
-    let mut strict = Linker::with_memory(MemoryStrategy::MappingPerUnit);
-    let mut strict_object = Vec::new();
-    let strict_hit: Step<'_> = Box::new(|| {
-        let start = Instant::now();
-        ensure!(
-            store.get_into(&key, &mut strict_object)?,
-            "the unit is not in the store"
-        );
-        let id = strict.load(&[ObjectFile {
-            name: "small.o",
-            bytes: &strict_object,
-        }])?;
-        let addr = strict.symbol(id, SMALL_SYMBOL);
-        let spent = start.elapsed();
-        ensure!(addr.is_some(), "{SMALL_SYMBOL} not found");
-        strict.unload(id)?;
-        Ok(spent)
-    });
-
-    // The same hit with the blob in a file.
-    let mut file_linker = Linker::new();
-    let mut file_object = Vec::new();
-    let file_hit: Step<'_> = Box::new(|| {
-        let start = Instant::now();
-        ensure!(
-            file_store.get_into(&key, &mut file_object)?,
-            "the unit is not in the store"
-        );
-        let id = file_linker.load(&[ObjectFile {
-            name: "small.o",
-            bytes: &file_object,
-        }])?;
-        let addr = file_linker.symbol(id, SMALL_SYMBOL);
-        let spent = start.elapsed();
-        ensure!(addr.is_some(), "{SMALL_SYMBOL} not found");
-        file_linker.unload(id)?;
-        Ok(spent)
-    });
+    // The same hit with one mapping per unit (the linker's arena turned off), and with
+    // the blob in a file.
+    let strict_hit = hit_step(
+        &store,
+        Linker::with_memory(MemoryStrategy::MappingPerUnit),
+        key,
+    );
+    let file_hit = hit_step(&file_store, Linker::new(), key);
 
     let mut copies = 0u64;
     let dlopen: Step<'_> = Box::new(|| {
