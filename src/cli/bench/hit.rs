@@ -89,8 +89,14 @@ impl Drop for FreshCopy {
 }
 
 /// A step timing a hit of `key` in `store` loaded by `linker`: `get_into`, load, symbol
-/// (the unload after it is not timed).
-fn hit_step(store: &Store, mut linker: Linker, key: Key) -> Step<'_> {
+/// (the unload after it is not timed). With `store_part`, the `get_into` part of each
+/// hit is pushed there.
+fn hit_step<'a>(
+    store: &'a Store,
+    mut linker: Linker,
+    key: Key,
+    mut store_part: Option<&'a mut Vec<Duration>>,
+) -> Step<'a> {
     let mut object = Vec::new();
     Box::new(move || {
         let start = Instant::now();
@@ -98,6 +104,7 @@ fn hit_step(store: &Store, mut linker: Linker, key: Key) -> Step<'_> {
             store.get_into(&key, &mut object)?,
             "the unit is not in the store"
         );
+        let read = start.elapsed();
         let id = linker.load(&[ObjectFile {
             name: "small.o",
             bytes: &object,
@@ -106,6 +113,9 @@ fn hit_step(store: &Store, mut linker: Linker, key: Key) -> Step<'_> {
         let spent = start.elapsed();
         ensure!(addr.is_some(), "{SMALL_SYMBOL} not found");
         linker.unload(id)?;
+        if let Some(part) = store_part.as_deref_mut() {
+            part.push(read);
+        }
         Ok(spent)
     })
 }
@@ -154,28 +164,9 @@ pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
         .with_context(|| format!("{}", blob_path.display()))?
         .len();
 
-    let mut linker = Linker::new();
-    let mut object = Vec::new();
     // The store's part of each hit, to split the figure.
     let mut store_part = Vec::with_capacity(rounds);
-    let hit: Step<'_> = Box::new(|| {
-        let start = Instant::now();
-        ensure!(
-            store.get_into(&key, &mut object)?,
-            "the unit is not in the store"
-        );
-        let read = start.elapsed();
-        let id = linker.load(&[ObjectFile {
-            name: "small.o",
-            bytes: &object,
-        }])?;
-        let addr = linker.symbol(id, SMALL_SYMBOL);
-        let spent = start.elapsed();
-        ensure!(addr.is_some(), "{SMALL_SYMBOL} not found");
-        linker.unload(id)?;
-        store_part.push(read);
-        Ok(spent)
-    });
+    let hit = hit_step(&store, Linker::new(), key, Some(&mut store_part));
 
     // The floor's buffers: the file's bytes, the decompressed object, and memory it is
     // copied into, mapped and touched beforehand.
@@ -202,8 +193,9 @@ pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
         &store,
         Linker::with_memory(MemoryStrategy::MappingPerUnit),
         key,
+        None,
     );
-    let file_hit = hit_step(&file_store, Linker::new(), key);
+    let file_hit = hit_step(&file_store, Linker::new(), key, None);
 
     let mut copies = 0u64;
     let dlopen: Step<'_> = Box::new(|| {
