@@ -92,14 +92,11 @@ impl Index {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             )?;
             let mut previous = tx.prepare_cached("SELECT blob FROM entries WHERE key = ?1")?;
-            let mut inline = tx.prepare_cached(
-                "INSERT OR REPLACE INTO inline_blobs (blob, data) VALUES (?1, ?2)",
-            )?;
+            // Blobs that replaced entries pointed at: dropped at the end if nothing else
+            // does, once every row of the batch is in.
+            let mut replaced: Vec<Vec<u8>> = Vec::new();
             for row in rows {
-                if let Some(data) = row.inline {
-                    inline.execute(params![row.blob.as_bytes().as_slice(), data])?;
-                }
-                let replaced: Option<Vec<u8>> = previous
+                let old: Option<Vec<u8>> = previous
                     .query_row([row.key.as_bytes().as_slice()], |r| r.get(0))
                     .optional()?;
                 entry.execute(params![
@@ -110,12 +107,29 @@ impl Index {
                     row.name,
                     row.now_ms,
                 ])?;
-                if let Some(old) = replaced.filter(|old| old.as_slice() != row.blob.as_bytes()) {
-                    drop_inline_if_orphan(tx, &old)?;
+                if let Some(old) = old.filter(|old| old.as_slice() != row.blob.as_bytes()) {
+                    replaced.push(old);
                 }
                 if let Some(c) = row.components {
                     insert_unit(tx, row.key, c, row.now_ms)?;
                 }
+            }
+            // Each inline blob once, however many rows share it.
+            let mut inline = tx.prepare_cached(
+                "INSERT OR REPLACE INTO inline_blobs (blob, data) VALUES (?1, ?2)",
+            )?;
+            let mut written: std::collections::HashSet<&BlobId> = std::collections::HashSet::new();
+            for row in rows {
+                if let Some(data) = row.inline
+                    && written.insert(row.blob)
+                {
+                    inline.execute(params![row.blob.as_bytes().as_slice(), data])?;
+                }
+            }
+            replaced.sort_unstable();
+            replaced.dedup();
+            for old in &replaced {
+                drop_inline_if_orphan(tx, old)?;
             }
             bump(tx, counter::PUTS, to_i64(rows.len() as u64))
         })
