@@ -51,6 +51,8 @@ pub(crate) struct Index {
     pub path: PathBuf,
     /// When the open read snapshot began (`snapshot.rs`), if one is open.
     snapshot: Option<std::time::Instant>,
+    /// When the last single lookup ran (`snapshot.rs`: bursts share snapshots).
+    last_single_lookup: Option<std::time::Instant>,
 }
 
 impl Index {

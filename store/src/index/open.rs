@@ -180,6 +180,7 @@ fn open_once(
         conn,
         path: path.to_path_buf(),
         snapshot: None,
+        last_single_lookup: None,
     })
 }
 

@@ -18,6 +18,9 @@
 //!   never lives much beyond [`MAX_AGE`]: the next lookup after that begins a new one, and
 //!   when none comes, a reaper thread (one per store, started on the first snapshot,
 //!   asleep while there is none) ends it.
+//! - Only lookups in a burst (one within [`MAX_AGE`] of the previous) open a snapshot: a
+//!   lookup on its own runs in its own transaction, so a process that reads one key (a
+//!   JIT's warm start reads its batch's pack, or uses `get_many`) starts no thread.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
@@ -57,6 +60,18 @@ impl Index {
     /// docs). Returns what was found and, when this call began a snapshot, when.
     pub fn lookup_recent(&mut self, key: &Key) -> Result<(Option<Found>, Option<Instant>), Error> {
         let reused = self.snapshot.is_some_and(|t| t.elapsed() < MAX_AGE);
+        let now = Instant::now();
+        let in_a_burst = self
+            .last_single_lookup
+            .replace(now)
+            .is_some_and(|last| now.duration_since(last) < MAX_AGE);
+        if !reused && !in_a_burst {
+            // A lookup on its own (the first, or the first in a while) keeps nothing
+            // open: a process that looks up one key, or one pack, never needs a reaper.
+            self.end_snapshot();
+            let found = lookup_in(&self.conn, key).map_err(|e| self.err(e))?;
+            return Ok((found, None));
+        }
         let mut began = None;
         if !reused {
             self.end_snapshot();
