@@ -189,6 +189,22 @@ fn with_frame<T>(
     })
 }
 
+/// Reads and verifies a blob wherever it is kept: `inline` (its stored bytes, when the
+/// index holds them) or else the file at `path`. See [`decode_verified`] and
+/// [`read_verified`].
+pub(crate) fn read_stored(
+    inline: Option<&[u8]>,
+    path: &Path,
+    id: &BlobId,
+    expected_len: Option<u64>,
+    out: &mut Vec<u8>,
+) -> Result<(), ReadFailure> {
+    match inline {
+        Some(stored) => decode_verified(stored, id, expected_len, out),
+        None => read_verified(path, id, expected_len, out),
+    }
+}
+
 /// Verifies the stored form of a blob kept in the index (header + zstd frame, as a file
 /// would hold) against `id` and `expected_len`, leaving the uncompressed bytes in `out`
 /// (replacing its contents). On failure `out` is left empty.

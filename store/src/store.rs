@@ -155,11 +155,7 @@ impl Store {
             };
             let (blob, size) = (found.blob, found.size);
             let path = self.layout.blob_path(&blob);
-            let read = match &found.inline {
-                Some(stored) => blob::decode_verified(stored, &blob, Some(size), out),
-                None => blob::read_verified(&path, &blob, Some(size), out),
-            };
-            match read {
+            match blob::read_stored(found.inline.as_deref(), &path, &blob, Some(size), out) {
                 Ok(()) => {
                     self.note(Some((key, found.last_access_ms)));
                     return Ok(true);
@@ -193,11 +189,7 @@ impl Store {
             };
             let path = self.layout.blob_path(blob);
             let mut out = Vec::new();
-            let read = match inline {
-                Some(stored) => blob::decode_verified(stored, blob, Some(*size), &mut out),
-                None => blob::read_verified(&path, blob, Some(*size), &mut out),
-            };
-            match read {
+            match blob::read_stored(inline.as_deref(), &path, blob, Some(*size), &mut out) {
                 Ok(()) => Ok((Some(out), false)),
                 Err(ReadFailure::Io(e)) => Err(io_err(&path, e)),
                 // Gone (a concurrent gc, maybe a re-put): the single path looks again.

@@ -111,11 +111,8 @@ impl Store {
                 };
                 report.checked_blobs += 1;
                 report.checked_entries += entries;
-                let read = match &row.inline {
-                    Some(stored) => blob::decode_verified(stored, id, Some(row.size), &mut buf),
-                    None => blob::read_verified(&path, id, Some(row.size), &mut buf),
-                };
-                match read {
+                match blob::read_stored(row.inline.as_deref(), &path, id, Some(row.size), &mut buf)
+                {
                     Ok(()) => {}
                     Err(ReadFailure::Io(e)) => return Err(io_err(&path, e)),
                     Err(ReadFailure::Damaged(damage)) => {
