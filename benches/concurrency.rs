@@ -1,67 +1,47 @@
 //! Target 4: 2, 4 and 8 processes doing mixed hits and puts on one cache. Each
-//! iteration starts the processes (`jitcache bench --worker`), which share a fixed
+//! iteration starts the processes (`jitcache-bench-worker`), which share a fixed
 //! amount of work (9 hits to 1 put of a new 1 KiB object), and waits for them all.
 //!
-//! `cargo bench --bench concurrency`. `jitcache bench --only 4` measures throughput over
+//! `cargo bench --bench concurrency`. `cargo run --release -p jitcache-bench -- --only 4` measures throughput over
 //! a fixed time instead, and counts busy or locked errors.
 
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{bench_mode, object_bytes};
+use common::{bench_mode, key, object_bytes};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use jitcache::store::{Key, PutEntry, Store, StoreConfig};
-use serde_json::{Value, json};
+use jitcache::store::{PutEntry, Store, StoreConfig};
+use jitcache_bench::concurrency::{MixedReport, MixedSpec};
+use jitcache_bench::worker::{self, WorkerSpec};
 
-const EXE: &str = env!("CARGO_BIN_EXE_jitcache");
+const WORKER: &str = env!("CARGO_BIN_EXE_jitcache-bench-worker");
 /// Entries filled beforehand: the hits.
 const KEYS: u64 = 2000;
 
-/// The keys the workers hit (as `jitcache bench` makes them).
-fn scale_key(i: u64) -> Key {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"jitcache bench scale key");
-    hasher.update(&i.to_le_bytes());
-    Key::from_bytes(*hasher.finalize().as_bytes())
-}
-
 fn spawn(dir: &Path, worker: u64, procs: u64, round: u64, ops: u64) -> Child {
-    let spec = json!({
-        "kind": "mixed",
-        "dir": dir,
-        "worker": worker,
-        "procs": procs,
-        "start_ms": 0,
-        "duration_ms": 600_000,
-        "keys": KEYS,
-        "put_every": 10,
-        "round": round,
-        "max_ops": ops,
+    let spec = WorkerSpec::Mixed(MixedSpec {
+        dir: dir.to_path_buf(),
+        worker,
+        procs,
+        start_ms: 0,
+        duration_ms: 600_000,
+        keys: KEYS,
+        put_every: 10,
+        round,
+        max_ops: Some(ops),
     });
-    Command::new(EXE)
-        .arg("bench")
-        .arg("--worker")
-        .arg(spec.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start a worker")
+    worker::spawn(Path::new(WORKER), &spec).expect("start a worker")
 }
 
 fn finish(child: Child) {
-    let out = child.wait_with_output().expect("wait for a worker");
-    assert!(
-        out.status.success(),
-        "worker failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("worker report");
-    assert_eq!(report["busy_errors"], 0, "{report}");
-    assert_eq!(report["other_errors"], 0, "{report}");
+    let report = worker::finish(child).expect("a worker's report");
+    let report: MixedReport = serde_json::from_value(report).expect("a mixed report");
+    assert_eq!(report.busy_errors, 0, "{report:?}");
+    assert_eq!(report.other_errors, 0, "{report:?}");
 }
 
 fn concurrency(c: &mut Criterion) {
@@ -74,7 +54,7 @@ fn concurrency(c: &mut Criterion) {
         let batch: Vec<PutEntry<'_>> = bytes
             .iter()
             .enumerate()
-            .map(|(i, b)| PutEntry::new(scale_key(i as u64), b))
+            .map(|(i, b)| PutEntry::new(key(i as u64), b))
             .collect();
         store.put_many(&batch).expect("prefill");
     }

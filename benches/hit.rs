@@ -3,7 +3,7 @@
 //! blob file, decompress with a reused context, copy into mapped memory) and against
 //! `dlopen`+`dlsym` of the same code as a fresh shared object.
 //!
-//! `cargo bench --bench hit`. `jitcache bench --only 1` prints the ratios. The group
+//! `cargo bench --bench hit`. `cargo run --release -p jitcache-bench -- --only 1` prints the ratios. The group
 //! `hit/batch of 200` compares `get_many` with one `get_into` per key.
 
 mod common;
@@ -23,7 +23,7 @@ use jitcache::store::{BlobId, KeyBuilder, Store, StoreConfig};
 
 fn hit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let unit = SmallUnit::build(dir.path());
+    let unit = SmallUnit::build(dir.path()).expect("compile the small unit");
     let store = Store::open(dir.path().join("cache"), StoreConfig::default()).expect("open");
     let key = KeyBuilder::new("bench", "small.c")
         .unit(SMALL_C.as_bytes())
@@ -79,8 +79,13 @@ fn hit(c: &mut Criterion) {
             f.read_exact(&mut file_bytes).expect("read");
             drop(f);
             out.clear();
-            dctx.decompress_to_buffer(&file_bytes[16..], &mut out)
-                .expect("decompress");
+            dctx.decompress_to_buffer(
+                jitcache::store::split_stored(&file_bytes)
+                    .expect("a blob")
+                    .1,
+                &mut out,
+            )
+            .expect("decompress");
             mapped.copy_from_slice(&out);
             black_box(&mapped);
         });

@@ -2,7 +2,7 @@
 //! time). Times loading 1,000 one-function objects, each its own unit, with the code
 //! arena and with one mapping per unit, and prints the memory each way takes per unit.
 //!
-//! `cargo bench --bench memory`. `jitcache bench --only 5` reports the figure against
+//! `cargo bench --bench memory`. `cargo run --release -p jitcache-bench -- --only 5` reports the figure against
 //! one 4 KiB page.
 
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! evicting half of the entries of a store where each has its own blob.
 //!
 //! `cargo bench --bench scale`. Sizes here are kept small enough for a bench run
-//! (100,000 entries, gc over 2,000); `jitcache bench --only 3` uses 1,000,000 and
+//! (100,000 entries, gc over 2,000); `cargo run --release -p jitcache-bench -- --only 3` uses 1,000,000 and
 //! 100,000.
 
 mod common;
@@ -48,7 +48,7 @@ fn hit_latency(c: &mut Criterion) {
     for n in [1_000, big] {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = filled(dir.path(), n, &blobs);
-        let mut rng = Rng(n);
+        let mut rng = Rng::new(n);
         let keys: Vec<Key> = (0..1024)
             .map(|_| key(rng.below(n as usize) as u64))
             .collect();

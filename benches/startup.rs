@@ -3,22 +3,27 @@
 //! of 200 files (the system compiler). Each iteration is a whole process.
 //!
 //! `cargo bench --bench startup`. The uncached C program is 20 files here (each file is
-//! a compiler process, about 20 ms): `jitcache bench --only 2` measures all 200.
+//! a compiler process, about 20 ms): `cargo run --release -p jitcache-bench -- --only 2` measures all
+//! 200.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use common::bench_mode;
 use common::programs::{lisp_program, write_c_program};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const EXE: &str = env!("CARGO_BIN_EXE_jitcache");
+/// The `jitcache` binary, built in this profile (it is another package's).
+static EXE: LazyLock<PathBuf> = LazyLock::new(|| {
+    jitcache_bench::exe::workspace_binary("jitcache-cli", "jitcache").expect("the jitcache binary")
+});
 
 fn run(cache: &Path, program: &Path, no_cache: bool) {
-    let mut command = Command::new(EXE);
+    let mut command = Command::new(&*EXE);
     command.arg("--cache-dir").arg(cache).arg("run");
     if no_cache {
         command.arg("--no-cache");
@@ -63,7 +68,7 @@ fn startup(c: &mut Criterion) {
     });
     group.bench_function("bare process (jitcache --version)", |b| {
         b.iter(|| {
-            let out = Command::new(EXE).arg("--version").output().expect("run");
+            let out = Command::new(&*EXE).arg("--version").output().expect("run");
             assert!(out.status.success());
         });
     });

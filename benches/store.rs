@@ -4,32 +4,16 @@
 //! `cargo bench --bench store`. Sizes are typical object files: 1 KiB (a small
 //! function), 64 KiB (a module), 1 MiB (a large unit).
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
+use common::{key, object_bytes};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use jitcache::store::{BlobId, Durability, Key, KeyBuilder, Store, StoreConfig};
+use jitcache::store::{BlobId, Durability, Store, StoreConfig};
 
 const SIZES: [usize; 3] = [1 << 10, 64 << 10, 1 << 20];
-
-/// Object-file-like bytes: part structured (compressible), part noise.
-fn object_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes()[..4]);
-        out.extend_from_slice(&[0x48, 0x89, 0xe5, 0x00]);
-    }
-    out.truncate(len);
-    out
-}
-
-fn key(n: u64) -> Key {
-    KeyBuilder::new("bench", &n.to_string()).build()
-}
 
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
     let config = StoreConfig {
@@ -100,8 +84,11 @@ fn hit(c: &mut Criterion) {
             b.iter(|| {
                 let file = std::fs::read(black_box(&path)).expect("read");
                 out.clear();
-                dctx.decompress_to_buffer(&file[16..], &mut out)
-                    .expect("decompress");
+                dctx.decompress_to_buffer(
+                    jitcache::store::split_stored(&file).expect("a blob").1,
+                    &mut out,
+                )
+                .expect("decompress");
                 black_box(&out);
             });
         });

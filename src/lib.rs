@@ -9,10 +9,10 @@
 //!
 //! The crates underneath are re-exported: [`store`], [`backends`], [`linker`].
 
+#![forbid(unsafe_code)]
+
 mod cache;
 mod error;
-pub mod lisp;
-pub mod run;
 
 pub use cache::{CacheStats, Config, JitCache, KeyParts, LoadedUnit, MissReason, Origin};
 pub use error::Error;

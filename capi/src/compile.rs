@@ -183,10 +183,9 @@ fn get_or_compile(
     let _busy = busy::enter(cache.id);
     match backend {
         BackendObj::Cc(cc) => Ok(cache.cache.get_or_compile_batch(&key_parts, cc, |i| {
-            let part = parts.get(i).ok_or_else(|| Error::Frontend {
-                unit: format!("#{i}"),
-                message: "no such unit".to_owned(),
-            })?;
+            let part = parts
+                .get(i)
+                .ok_or_else(|| Error::frontend(format!("#{i}"), "no such unit"))?;
             Ok(SourceUnit::new(part.name, part.unit))
         })?),
         BackendObj::Callback(def) => {

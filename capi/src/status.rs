@@ -125,10 +125,9 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> ApiError {
         let status = match &err {
             Error::Store(_) => Status::Store,
-            Error::Backend(_) | Error::Lisp(_) => Status::Compile,
+            Error::Backend(_) => Status::Compile,
             Error::Link(_) => Status::Link,
-            Error::Frontend { .. } => Status::Callback,
-            Error::Io { .. } => Status::Io,
+            Error::Frontend { .. } | Error::UnitRequestedTwice { .. } => Status::Callback,
             Error::MissingSymbol { .. } => Status::NotFound,
         };
         ApiError::new(status, err.to_string())

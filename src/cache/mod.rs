@@ -335,9 +335,8 @@ impl JitCache {
             // A batch of one asks for its unit at most once.
             unit.take().map_or_else(
                 || {
-                    Err(Error::Frontend {
+                    Err(Error::UnitRequestedTwice {
                         unit: parts.name.to_owned(),
-                        message: "unit requested twice".to_owned(),
                     })
                 },
                 |make| make(),

@@ -326,6 +326,28 @@ fn read_whole(file: &mut File, expected_len: Option<u64>, buf: &mut Vec<u8>) -> 
     }
 }
 
+/// The uncompressed length a blob's stored form (the bytes of its file, or of its row in
+/// the index) declares, and the zstd frame after its header, once the header is checked.
+///
+/// Nothing outside the store needs this to read a blob (`Store::get` verifies and
+/// decompresses); it lets a benchmark decompress exactly the frame a hit decompresses.
+///
+/// ```
+/// assert!(jitcache_store::split_stored(b"not a blob").is_err());
+/// ```
+pub fn split_stored(stored: &[u8]) -> Result<(u64, &[u8]), Damage> {
+    let (Some(head), Some(frame)) = (stored.get(..HEADER_LEN), stored.get(HEADER_LEN..)) else {
+        return Err(Damage::BadHeader);
+    };
+    if head[..4] != MAGIC || head[4..6] != BLOB_FORMAT_VERSION.to_le_bytes() || head[6..8] != [0, 0]
+    {
+        return Err(Damage::BadHeader);
+    }
+    let mut len8 = [0u8; 8];
+    len8.copy_from_slice(&head[8..16]);
+    Ok((u64::from_le_bytes(len8), frame))
+}
+
 /// Checks the header in `file` and decompresses the frame after it into `out`.
 fn decode(
     file: &[u8],
@@ -334,16 +356,7 @@ fn decode(
     out: &mut Vec<u8>,
 ) -> Result<(), ReadFailure> {
     let damaged = |d| Err(ReadFailure::Damaged(d));
-    let (Some(head), Some(frame)) = (file.get(..HEADER_LEN), file.get(HEADER_LEN..)) else {
-        return damaged(Damage::BadHeader);
-    };
-    if head[..4] != MAGIC || head[4..6] != BLOB_FORMAT_VERSION.to_le_bytes() || head[6..8] != [0, 0]
-    {
-        return damaged(Damage::BadHeader);
-    }
-    let mut len8 = [0u8; 8];
-    len8.copy_from_slice(&head[8..16]);
-    let len = u64::from_le_bytes(len8);
+    let (len, frame) = split_stored(file).map_err(ReadFailure::Damaged)?;
     if expected_len.is_some_and(|e| e != len) {
         return damaged(Damage::LengthMismatch);
     }

@@ -83,9 +83,10 @@ mod progress;
 mod shared_state;
 mod stats;
 mod store;
+pub mod sync;
 mod verify;
 
-pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage};
+pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage, split_stored};
 pub use clock::{Clock, ManualClock};
 pub use config::{Durability, StoreConfig};
 pub use entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};

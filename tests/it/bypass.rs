@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use jitcache::lisp::runtime::capture_output;
-use jitcache::run::RunOptions;
 use jitcache::{Config, JitCache, MissReason};
+use jitcache_frontends::lisp::runtime::capture_output;
+use jitcache_frontends::run::RunOptions;
 
 use crate::util::{self, Run, assert_output};
 
@@ -105,7 +105,7 @@ fn assert_bypassed_in_process(cache: &Path, program: &Path) {
     assert!(bypassed.is_some(), "stats().bypassed after open");
     assert!(jit.store().is_none());
     let (report, out) =
-        capture_output(|| jitcache::run::run(&jit, program, &RunOptions::default()));
+        capture_output(|| jitcache_frontends::run::run(&jit, program, &RunOptions::default()));
     let report = report.unwrap_or_else(|e| panic!("run: {e}"));
     assert_eq!(String::from_utf8_lossy(&out), OUTPUT);
     assert_eq!(report.exit, EXIT);

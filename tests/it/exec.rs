@@ -79,7 +79,8 @@ struct Build {
 }
 
 fn c_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c")
+    // The tests belong to `cli/`; the C programs are at the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/c")
 }
 
 fn work_dir() -> PathBuf {

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use jitcache::backends::cc::{CcBackend, CcConfig};
 use jitcache::backends::{CraneliftConfig, OptLevel, SourceUnit};
-use jitcache::lisp::runtime::capture_output;
-use jitcache::run::{RunOptions, RunReport};
 use jitcache::store::KeyField;
 use jitcache::{Config, JitCache, KeyParts, MissReason, Origin};
+use jitcache_frontends::lisp::runtime::capture_output;
+use jitcache_frontends::run::{RunOptions, RunReport};
 
 use crate::util::{self, Run, assert_output};
 
@@ -222,7 +222,7 @@ fn reformatting_and_comments_recompile_nothing() {
 /// as the cache can tell), capturing Lisp output.
 fn run_in_process(cache: &Path, path: &Path, options: &RunOptions) -> (RunReport, String) {
     let jit = JitCache::open(cache, Config::default());
-    let (report, out) = capture_output(|| jitcache::run::run(&jit, path, options));
+    let (report, out) = capture_output(|| jitcache_frontends::run::run(&jit, path, options));
     let report = report.unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
     assert!(jit.stats().bypassed.is_none(), "{:?}", jit.stats().bypassed);
     (report, String::from_utf8_lossy(&out).into_owned())
@@ -614,7 +614,7 @@ fn same_process_reload_after_a_body_edit_runs_the_new_code() {
     let run = |source: &str| {
         let path = util::write(dir.path(), "repl.clj", source);
         let (report, out) =
-            capture_output(|| jitcache::run::run(&jit, &path, &RunOptions::default()));
+            capture_output(|| jitcache_frontends::run::run(&jit, &path, &RunOptions::default()));
         let report = report.unwrap_or_else(|e| panic!("run: {e}"));
         (report, String::from_utf8_lossy(&out).into_owned())
     };
@@ -641,7 +641,7 @@ fn same_process_reload_after_a_body_edit_runs_the_new_code() {
     let fresh = JitCache::open(&cache, Config::default());
     let path = dir.path().join("repl.clj");
     let (report, out) =
-        capture_output(|| jitcache::run::run(&fresh, &path, &RunOptions::default()));
+        capture_output(|| jitcache_frontends::run::run(&fresh, &path, &RunOptions::default()));
     assert!(report.is_ok_and(|r| r.compiled.is_empty()));
     assert_eq!(String::from_utf8_lossy(&out), "2 2\n");
 }

@@ -23,10 +23,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use jitcache::lisp::runtime::capture_output;
-use jitcache::run::{RunOptions, RunReport};
 use jitcache::store::KeyField;
 use jitcache::{Config, JitCache, MissReason};
+use jitcache_frontends::lisp::runtime::capture_output;
+use jitcache_frontends::run::{RunOptions, RunReport};
 use proptest::prelude::*;
 
 /// Id of `main` (it may call every other definition).
@@ -741,7 +741,8 @@ fn run_once(
         ..Config::default()
     };
     let jit = JitCache::open(cache, config);
-    let (report, out) = capture_output(|| jitcache::run::run(&jit, path, &RunOptions::default()));
+    let (report, out) =
+        capture_output(|| jitcache_frontends::run::run(&jit, path, &RunOptions::default()));
     let report = report.map_err(|e| TestCaseError::fail(format!("run {}: {e}", path.display())))?;
     if persistent {
         prop_assert_eq!(jit.stats().bypassed, None);
@@ -878,7 +879,8 @@ fn the_model_renders_parsable_layouts_with_one_canonical_form() {
             .comments
             .push((style & 1 == 0, format!("style {style}")));
         let source = model.render(false);
-        let program = jitcache::lisp::parse(&source).unwrap_or_else(|e| panic!("{e}\n{source}"));
+        let program =
+            jitcache_frontends::lisp::parse(&source).unwrap_or_else(|e| panic!("{e}\n{source}"));
         let forms: Vec<_> = program
             .defs()
             .iter()

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use jitcache::backends::{Backend, ClifUnit, CraneliftBackend, CraneliftConfig};
 use jitcache::linker::{Linker, MemoryStrategy, ObjectFile};
 
-use super::report::{Ratio, Row, Target};
+use crate::report::{Ratio, Row, Target};
 
 /// One page: what a unit costs when each unit has pages of its own.
 const PAGE: f64 = 4096.0;

@@ -24,9 +24,9 @@ use jitcache::linker::call::SharedObject;
 use jitcache::linker::{Linker, MemoryStrategy, ObjectFile};
 use jitcache::store::{BlobId, Key, KeyBuilder, Store, StoreConfig};
 
-use super::measure::{Step, interleaved, median, micros};
-use super::programs::{SMALL_C, SMALL_SYMBOL};
-use super::report::{Ratio, Row, Target};
+use crate::measure::{Step, interleaved, median, micros};
+use crate::programs::{SMALL_C, SMALL_SYMBOL};
+use crate::report::{Ratio, Row, Target};
 
 /// A small unit compiled twice by the system C compiler: as an object and as a
 /// shared object.
@@ -180,7 +180,12 @@ pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
         file.read_exact(&mut file_bytes)?;
         drop(file);
         decompressed.clear();
-        dctx.decompress_to_buffer(&file_bytes[16..], &mut decompressed)?;
+        dctx.decompress_to_buffer(
+            jitcache::store::split_stored(&file_bytes)
+                .map_err(|damage| anyhow::anyhow!("the blob file: {damage}"))?
+                .1,
+            &mut decompressed,
+        )?;
         mapped.copy_from_slice(&decompressed);
         let spent = start.elapsed();
         std::hint::black_box(&mapped);

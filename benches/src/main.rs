@@ -1,27 +1,6 @@
-//! `jitcache bench`: runs every comparison of the performance targets in one run and
-//! prints, for each, the figure, its baseline measured in the same run, the ratio, the
-//! target and whether it is met (`--json`: one object per comparison).
-//!
-//! | target | module | compares |
-//! | --- | --- | --- |
-//! | 1 | `hit` | an in-process persistent hit with the floor and with `dlopen` |
-//! | 2 | `startup` | new processes of `jitcache run`, warm cache against no cache |
-//! | 3 | `scale` | hit latency with many entries against few; gc; memory while iterating |
-//! | 4 | `concurrency` | 2, 4, 8 processes of mixed hits and puts |
-//! | 5 | `memory` | bytes mapped per loaded small unit |
-//!
-//! Where a target is about processes the bench spawns itself (`--worker`, hidden) or
-//! `jitcache run`.
-
-mod concurrency;
-mod hit;
-mod measure;
-mod memory;
-mod programs;
-mod report;
-mod scale;
-pub(super) mod startup;
-mod worker;
+//! `jitcache-bench`: the report of the performance targets. Runs every comparison in
+//! one run and prints, for each, the figure, its baseline measured in the same run, the
+//! ratio, the target and whether it is met (`--json`: one object per comparison).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,23 +8,27 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use report::Row;
+use clap::Parser;
+use jitcache_bench::report::{self, Row};
+use jitcache_bench::{concurrency, exe, hit, memory, scale, startup};
 
-/// Arguments of `jitcache bench`.
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
+/// Measures jitcache's performance targets, each against a baseline measured in the same
+/// run.
+#[derive(Parser, Debug)]
+#[command(name = "jitcache-bench", version, about)]
+struct BenchArgs {
+    /// Print the rows as JSON on stdout.
+    #[arg(long)]
+    json: bool,
     /// Smaller sizes and fewer repetitions (a minute or so rather than several).
     #[arg(long)]
-    pub quick: bool,
+    quick: bool,
     /// Run only these targets (1 hit, 2 start-up, 3 scale, 4 concurrency, 5 memory).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
-    pub only: Vec<u8>,
+    only: Vec<u8>,
     /// Work in this directory (kept afterwards) instead of a temporary one.
     #[arg(long, value_name = "DIR")]
-    pub keep: Option<PathBuf>,
-    /// Play a child process of the bench (internal).
-    #[arg(long, hide = true, value_name = "SPEC")]
-    pub worker: Option<String>,
+    keep: Option<PathBuf>,
 }
 
 /// Sizes and repetitions of one bench run.
@@ -89,19 +72,28 @@ impl Plan {
     }
 }
 
-/// Runs `jitcache bench`.
-pub fn bench(args: &BenchArgs, json: bool) -> Result<ExitCode> {
-    if let Some(spec) = &args.worker {
-        worker::main(spec)?;
-        return Ok(ExitCode::SUCCESS);
+fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    match bench(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("jitcache-bench: {err:#}");
+            ExitCode::from(2)
+        }
     }
-    let (_temp, root) = super::work_dir(args.keep.as_deref())?;
+}
+
+/// Runs the targets `args` asks for and prints the report.
+fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    let json = args.json;
+    let (_temp, root) = jitcache_cli::work_dir(args.keep.as_deref())?;
     let root: &Path = &root;
-    let exe = std::env::current_exe().context("locating the jitcache executable")?;
+    let jitcache = exe::workspace_binary("jitcache-cli", "jitcache")?;
+    let worker = exe::workspace_binary("jitcache-bench", "jitcache-bench-worker")?;
     let plan = Plan::new(args.quick);
     let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let section = |n: u8, what: &str| -> Result<PathBuf> {
-        eprintln!("jitcache bench: target {n}: {what}");
+        eprintln!("jitcache-bench: target {n}: {what}");
         let dir = root.join(format!("target{n}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(dir)
@@ -114,15 +106,15 @@ pub fn bench(args: &BenchArgs, json: bool) -> Result<ExitCode> {
     }
     if wanted(2) {
         let dir = section(2, "start-up in new processes, warm vs no cache")?;
-        rows.extend(startup::rows(&exe, &dir, &plan.startup));
+        rows.extend(startup::rows(&jitcache, &dir, &plan.startup));
     }
     if wanted(3) {
         let dir = section(3, "scale: hit latency, iteration memory, gc")?;
-        rows.extend(scale::rows(&exe, &dir, &plan.scale));
+        rows.extend(scale::rows(&worker, &dir, &plan.scale));
     }
     if wanted(4) {
         let dir = section(4, "concurrency: 2, 4, 8 processes")?;
-        rows.extend(concurrency::rows(&exe, &dir, &plan.concurrency));
+        rows.extend(concurrency::rows(&worker, &dir, &plan.concurrency));
     }
     if wanted(5) {
         section(5, "memory per loaded unit")?;
@@ -133,7 +125,7 @@ pub fn bench(args: &BenchArgs, json: bool) -> Result<ExitCode> {
         println!("{}", report::to_json(&rows));
     } else {
         println!(
-            "jitcache bench{}: every ratio is measured in this run ({} CPUs)\n",
+            "jitcache-bench{}: every ratio is measured in this run ({} CPUs)\n",
             if args.quick { " --quick" } else { "" },
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );

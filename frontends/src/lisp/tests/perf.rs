@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::lisp::{parse, runtime};
 
-const BIG: &str = include_str!("../../../examples/lisp/big.clj");
+const BIG: &str = include_str!("../../../../examples/lisp/big.clj");
 
 /// Runs `f` `rounds` times and returns the fastest and the median time.
 fn time<R>(rounds: usize, mut f: impl FnMut() -> R) -> (Duration, Duration) {

@@ -1,5 +1,5 @@
-//! Child processes of the bench: the same executable, run as `jitcache bench --worker
-//! SPEC` with a JSON spec; each prints one JSON report on stdout.
+//! Child processes of the bench: the `jitcache-bench-worker` binary, run with a JSON
+//! spec as its one argument; each prints one JSON report on stdout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{concurrency, scale};
+use crate::{concurrency, scale};
 
 /// What a child does.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum WorkerSpec {
     Mixed(concurrency::MixedSpec),
 }
 
-/// Runs the child role `spec` (JSON) and prints its report: the `--worker` entry point.
+/// Runs the child role `spec` (JSON) and prints its report: the worker binary's `main`.
 pub fn main(spec: &str) -> Result<()> {
     let spec: WorkerSpec = serde_json::from_str(spec).context("parsing the worker spec")?;
     let report = match &spec {
@@ -38,13 +38,11 @@ pub fn main(spec: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts a child of `exe` playing `spec`; its stdout is piped.
+/// Starts a child of the worker binary `exe` playing `spec`; its stdout is piped.
 pub fn spawn(exe: &Path, spec: &WorkerSpec) -> Result<Child> {
     Command::new(exe)
-        // The workers measure the local store (see `startup::run_once`).
+        // The workers measure the local store (see `jitcache_cli::child::run_once`).
         .env_remove("JITCACHE_REMOTE")
-        .arg("bench")
-        .arg("--worker")
         .arg(serde_json::to_string(spec)?)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,7 +1,14 @@
-//! Command-line parsing and dispatch. Each subcommand lives in its own module.
+//! The `jitcache` command-line tool: run programs through the cache, run objects
+//! in-process, and administer a cache directory. The binary is [`main`]; each subcommand
+//! lives in its own module.
+//!
+//! The library exists for the binary and for [`child`], which runs `jitcache run` in a
+//! child process as the demo and the start-up benchmarks do.
+
+#![forbid(unsafe_code)]
 
 mod admin;
-mod bench;
+pub mod child;
 mod demo;
 mod exec;
 mod progress;
@@ -59,8 +66,6 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Show a cold and a cached run, with timings.
     Demo(demo::DemoArgs),
-    /// Measure the performance targets and compare each with its baseline.
-    Bench(bench::BenchArgs),
 }
 
 /// The cache directory: `--cache-dir`, else `$JITCACHE_DIR` (both through clap), else
@@ -95,9 +100,9 @@ fn remote_config(cli: &Cli) -> Option<jitcache_remote::RemoteConfig> {
     }
 }
 
-/// Where `demo` and `bench` put their programs and caches: `keep` if given (created), else
-/// a temporary directory removed when the returned guard drops.
-fn work_dir(keep: Option<&std::path::Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+/// Where `demo` puts its programs and caches: `keep` if given (created), else a temporary
+/// directory removed when the returned guard drops.
+pub fn work_dir(keep: Option<&std::path::Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
     use anyhow::Context;
     match keep {
         Some(dir) => {
@@ -126,7 +131,6 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(&cache_dir(cli)?, args, remote_config(cli), json),
         Command::Exec(args) => exec::exec(args),
         Command::Demo(args) => demo::demo(args, json),
-        Command::Bench(args) => bench::bench(args, json),
     }
 }
 

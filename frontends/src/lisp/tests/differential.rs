@@ -178,10 +178,10 @@ fn def_id_reference(symbol: &str) -> u64 {
 #[test]
 fn bundled_examples_agree() {
     for src in [
-        include_str!("../../../examples/lisp/demo.clj"),
-        include_str!("../../../examples/lisp/big.clj"),
-        include_str!("../../../examples/lisp/fib.clj"),
-        include_str!("../../../examples/lisp/mutual.clj"),
+        include_str!("../../../../examples/lisp/demo.clj"),
+        include_str!("../../../../examples/lisp/big.clj"),
+        include_str!("../../../../examples/lisp/fib.clj"),
+        include_str!("../../../../examples/lisp/mutual.clj"),
     ] {
         agree(src).unwrap();
     }

@@ -1,10 +1,10 @@
 //! The `jitcache` command-line tool: run programs with caching, run objects in-process,
 //! and administer a cache directory.
 
-mod cli;
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::main()
+    jitcache_cli::main()
 }

@@ -356,18 +356,18 @@ proptest! {
 const EXAMPLES: &[(&str, &str, &str)] = &[
     (
         "demo",
-        include_str!("../../../examples/lisp/demo.clj"),
-        include_str!("../../../examples/lisp/demo.out"),
+        include_str!("../../../../examples/lisp/demo.clj"),
+        include_str!("../../../../examples/lisp/demo.out"),
     ),
     (
         "fib",
-        include_str!("../../../examples/lisp/fib.clj"),
-        include_str!("../../../examples/lisp/fib.out"),
+        include_str!("../../../../examples/lisp/fib.clj"),
+        include_str!("../../../../examples/lisp/fib.out"),
     ),
     (
         "mutual",
-        include_str!("../../../examples/lisp/mutual.clj"),
-        include_str!("../../../examples/lisp/mutual.out"),
+        include_str!("../../../../examples/lisp/mutual.clj"),
+        include_str!("../../../../examples/lisp/mutual.out"),
     ),
 ];
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use jitcache::run::{RunOptions, RunReport};
 use jitcache::{Config, JitCache};
+use jitcache_frontends::run::{RunOptions, RunReport};
 use serde_json::json;
 
 /// Arguments of `jitcache run`.
@@ -45,7 +45,7 @@ pub fn run(
         args: args.args.clone(),
         ..RunOptions::default()
     };
-    let report = jitcache::run::run(&cache, &args.program, &options)?;
+    let report = jitcache_frontends::run::run(&cache, &args.program, &options)?;
     // Uploads run in the background: wait for them (bounded) so the report counts them.
     cache.finish_uploads(REMOTE_DRAIN);
     let remote = cache.stats().remote;

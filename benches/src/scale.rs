@@ -10,9 +10,9 @@ use jitcache::store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::measure::{Rng, Step, interleaved, micros, object_bytes, status_bytes};
-use super::report::{Ratio, Row, Target};
-use super::worker::{self, WorkerSpec};
+use crate::measure::{Rng, Step, interleaved, micros, object_bytes, status_bytes};
+use crate::report::{Ratio, Row, Target};
+use crate::worker::{self, WorkerSpec};
 
 /// Distinct blobs the entries of the hit-latency stores share.
 const SHARED_BLOBS: usize = 16;

@@ -9,80 +9,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use serde_json::Value;
 
-use super::measure::{median, millis};
-use super::programs::{lisp_program, write_c_program};
-use super::report::{Ratio, Row, Target};
+use jitcache_cli::child::{Run, run_once};
 
-/// One `jitcache run` in a new process.
-#[derive(Clone, Debug)]
-pub struct Run {
-    /// Wall time of the whole process.
-    pub wall: Duration,
-    /// Time until `main` was called, from the report: frontend + compile + load.
-    pub load: Duration,
-    /// Units the program consists of.
-    pub units: u64,
-    /// Units compiled in the run.
-    pub compiled: u64,
-    /// What the program printed.
-    pub stdout: Vec<u8>,
-}
-
-/// Runs `program` once in a new process of `exe` on the cache in `cache`.
-pub fn run_once(exe: &Path, cache: &Path, program: &Path, no_cache: bool) -> Result<Run> {
-    let mut command = Command::new(exe);
-    // A remote tier configured in the environment would add network round trips to the
-    // figures: the start-up bench measures the local cache.
-    command.env_remove("JITCACHE_REMOTE");
-    command
-        .arg("--cache-dir")
-        .arg(cache)
-        .arg("--json")
-        .arg("run");
-    if no_cache {
-        command.arg("--no-cache");
-    }
-    command.arg(program);
-    let start = Instant::now();
-    let output = command
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    let wall = start.elapsed();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report = parse_report(&stderr)
-        .with_context(|| format!("{} printed no report: {}", program.display(), stderr.trim()))?;
-    ensure!(
-        report["exit"] == 0 && output.status.success(),
-        "{} exited with {}: {}",
-        program.display(),
-        output.status,
-        stderr.trim()
-    );
-    Ok(Run {
-        wall,
-        load: report_load_time(&report),
-        units: report["units"].as_u64().unwrap_or(0),
-        compiled: report["compiled"].as_u64().unwrap_or(0),
-        stdout: output.stdout,
-    })
-}
-
-/// The JSON report of `jitcache --json run`: the last line of its stderr that parses.
-pub fn parse_report(stderr: &str) -> Option<Value> {
-    stderr
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(Value::is_object)
-}
-
-/// Frontend + compile + load time of a run report.
-pub fn report_load_time(report: &Value) -> Duration {
-    let ms = |field: &str| report[field].as_f64().unwrap_or(0.0);
-    Duration::from_secs_f64((ms("frontend_ms") + ms("compile_ms") + ms("load_ms")).max(0.0) / 1e3)
-}
+use crate::measure::{median, millis};
+use crate::programs::{lisp_program, write_c_program};
+use crate::report::{Ratio, Row, Target};
 
 /// Medians of a program's warm and uncached runs.
 struct Startup {
@@ -238,19 +170,10 @@ fn skipped(name: String, target: Target, why: String) -> Row {
 
 #[cfg(test)]
 mod tests {
-    use super::super::programs::{LISP_MIN_DEFS, c_program};
     use super::*;
-    use jitcache::run::RunOptions;
+    use crate::programs::{LISP_MIN_DEFS, c_program};
     use jitcache::{Config, JitCache};
-
-    #[test]
-    fn report_is_the_last_json_line_of_stderr() {
-        let stderr = "warning: something\n{\"exit\": 0, \"frontend_ms\": 1.5, \"compile_ms\": 2.0, \"load_ms\": 0.5}\n";
-        let report = parse_report(stderr).unwrap();
-        assert_eq!(report["exit"], 0);
-        assert_eq!(report_load_time(&report), Duration::from_millis(4));
-        assert!(parse_report("no report\n42\n").is_none());
-    }
+    use jitcache_frontends::run::RunOptions;
 
     #[test]
     fn generated_lisp_program_runs_and_a_warm_run_compiles_nothing() {
@@ -258,13 +181,13 @@ mod tests {
         let program = dir.path().join("p.clj");
         std::fs::write(&program, lisp_program(120)).unwrap();
         let cache = JitCache::open(dir.path().join("cache"), Config::default());
-        let cold = jitcache::run::run(&cache, &program, &RunOptions::default()).unwrap();
+        let cold = jitcache_frontends::run::run(&cache, &program, &RunOptions::default()).unwrap();
         assert_eq!(cold.exit, 0);
         assert_eq!(cold.units, 120);
         assert_eq!(cold.compiled.len(), 120);
         drop(cache);
         let cache = JitCache::open(dir.path().join("cache"), Config::default());
-        let warm = jitcache::run::run(&cache, &program, &RunOptions::default()).unwrap();
+        let warm = jitcache_frontends::run::run(&cache, &program, &RunOptions::default()).unwrap();
         assert_eq!(warm.exit, 0);
         assert!(warm.compiled.is_empty(), "{:?}", warm.compiled);
         assert_eq!(warm.disk_hits, 120);
@@ -272,15 +195,12 @@ mod tests {
 
     #[test]
     fn generated_c_program_runs() {
-        if Command::new("cc").arg("--version").output().is_err() {
-            eprintln!("no C compiler: skipped");
-            return;
-        }
         let dir = tempfile::tempdir().unwrap();
         let program = dir.path().join("c");
         write_c_program(&program, 12).unwrap();
         let cache = JitCache::open(dir.path().join("cache"), Config::default());
-        let report = jitcache::run::run(&cache, &program, &RunOptions::default()).unwrap();
+        let report =
+            jitcache_frontends::run::run(&cache, &program, &RunOptions::default()).unwrap();
         assert_eq!(report.exit, 0);
         assert_eq!(report.units, 12);
     }

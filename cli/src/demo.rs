@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::bench::startup::run_once;
+use crate::child::run_once;
 use serde_json::{Value, json};
 
 /// Arguments of `jitcache demo`.

@@ -11,7 +11,7 @@
 //! its interface hash and so recompiles its callers too.
 //!
 //! ```
-//! use jitcache::lisp;
+//! use jitcache_frontends::lisp;
 //!
 //! let program = lisp::parse("
 //!     (defn square [x] (* x x))

@@ -13,10 +13,10 @@ use anyhow::Result;
 use jitcache::store::{Key, PutEntry, Store, StoreConfig};
 use serde::{Deserialize, Serialize};
 
-use super::measure::{Rng, median_f64, object_bytes};
-use super::report::{Ratio, Row, Target};
-use super::scale::scale_key;
-use super::worker::{self, WorkerSpec};
+use crate::measure::{Rng, median_f64, object_bytes};
+use crate::report::{Ratio, Row, Target};
+use crate::scale::scale_key;
+use crate::worker::{self, WorkerSpec};
 
 /// What one worker does.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
