@@ -3,6 +3,7 @@ mod bypass;
 mod cli;
 mod exec;
 mod invalidation;
+mod layout;
 mod lisp_props;
 mod packs;
 mod remote;
