@@ -12,12 +12,14 @@
 //! - `differential` and `oracle`: the frontend against a frozen copy of the
 //!   one it replaced (tree reader, eager checker): same errors, key material
 //!   and bodies on generated and randomly edited programs;
+//! - `golden`: the generated IR of a fixed program, pinned with the codegen version;
 //! - `perf`: timings of the warm path, printed (run by hand, in release).
 
 mod canonical;
 mod check;
 mod codegen;
 mod differential;
+mod golden;
 mod interp;
 mod mangle;
 mod oracle;
