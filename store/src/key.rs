@@ -180,16 +180,16 @@ impl fmt::Display for KeyField {
 impl KeyComponents {
     /// The key these components make.
     pub fn key(&self) -> Key {
-        let mut h = hasher(&HASHER_KEY);
-        h.update(&KEY_FORMAT_VERSION.to_le_bytes());
-        field(&mut h, self.namespace.as_bytes());
-        field(&mut h, self.name.as_bytes());
-        h.update(&self.unit);
-        h.update(&self.backend);
-        h.update(&self.flags);
-        h.update(&self.target);
-        h.update(&self.deps);
-        Key(*h.finalize().as_bytes())
+        Digests {
+            namespace: &self.namespace,
+            name: &self.name,
+            unit: self.unit,
+            backend: self.backend,
+            flags: self.flags,
+            target: self.target,
+            deps: self.deps,
+        }
+        .key()
     }
 
     /// The fields that differ between `self` and `other`, in key order. Empty when both
@@ -295,11 +295,7 @@ impl KeyBuilder {
             deps: Vec::new(),
         };
         // The digest of no unit bytes, as `KeyBuilder::new` starts with; computed once.
-        static EMPTY_UNIT: LazyLock<[u8; 32]> = LazyLock::new(|| {
-            let mut h = hasher(&HASHER_UNIT);
-            field(&mut h, b"");
-            *h.finalize().as_bytes()
-        });
+        static EMPTY_UNIT: LazyLock<[u8; 32]> = LazyLock::new(|| unit_digest(b""));
         b.unit = *EMPTY_UNIT;
         b
     }
@@ -323,36 +319,25 @@ impl KeyBuilder {
     /// assert_eq!(backend.key_of("lisp", "fib", b"(defn fib ...)", &deps), slow.build());
     /// ```
     pub fn key_of(&self, namespace: &str, name: &str, unit: &[u8], deps: &[[u8; 32]]) -> Key {
-        let mut u = hasher(&HASHER_UNIT);
-        field(&mut u, unit);
-        let unit = *u.finalize().as_bytes();
         // The dependencies are a set: sorted, duplicates dropped, as `dep` keeps them.
         let mut sorted: Vec<&[u8; 32]> = deps.iter().collect();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut d = hasher(&HASHER_DEPS);
-        d.update(&len64(sorted.len()));
-        for dep in sorted {
-            field(&mut d, dep);
+        Digests {
+            namespace,
+            name,
+            unit: unit_digest(unit),
+            backend: self.backend,
+            flags: self.flags,
+            target: self.target,
+            deps: deps_digest(sorted.iter().map(|d| d.as_slice())),
         }
-        let deps = *d.finalize().as_bytes();
-        let mut h = hasher(&HASHER_KEY);
-        h.update(&KEY_FORMAT_VERSION.to_le_bytes());
-        field(&mut h, namespace.as_bytes());
-        field(&mut h, name.as_bytes());
-        h.update(&unit);
-        h.update(&self.backend);
-        h.update(&self.flags);
-        h.update(&self.target);
-        h.update(&deps);
-        Key(*h.finalize().as_bytes())
+        .key()
     }
 
     /// Sets the unit's bytes (source or IR). Only their digest is kept.
     pub fn unit(&mut self, bytes: &[u8]) -> &mut Self {
-        let mut h = hasher(&HASHER_UNIT);
-        field(&mut h, bytes);
-        self.unit = *h.finalize().as_bytes();
+        self.unit = unit_digest(bytes);
         self
     }
 
@@ -414,26 +399,80 @@ impl KeyBuilder {
 
     /// The key.
     pub fn build(&self) -> Key {
-        self.components().key()
+        self.digests().key()
     }
 
     /// The per-field digests making up the key.
     pub fn components(&self) -> KeyComponents {
-        let mut h = hasher(&HASHER_DEPS);
-        h.update(&len64(self.deps.len()));
-        for dep in &self.deps {
-            field(&mut h, dep);
-        }
+        let d = self.digests();
         KeyComponents {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
+            namespace: d.namespace.to_owned(),
+            name: d.name.to_owned(),
+            unit: d.unit,
+            backend: d.backend,
+            flags: d.flags,
+            target: d.target,
+            deps: d.deps,
+        }
+    }
+
+    fn digests(&self) -> Digests<'_> {
+        Digests {
+            namespace: &self.namespace,
+            name: &self.name,
             unit: self.unit,
             backend: self.backend,
             flags: self.flags,
             target: self.target,
-            deps: *h.finalize().as_bytes(),
+            deps: deps_digest(self.deps.iter().map(Vec::as_slice)),
         }
     }
+}
+
+/// What a key hashes: the namespace and unit name in clear, then the five field digests.
+/// `KeyComponents::key`, `KeyBuilder::build` and `KeyBuilder::key_of` all make
+/// their key with `Digests::key`, and their field digests with `unit_digest`,
+/// `deps_digest` and the `KeyBuilder` setters, so the encoding is written once.
+struct Digests<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    unit: [u8; 32],
+    backend: [u8; 32],
+    flags: [u8; 32],
+    target: [u8; 32],
+    deps: [u8; 32],
+}
+
+impl Digests<'_> {
+    fn key(&self) -> Key {
+        let mut h = hasher(&HASHER_KEY);
+        h.update(&KEY_FORMAT_VERSION.to_le_bytes());
+        field(&mut h, self.namespace.as_bytes());
+        field(&mut h, self.name.as_bytes());
+        h.update(&self.unit);
+        h.update(&self.backend);
+        h.update(&self.flags);
+        h.update(&self.target);
+        h.update(&self.deps);
+        Key(*h.finalize().as_bytes())
+    }
+}
+
+/// The digest of a unit's bytes.
+fn unit_digest(bytes: &[u8]) -> [u8; 32] {
+    let mut h = hasher(&HASHER_UNIT);
+    field(&mut h, bytes);
+    *h.finalize().as_bytes()
+}
+
+/// The digest of a dependency set, given sorted and without duplicates.
+fn deps_digest<'a>(deps: impl ExactSizeIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut h = hasher(&HASHER_DEPS);
+    h.update(&len64(deps.len()));
+    for dep in deps {
+        field(&mut h, dep);
+    }
+    *h.finalize().as_bytes()
 }
 
 fn len64(len: usize) -> [u8; 8] {

@@ -174,20 +174,31 @@ proptest! {
     }
 
     #[test]
-    fn the_allocation_free_path_makes_the_same_key(input in key_input()) {
-        let mut backend = input.builder();
-        backend.unit(b"");
-        let deps: Vec<[u8; 32]> = input
+    fn builder_keys_equal_key_of_keys(input in key_input(), repeat in any::<bool>()) {
+        // `key_of` takes 32-byte interface hashes, in any order, duplicates allowed.
+        let mut deps: Vec<[u8; 32]> = input
             .deps
             .iter()
             .map(|d| *blake3::hash(d).as_bytes())
             .collect();
-        let mut slow = backend.for_unit(&input.ns, &input.name);
-        slow.unit(&input.unit);
-        for d in &deps {
-            slow.dep(d);
+        if repeat {
+            deps.extend(deps.first().copied());
+            deps.reverse();
         }
-        prop_assert_eq!(backend.key_of(&input.ns, &input.name, &input.unit, &deps), slow.build());
+        let mut hashed = input.clone();
+        hashed.deps = deps.iter().map(|d| d.to_vec()).collect();
+        let full = hashed.builder();
+        // The prototype's own unit bytes and dependencies are not part of `key_of`'s key.
+        let prototype = input.builder();
+        let mut from_prototype = prototype.for_unit(&input.ns, &input.name);
+        from_prototype.unit(&input.unit);
+        for d in &deps {
+            from_prototype.dep(d);
+        }
+        let fast = prototype.key_of(&input.ns, &input.name, &input.unit, &deps);
+        prop_assert_eq!(fast, full.build());
+        prop_assert_eq!(fast, full.components().key());
+        prop_assert_eq!(fast, from_prototype.build());
     }
 
     #[test]
