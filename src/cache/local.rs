@@ -1,0 +1,74 @@
+//! The local store's place in the facade: reads that fall back to the remote tier, and
+//! writes that stop after the first failure. A store error never fails a call: it is a
+//! miss, or a write not made, with one warning.
+
+use std::sync::atomic::Ordering;
+
+use jitcache_store::{EntryMeta, Key, KeyComponents};
+
+use super::{JitCache, Origin};
+
+impl JitCache {
+    /// Reads `keys` from the store in one batch, then what it misses from the remote
+    /// tier; any store error makes them all local misses (and a warning).
+    pub(super) fn read_many(&self, keys: &[Key]) -> Vec<Option<(Vec<u8>, Origin)>> {
+        let Some(store) = self.store.as_ref().filter(|_| !keys.is_empty()) else {
+            return vec![None; keys.len()];
+        };
+        let mut found: Vec<Option<(Vec<u8>, Origin)>> = match store.get_many(keys) {
+            Ok(found) => found
+                .into_iter()
+                .map(|bytes| bytes.map(|b| (b, Origin::Disk)))
+                .collect(),
+            Err(err) => {
+                self.bypass(err.to_string());
+                vec![None; keys.len()]
+            }
+        };
+        self.fetch_remote_many(keys, &mut found);
+        found
+    }
+
+    /// Stores `bytes` under `key` (with the unit's components, when it is a unit). The
+    /// first failure (read-only, full) warns once and stops further writes.
+    pub(super) fn write(&self, key: &Key, bytes: &[u8], components: Option<&KeyComponents>) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        self.upload(key, bytes, components);
+        if self.writes_failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let meta = EntryMeta {
+            name: Some(match components {
+                Some(c) => format!("{}/{}", c.namespace, c.name),
+                None => "pack".to_owned(),
+            }),
+            components: components.cloned(),
+        };
+        if let Err(err) = store.put_with(key, bytes, &meta) {
+            self.writes_failed.store(true, Ordering::Relaxed);
+            self.bypass(err.to_string());
+        }
+    }
+
+    /// Reads `key` from the store, else from the remote tier.
+    pub(super) fn read(&self, key: &Key) -> Option<(Vec<u8>, Origin)> {
+        match self.read_local(key) {
+            Some(bytes) => Some((bytes, Origin::Disk)),
+            None => self.fetch_remote(key).map(|bytes| (bytes, Origin::Remote)),
+        }
+    }
+
+    /// Reads `key` from the store; any store error is a miss (and a warning).
+    pub(super) fn read_local(&self, key: &Key) -> Option<Vec<u8>> {
+        let store = self.store.as_ref()?;
+        match store.get(key) {
+            Ok(found) => found,
+            Err(err) => {
+                self.bypass(err.to_string());
+                None
+            }
+        }
+    }
+}
