@@ -4,9 +4,11 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use jitcache_remote::{RemoteConfig, RemoteStats, breaker_open_until};
+use jitcache_remote::{Mode, Remote, RemoteConfig, RemoteStats, breaker_open_until};
 use jitcache_store::{FlagOrder, GcOptions, Key, KeyBuilder, Store, StoreConfig};
 use serde_json::json;
 
@@ -142,36 +144,150 @@ pub fn key(args: &KeyArgs, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `jitcache put`: stores a file's bytes under a key.
-pub fn put(dir: &Path, args: &PutArgs, json: bool) -> Result<ExitCode> {
+/// What became of `put`'s upload to the remote tier.
+enum Upload {
+    /// Sent and stored.
+    Uploaded,
+    /// The remote had an object for the key already (create-only uploads leave it).
+    Existed,
+    /// Not attempted: the remote is read-only (`mode=ro`).
+    ReadOnly,
+    /// Not made; why.
+    Failed(String),
+}
+
+impl Upload {
+    /// The `upload` field of `put`'s JSON report.
+    fn name(&self) -> &'static str {
+        match self {
+            Upload::Uploaded => "uploaded",
+            Upload::Existed => "existed",
+            Upload::ReadOnly => "read-only",
+            Upload::Failed(_) => "failed",
+        }
+    }
+}
+
+/// How long `put` waits for its upload: the two calls it makes (a HEAD, then the
+/// write), each bounded by the remote's deadline, and a second to spare.
+fn upload_wait(config: &RemoteConfig) -> Duration {
+    config
+        .limits
+        .deadline()
+        .saturating_mul(2)
+        .saturating_add(Duration::from_secs(1))
+}
+
+/// Uploads `bytes` under `key` to the remote of `config` and waits for the outcome,
+/// at most [`upload_wait`].
+fn upload(
+    store: &Arc<Store>,
+    mut config: RemoteConfig,
+    key: &Key,
+    name: &str,
+    bytes: &[u8],
+) -> Upload {
+    if config.mode == Mode::ReadOnly {
+        return Upload::ReadOnly;
+    }
+    let wait = upload_wait(&config);
+    // This process waits here, so dropping the remote need not wait again.
+    config.drain_timeout = Duration::ZERO;
+    let remote = match Remote::connect(config, Some(Arc::clone(store))) {
+        Ok(remote) => remote,
+        Err(err) => return Upload::Failed(err.to_string()),
+    };
+    remote.upload(key, name, bytes);
+    let finished = remote.drain(wait);
+    let s = remote.stats();
+    if s.uploads > 0 {
+        Upload::Uploaded
+    } else if s.uploads_existing > 0 {
+        Upload::Existed
+    } else if !finished {
+        Upload::Failed(format!("no answer within {} s", wait.as_secs()))
+    } else if s.breaker_skips > 0 {
+        Upload::Failed("skipped: the circuit breaker is open after repeated failures".to_owned())
+    } else if s.timeouts > 0 {
+        Upload::Failed("the remote timed out".to_owned())
+    } else {
+        Upload::Failed("the request failed".to_owned())
+    }
+}
+
+/// `jitcache put`: stores a file's bytes under a key, then uploads them to the remote
+/// tier when there is a read-write one, waiting a bounded time for the upload. A failed
+/// upload is a warning: the entry is stored locally, the local store being the source of
+/// truth.
+pub fn put(
+    dir: &Path,
+    args: &PutArgs,
+    remote: Option<RemoteConfig>,
+    json: bool,
+) -> Result<ExitCode> {
     let key = parse_key(&args.key)?;
     let bytes = read_input(&args.file)?;
-    let store = open_store(dir)?;
+    let store = Arc::new(open_store(dir)?);
     let meta = jitcache_store::EntryMeta {
         name: args.name.clone(),
         components: None,
     };
     store.put_with(&key, &bytes, &meta)?;
+    // The remote's URL and what became of the upload.
+    let sent = remote.map(|config| {
+        let url = config.url.clone();
+        let name = args.name.as_deref().unwrap_or_default();
+        (url, upload(&store, config, &key, name, &bytes))
+    });
     store.flush()?;
+    if let Some((url, Upload::Failed(why))) = &sent {
+        eprintln!("jitcache: warning: remote {url}: {key} not uploaded ({why}); stored locally");
+    }
     if json {
+        let remote = sent
+            .as_ref()
+            .map(|(url, outcome)| json!({ "url": url, "upload": outcome.name() }));
         println!(
             "{}",
-            json!({ "key": key.to_string(), "bytes": bytes.len() })
+            json!({ "key": key.to_string(), "bytes": bytes.len(), "remote": remote })
         );
     } else {
-        println!("stored {} under {key}", format_size(bytes.len() as u64));
+        let remote = match &sent {
+            None => String::new(),
+            Some((url, Upload::Uploaded)) => format!("; uploaded to {url}"),
+            Some((url, Upload::Existed)) => format!("; {url} has it already"),
+            Some((url, Upload::ReadOnly)) => {
+                format!("; not uploaded: {url} is read-only (mode=ro)")
+            }
+            Some((_, Upload::Failed(_))) => "; not uploaded".to_owned(),
+        };
+        println!(
+            "stored {} under {key}{remote}",
+            format_size(bytes.len() as u64)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `jitcache get`: writes the bytes stored under a key; exit status 1 on a miss.
-pub fn get(dir: &Path, args: &GetArgs) -> Result<ExitCode> {
+/// `jitcache get`: writes the bytes stored under a key, from the local store, else from
+/// the remote tier (a verified remote hit is kept in the local store); exit status 1 on a
+/// miss.
+pub fn get(dir: &Path, args: &GetArgs, remote: Option<RemoteConfig>) -> Result<ExitCode> {
     let key = parse_key(&args.key)?;
-    let store = open_store(dir)?;
-    let found = store.get(&key)?;
+    let store = Arc::new(open_store(dir)?);
+    let mut found = store.get(&key)?;
+    let asked_remote = found.is_none() && remote.is_some();
+    if let Some(config) = remote.filter(|_| found.is_none()) {
+        found = fetch(&store, config, &key);
+    }
     store.flush()?;
     let Some(bytes) = found else {
-        eprintln!("jitcache: no entry for {key}");
+        let where_ = if asked_remote {
+            " (locally or in the remote)"
+        } else {
+            ""
+        };
+        eprintln!("jitcache: no entry for {key}{where_}");
         return Ok(ExitCode::from(1));
     };
     match &args.output {
@@ -185,6 +301,27 @@ pub fn get(dir: &Path, args: &GetArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `key` from the remote of `config`, verified, and kept in `store` (a failure to keep
+/// it is a warning: the bytes are still returned).
+fn fetch(store: &Arc<Store>, config: RemoteConfig, key: &Key) -> Option<Vec<u8>> {
+    let remote = match Remote::connect(config, Some(Arc::clone(store))) {
+        Ok(remote) => remote,
+        Err(err) => {
+            eprintln!("jitcache: warning: {err}; going on without the remote");
+            return None;
+        }
+    };
+    let fetched = remote.get(key)?;
+    let meta = jitcache_store::EntryMeta {
+        name: (!fetched.name.is_empty()).then(|| fetched.name.clone()),
+        components: None,
+    };
+    if let Err(err) = store.put_with(key, &fetched.bytes, &meta) {
+        eprintln!("jitcache: warning: keeping the remote object in the local store: {err}");
+    }
+    Some(fetched.bytes)
 }
 
 /// `jitcache stats`: what the cache holds and how it has been used, and the remote
@@ -343,7 +480,7 @@ pub fn gc(dir: &Path, args: &GcArgs, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `jitcache verify`: checks every blob; exit status 1 if anything was damaged.
+/// `jitcache verify`: checks every blob; exit status 1 if anything is damaged.
 pub fn verify(dir: &Path, args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     let store = open_store(dir)?;
     let bar = Bar::new("verify", !json);

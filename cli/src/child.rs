@@ -27,7 +27,7 @@ pub struct Run {
 pub fn run_once(exe: &Path, cache: &Path, program: &Path, no_cache: bool) -> Result<Run> {
     let mut command = Command::new(exe);
     // A remote tier configured in the environment would add network round trips to the
-    // figures: the start-up bench measures the local cache.
+    // figures: the demo and the start-up benchmarks measure the local cache.
     command.env_remove("JITCACHE_REMOTE");
     command
         .arg("--cache-dir")

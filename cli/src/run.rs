@@ -13,7 +13,8 @@ use serde_json::json;
 pub struct RunArgs {
     /// The program: a `.clj`/`.lisp`, `.c` or `.clif` file, or a directory of `.c` files.
     pub program: PathBuf,
-    /// Compile every unit, neither reading nor writing the cache.
+    /// Compile every unit, neither reading nor writing the cache: the cache directory and
+    /// the remote tier (--cache-dir, --remote) are bypassed.
     #[arg(long)]
     pub no_cache: bool,
     /// Print on stderr why each compiled unit missed.

@@ -12,6 +12,7 @@ use crate::util;
 
 fn jc(cache: &Path, args: &[&str]) -> Output {
     util::command(cache, args)
+        .env_remove("JITCACHE_REMOTE")
         .output()
         .expect("jitcache starts")
 }
@@ -66,7 +67,16 @@ fn blob_files(cache: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn key_of(cache: &Path, source: &Path, extra: &[&str]) -> String {
+/// `jitcache ARGS...` with neither a cache directory nor a remote in the environment.
+fn bare(args: &[&str]) -> Command {
+    let mut cmd = Command::new(util::bin());
+    cmd.env_remove("JITCACHE_DIR")
+        .env_remove("JITCACHE_REMOTE")
+        .args(args);
+    cmd
+}
+
+fn key_of(source: &Path, extra: &[&str]) -> String {
     let src = source.to_str().expect("utf-8 path");
     let mut args = vec![
         "key",
@@ -78,7 +88,7 @@ fn key_of(cache: &Path, source: &Path, extra: &[&str]) -> String {
         src,
     ];
     args.extend_from_slice(extra);
-    let out = jc(cache, &args);
+    let out = bare(&args).output().expect("jitcache starts");
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out).trim().to_owned()
 }
@@ -86,15 +96,14 @@ fn key_of(cache: &Path, source: &Path, extra: &[&str]) -> String {
 #[test]
 fn key_prints_64_hex_digits_that_change_with_every_part() {
     let dir = util::tempdir();
-    let cache = dir.path().join("cache");
     let source = util::write(dir.path(), "unit.c", "int f(void) { return 1; }");
-    let base = key_of(&cache, &source, &[]);
+    let base = key_of(&source, &[]);
     assert_eq!(base.len(), 64);
     assert!(
         base.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     );
-    assert_eq!(base, key_of(&cache, &source, &[]), "same inputs, same key");
+    assert_eq!(base, key_of(&source, &[]), "same inputs, same key");
     let variants = [
         vec!["--backend", "cc"],
         vec!["--backend-version", "12"],
@@ -104,38 +113,33 @@ fn key_prints_64_hex_digits_that_change_with_every_part() {
     ];
     let mut seen = vec![base.clone()];
     for v in &variants {
-        let k = key_of(&cache, &source, v);
+        let k = key_of(&source, v);
         assert!(!seen.contains(&k), "{v:?} must change the key");
         seen.push(k);
     }
     // Flag order matters unless the flags are declared unordered.
-    let ab = key_of(&cache, &source, &["--flag", "-a", "--flag", "-b"]);
-    let ba = key_of(&cache, &source, &["--flag", "-b", "--flag", "-a"]);
+    let ab = key_of(&source, &["--flag", "-a", "--flag", "-b"]);
+    let ba = key_of(&source, &["--flag", "-b", "--flag", "-a"]);
     assert_ne!(ab, ba);
     let ab_set = key_of(
-        &cache,
         &source,
         &["--flag", "-a", "--flag", "-b", "--unordered-flags"],
     );
     let ba_set = key_of(
-        &cache,
         &source,
         &["--flag", "-b", "--flag", "-a", "--unordered-flags"],
     );
     assert_eq!(ab_set, ba_set);
     // Standard input works as a source.
-    let mut child = util::command(
-        &cache,
-        &[
-            "key",
-            "--namespace",
-            "ns",
-            "--name",
-            "unit",
-            "--source",
-            "-",
-        ],
-    )
+    let mut child = bare(&[
+        "key",
+        "--namespace",
+        "ns",
+        "--name",
+        "unit",
+        "--source",
+        "-",
+    ])
     .stdin(std::process::Stdio::piped())
     .stdout(std::process::Stdio::piped())
     .spawn()
@@ -418,4 +422,359 @@ fn run_exits_like_a_native_program() {
         let run = util::run(&cache, &src, &[]);
         util::assert_output(&run, &expected_out, 3);
     }
+}
+
+/// A remote URL whose endpoint refuses connections (a loopback port just freed).
+fn dead_remote(mode: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("s3://jitcache-test/cli?endpoint=http://127.0.0.1:{port}&region=us-east-1&mode={mode}")
+}
+
+/// Sets dummy credentials, so no AWS profile is looked up.
+fn credentials(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env_remove("AWS_PROFILE")
+        .env_remove("JITCACHE_REMOTE_SECRET")
+        .env_remove("JITCACHE_REMOTE_SECRET_FILE")
+}
+
+/// A relocatable object whose `main` returns 42, compiled by `cc`.
+fn object_returning_42(dir: &Path) -> std::path::PathBuf {
+    let src = util::write(dir, "ret.c", "int main(void) { return 42; }\n");
+    let obj = dir.join("ret.o");
+    let built = Command::new("cc")
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .status()
+        .expect("cc");
+    assert!(built.success());
+    obj
+}
+
+#[test]
+fn global_options_a_command_does_not_use_are_refused() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let file = util::write(dir.path(), "a.o", "object bytes");
+    let obj = object_returning_42(dir.path());
+    let key = "3c".repeat(32);
+    assert!(
+        jc(&cache, &["put", &key, file.to_str().expect("utf-8")])
+            .status
+            .success()
+    );
+    let c = cache.to_str().expect("utf-8");
+    let unused = dir.path().join("unused");
+    let u = unused.to_str().expect("utf-8");
+    let (f, o) = (file.to_str().expect("utf-8"), obj.to_str().expect("utf-8"));
+    let remote = dead_remote("rw");
+    let r = remote.as_str();
+    let key_args = ["key", "--namespace", "ns", "--name", "n", "--source", f];
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["--cache-dir", c, "--remote", r, "ls"],
+            "--remote",
+            "ls",
+        ),
+        (
+            vec!["--cache-dir", c, "ls", "--remote", r],
+            "--remote",
+            "ls",
+        ),
+        (
+            vec!["--cache-dir", c, "--remote", r, "gc"],
+            "--remote",
+            "gc",
+        ),
+        (
+            vec!["--cache-dir", c, "verify", "--remote", r],
+            "--remote",
+            "verify",
+        ),
+        (
+            vec!["--cache-dir", c, "--remote", r, "clear"],
+            "--remote",
+            "clear",
+        ),
+        (
+            vec!["--cache-dir", c, "--json", "get", &key],
+            "--json",
+            "get",
+        ),
+        (
+            vec!["--cache-dir", c, "get", &key, "--json"],
+            "--json",
+            "get",
+        ),
+        (vec!["--cache-dir", u, "demo"], "--cache-dir", "demo"),
+        (vec!["--remote", r, "demo"], "--remote", "demo"),
+        (vec!["--json", "exec", o], "--json", "exec"),
+        (vec!["exec", o, "--cache-dir", u], "--cache-dir", "exec"),
+        (vec!["--remote", r, "exec", o], "--remote", "exec"),
+        (
+            [&["--cache-dir", u][..], &key_args].concat(),
+            "--cache-dir",
+            "key",
+        ),
+        (
+            [&key_args[..], &["--remote", r]].concat(),
+            "--remote",
+            "key",
+        ),
+    ];
+    for (args, option, command) in &cases {
+        let out = bare(args).output().expect("jitcache starts");
+        assert_one_line_error(&out, option);
+        assert!(
+            stderr(&out).contains(&format!("`{command}`")),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} did something: {}",
+            stdout(&out)
+        );
+    }
+    // run --no-cache takes --cache-dir and --remote and bypasses both.
+    let program = util::write(dir.path(), "p.clj", "(defn main [] (println 5) 0)\n");
+    let p = program.to_str().expect("utf-8");
+    let out = bare(&[
+        "--cache-dir",
+        u,
+        "--remote",
+        r,
+        "--json",
+        "run",
+        "--no-cache",
+        p,
+    ])
+    .output()
+    .expect("jitcache starts");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "5\n");
+    let report = json_lines(&out.stderr, "run --no-cache").remove(0);
+    assert_eq!(report["remote"], Value::Null, "{report}");
+    assert!(report["bypassed"].is_string(), "{report}");
+    // Nothing ran: the entry is still there, and no unused directory was made.
+    let out = jc(&cache, &["ls"]);
+    assert!(stdout(&out).contains(&key), "{}", stdout(&out));
+    assert!(!unused.exists());
+}
+
+#[test]
+fn options_from_the_environment_are_ambient_and_never_refused() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let env_dir = dir.path().join("env-dir");
+    let file = util::write(dir.path(), "a.o", "object bytes");
+    let obj = object_returning_42(dir.path());
+    let remote = dead_remote("rw");
+    let key = "4d".repeat(32);
+    let ambient = |args: &[&str]| {
+        let mut cmd = bare(args);
+        credentials(&mut cmd)
+            .env("JITCACHE_DIR", &env_dir)
+            .env("JITCACHE_REMOTE", &remote);
+        cmd.output().expect("jitcache starts")
+    };
+    let f = file.to_str().expect("utf-8");
+
+    // key and exec use no cache: JITCACHE_DIR and JITCACHE_REMOTE are ignored.
+    let out = ambient(&["key", "--namespace", "ns", "--name", "n", "--source", f]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plain = bare(&["key", "--namespace", "ns", "--name", "n", "--source", f])
+        .output()
+        .expect("jitcache starts");
+    assert_eq!(stdout(&out), stdout(&plain));
+    assert_eq!(stdout(&out).trim().len(), 64);
+    let out = ambient(&["exec", obj.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+    assert!(!env_dir.exists(), "key and exec made no cache");
+
+    // ls, gc, verify and clear work on the local cache, leaving the remote alone.
+    let c = cache.to_str().expect("utf-8");
+    let mut put = bare(&["--cache-dir", c, "put", &key, f]);
+    assert!(put.output().expect("put").status.success());
+    let out = ambient(&["--cache-dir", c, "ls"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&key));
+    for args in [&["gc"][..], &["verify"], &["clear"]] {
+        let out = ambient(&[&["--cache-dir", c][..], args].concat());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).is_empty(),
+            "{args:?} touched the remote: {}",
+            stderr(&out)
+        );
+    }
+    assert!(stdout(&jc(&cache, &["ls"])).is_empty(), "clear cleared");
+
+    // stats uses the remote: it shows the ambient one.
+    let out = ambient(&["--cache-dir", c, "--json", "stats"]);
+    assert_eq!(json(&out)["remote"], remote.as_str());
+    // JITCACHE_DIR is the cache where one is used.
+    let out = ambient(&["--json", "stats"]);
+    assert_eq!(
+        json(&out)["cache_dir"],
+        env_dir.display().to_string().as_str()
+    );
+}
+
+/// The JSON objects of a `--json` output: one a line, the last line ending in exactly one
+/// newline.
+fn json_lines(text: &[u8], what: &str) -> Vec<Value> {
+    let text = String::from_utf8_lossy(text);
+    assert!(
+        text.ends_with('\n') && !text.ends_with("\n\n"),
+        "{what}: the output must end with exactly one newline: {text:?}"
+    );
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: {l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn every_json_report_ends_with_exactly_one_newline() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let file = util::write(dir.path(), "a.o", "object bytes");
+    let f = file.to_str().expect("utf-8");
+    let one = |args: &[&str], out: &Output| {
+        assert!(out.status.success(), "{args:?}: {}", stderr(out));
+        let rows = json_lines(&out.stdout, &format!("{args:?}"));
+        assert_eq!(rows.len(), 1, "{args:?}: one object");
+        rows.into_iter().next().unwrap_or_default()
+    };
+
+    let args = [
+        "--json",
+        "key",
+        "--namespace",
+        "ns",
+        "--name",
+        "n",
+        "--source",
+        f,
+    ];
+    assert_eq!(
+        one(&args, &bare(&args).output().expect("run"))["key"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+    for key in ["01".repeat(32), "02".repeat(32)] {
+        let args = ["--json", "put", &key, f];
+        assert_eq!(one(&args, &jc(&cache, &args))["key"], key.as_str());
+    }
+    for args in [
+        &["--json", "stats"][..],
+        &["--json", "gc"],
+        &["--json", "verify"],
+    ] {
+        one(args, &jc(&cache, args));
+    }
+    let out = jc(&cache, &["--json", "ls"]);
+    assert_eq!(json_lines(&out.stdout, "ls").len(), 2, "one line an entry");
+    // stats with a remote configured (it is not contacted).
+    let remote = dead_remote("ro");
+    let args = ["--remote", &remote, "--json", "stats"];
+    let stats = one(
+        &args,
+        credentials(&mut util::command(&cache, &args))
+            .output()
+            .as_ref()
+            .expect("run"),
+    );
+    assert_eq!(stats["remote"], remote.as_str());
+    assert!(stats["remote_counters"].is_object(), "{stats}");
+
+    // run writes its report on stderr (stdout is the program's).
+    let program = util::write(dir.path(), "p.clj", "(defn main [] (println 7) 0)\n");
+    let out = jc(&cache, &["--json", "run", program.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "7\n");
+    let report = json_lines(&out.stderr, "run");
+    assert_eq!(report.len(), 1, "{}", stderr(&out));
+    assert_eq!(report[0]["units"], 1);
+
+    let args = ["--json", "demo"];
+    let demo = one(&args, &bare(&args).output().expect("run"));
+    assert_eq!(demo.as_array().map(Vec::len), Some(2), "{demo}");
+
+    one(&["--json", "clear"], &jc(&cache, &["--json", "clear"]));
+    assert!(
+        jc(&cache, &["--json", "ls"]).stdout.is_empty(),
+        "an empty ls prints nothing"
+    );
+}
+
+#[test]
+fn put_and_get_with_an_unreachable_remote_warn_and_use_the_local_cache() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+    let file = dir.path().join("a.o");
+    fs::write(&file, &bytes).expect("write");
+    let f = file.to_str().expect("utf-8");
+    let remote = dead_remote("rw");
+    let key = "6e".repeat(32);
+    let with_remote = |args: &[&str]| {
+        let mut cmd = util::command(&cache, &["--remote", &remote]);
+        credentials(&mut cmd)
+            .env_remove("JITCACHE_REMOTE")
+            .args(args);
+        cmd.output().expect("jitcache starts")
+    };
+
+    // put stores locally, waits a bounded time for the upload, and warns that it failed.
+    let started = std::time::Instant::now();
+    let out = with_remote(&["--json", "put", &key, f]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json_lines(&out.stdout, "put").remove(0);
+    assert_eq!(report["remote"]["upload"], "failed", "{report}");
+    assert_eq!(report["remote"]["url"], remote.as_str());
+    let warnings: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("jitcache: warning: remote"))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains(&key) && l.contains("not uploaded")),
+        "{warnings:?}"
+    );
+    let out = with_remote(&["put", &key, f]);
+    assert!(stdout(&out).contains("not uploaded"), "{}", stdout(&out));
+    let out = jc(&cache, &["get", &key]);
+    assert_eq!((out.status.code(), out.stdout), (Some(0), bytes.clone()));
+
+    // stats with the remote shows what the attempts did.
+    let stats = json(&with_remote(&["--json", "stats"]));
+    let counters = &stats["remote_counters"];
+    assert!(counters["uploads_dropped"].as_u64() >= Some(2), "{stats}");
+    assert_eq!(counters["uploads"], 0);
+
+    // get reads the local store first: a local hit needs no remote.
+    let out = with_remote(&["get", &key]);
+    assert_eq!((out.status.code(), out.stdout), (Some(0), bytes));
+    // A local miss asks the remote, which cannot answer: a miss, in bounded time.
+    let started = std::time::Instant::now();
+    let out = with_remote(&["get", &"7f".repeat(32)]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("locally or in the remote"),
+        "{}",
+        stderr(&out)
+    );
 }

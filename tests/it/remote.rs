@@ -4,7 +4,7 @@
 //! miss that compiles, never a failure and never unverified code.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use jitcache_remote::envelope::{self, MacKey};
@@ -87,6 +87,24 @@ impl Machine<'_> {
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("bad stats: {e}"))
     }
 
+    /// `jitcache ARGS...` on the local cache `cache` with this machine's remote given on
+    /// the command line (`--remote URL`), `JITCACHE_REMOTE` unset.
+    fn explicit(&self, cache: &Path, args: &[&str]) -> Output {
+        let mut cmd = util::command(cache, &["--remote", &self.url]);
+        cmd.args(args);
+        self.env(&mut cmd);
+        cmd.env_remove("JITCACHE_REMOTE");
+        cmd.output().unwrap_or_else(|e| panic!("cannot start: {e}"))
+    }
+
+    /// `jitcache ARGS...` on the local cache `cache` with this machine's remote in
+    /// `JITCACHE_REMOTE`.
+    fn ambient(&self, cache: &Path, args: &[&str]) -> Output {
+        let mut cmd = util::command(cache, args);
+        self.env(&mut cmd);
+        cmd.output().unwrap_or_else(|e| panic!("cannot start: {e}"))
+    }
+
     /// A client of the same bucket and prefix, to plant objects.
     fn client(&self) -> S3Store {
         let mut config = RemoteConfig::parse(&self.url).expect("test URL");
@@ -128,17 +146,12 @@ fn entry(cache: &Path, name: &str) -> (Key, Vec<u8>) {
         .unwrap_or_default()
         .parse()
         .expect("key");
-    let out = cache.with_extension("object");
-    util::admin(
-        cache,
-        &[
-            "get",
-            &key.to_string(),
-            "-o",
-            out.to_str().unwrap_or_default(),
-        ],
-    );
-    (key, std::fs::read(&out).expect("object"))
+    let output = util::command(cache, &["get", &key.to_string()])
+        .env_remove("JITCACHE_REMOTE")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start: {e}"));
+    assert!(output.status.success(), "{output:?}");
+    (key, output.stdout)
 }
 
 #[test]
@@ -438,4 +451,107 @@ fn with_signing_on_unsigned_and_wrongly_signed_objects_are_never_loaded() {
     let trusting = fleet("ro", None).run(&dir.path().join("f"), &target);
     assert_eq!((trusting.compiled(), remote_hits(&trusting)), (0, 5));
     assert_ne!(trusting.stdout, expected_target, "the planted code ran");
+}
+
+/// The JSON report of a `--json put`, checked to be one line ending in one newline.
+fn put_report(out: &Output) -> Value {
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("}\n") && text.lines().count() == 1,
+        "one JSON line: {text:?}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad report {text:?}: {e}"))
+}
+
+#[test]
+fn put_uploads_and_get_reads_the_bucket_from_another_cache() {
+    let Some(server) = Seaweed::start() else {
+        return;
+    };
+    let dir = util::tempdir();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let ci = Machine::on(&server, "admin", "rw");
+    let dev = Machine::on(&server, "admin", "ro");
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let file = dir.path().join("obj.o");
+    std::fs::write(&file, &bytes).expect("write");
+    let file = file.to_str().expect("utf-8");
+    let key = "9e".repeat(32);
+    let parsed: Key = key.parse().expect("key");
+
+    // put with --remote on the command line stores locally and uploads before it exits.
+    let started = Instant::now();
+    let report = put_report(&ci.explicit(&a, &["--json", "put", &key, file, "--name", "lisp/obj"]));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(report["remote"]["upload"], "uploaded", "{report}");
+    assert_eq!(report["remote"]["url"], ci.url.as_str());
+    assert_eq!(report["bytes"], bytes.len());
+    let object = ci
+        .client()
+        .get(&object_path(&parsed))
+        .expect("bucket answers")
+        .expect("the object was uploaded");
+    let opened = envelope::open(&object, &parsed, None, u64::MAX).expect("a sound object");
+    assert_eq!(opened.bytes, bytes);
+    assert_eq!(opened.name, "lisp/obj");
+    let stats = ci.stats(&a);
+    assert_eq!(counter(&stats, "uploads"), 1, "{stats}");
+    assert!(counter(&stats, "bytes_up") > 0);
+    assert_eq!(util::entries(&a).len(), 1, "stored locally too");
+
+    // get on another, empty cache reads the bucket ...
+    let out = dev.explicit(&b, &["get", &key]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, bytes);
+    let stats = dev.stats(&b);
+    assert_eq!((counter(&stats, "hits"), counter(&stats, "misses")), (1, 0));
+    // ... and keeps the object locally under its name: the next get needs no remote.
+    let entries = util::entries(&b);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["name"], "lisp/obj");
+    assert_eq!(entry(&b, "lisp/obj").1, bytes);
+    assert!(util::admin(&b, &["verify"]).contains("\"clean\":true"));
+
+    // Without a remote, a third empty cache misses; with one, a key the bucket lacks is
+    // a miss of both tiers.
+    let out = util::command(&c, &["get", &key])
+        .env_remove("JITCACHE_REMOTE")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = dev.explicit(&c, &["get", &"77".repeat(32)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locally or in the remote"), "{err}");
+
+    // JITCACHE_REMOTE is honoured as --remote is: a put of the same key from the third
+    // cache finds the object there and leaves it alone.
+    let report = put_report(&ci.ambient(&c, &["--json", "put", &key, file]));
+    assert_eq!(report["remote"]["upload"], "existed", "{report}");
+    assert_eq!(counter(&ci.stats(&c), "uploads_existing"), 1);
+    let out = dev.ambient(&dir.path().join("d"), &["get", &key]);
+    assert_eq!((out.status.code(), out.stdout), (Some(0), bytes.clone()));
+
+    // A read-only remote: put stores locally, uploads nothing, and says so.
+    let other = "5c".repeat(32);
+    let out = dev.explicit(&c, &["put", &other, file]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("not uploaded") && said.contains("read-only"),
+        "{said}"
+    );
+    let report = put_report(&dev.explicit(&c, &["--json", "put", &other, file]));
+    assert_eq!(report["remote"]["upload"], "read-only");
+    let absent: Key = other.parse().expect("key");
+    assert_eq!(
+        ci.client().get(&object_path(&absent)).expect("answer"),
+        None
+    );
 }
