@@ -10,11 +10,11 @@ use crate::blob::{self, BlobId, Damage, ReadFailure};
 use crate::config::{Durability, StoreConfig};
 use crate::entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 use crate::error::{Error, io_err, write_err};
-use crate::fault::{self, PausePoint};
 use crate::index::{Found, Index, NewEntry, Reaper, counter};
 use crate::key::Key;
 use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::LockFile;
+use crate::pause_point::{self, PausePoint};
 use crate::stats::{AccessBatch, ReadCounters, Stats};
 
 /// A [`Store::get_many`] batch at least this large is read by two threads.
@@ -460,7 +460,7 @@ impl Store {
 
     fn pause_at(&self, point: PausePoint) {
         if self.pause == Some(point) {
-            fault::pause(point);
+            pause_point::pause(point);
         }
     }
 

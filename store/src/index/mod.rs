@@ -5,11 +5,13 @@
 //! transaction, so two processes opening a fresh cache at once cannot both apply them.
 //! A database with a newer version than [`SCHEMA_VERSION`] is refused, never touched.
 //!
-//! `schema` holds the tables and migrations, `open` opening and recovery, `entries`
-//! the queries on entries and blobs, `bookkeeping` counters, access times and units.
+//! `schema` holds the tables and migrations, `open` opening and recovery,
+//! `busy_handler` the wait for another connection's lock, `snapshot` the read snapshots
+//! shared by bursts of lookups, `entries` the queries on entries and blobs,
+//! `bookkeeping` counters, access times and units.
 
 mod bookkeeping;
-mod busy;
+mod busy_handler;
 mod entries;
 mod open;
 mod schema;

@@ -104,7 +104,7 @@ fn open_once(
     };
     let mut conn = match Connection::open_with_flags(path, flags).and_then(|mut conn| {
         // The busy handler first: the probe below may meet another process's lock.
-        super::busy::wait_up_to(&mut conn, busy_timeout)?;
+        super::busy_handler::wait_up_to(&mut conn, busy_timeout)?;
         conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
         Ok(conn)
     }) {
@@ -117,7 +117,7 @@ fn open_once(
         }
         Err(e) => return Err(c(e)),
     };
-    super::busy::wait_up_to(&mut conn, busy_timeout).map_err(c)?;
+    super::busy_handler::wait_up_to(&mut conn, busy_timeout).map_err(c)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)
         .map_err(c)?;

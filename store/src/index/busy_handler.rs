@@ -1,12 +1,13 @@
 //! Waiting for another connection's lock: short sleeps first.
 //!
 //! SQLite's own busy handler (`busy_timeout`) sleeps 1, 2, 5, 10 ms ... between tries.
-//! A write transaction here lasts tens of microseconds, so a writer that finds the lock
-//! taken slept for a hundred of them, and with more processes than cores (the holder
-//! preempted, others queueing) total throughput fell as processes were added: 8
-//! processes doing 1 put in 10 did 15 % less work than 2 (`jitcache bench --only 4`).
-//! This handler sleeps 50 µs for the first 100 tries (5 ms), then 1 ms, and gives up
-//! after the configured busy timeout, measured from the tries' schedule.
+//! A write transaction here lasts tens of microseconds, so with that schedule a writer
+//! that finds the lock taken sleeps for a hundred of them, and with more processes than
+//! cores (the holder preempted, others queueing) total throughput falls as processes
+//! are added: 8 processes doing 1 put in 10 do 15 % less work than 2
+//! (`cargo run --release -p jitcache-bench -- --only 4`). This handler sleeps 50 µs for
+//! the first 100 tries (5 ms), then 1 ms, and gives up after the configured busy
+//! timeout, measured from the tries' schedule.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
