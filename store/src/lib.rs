@@ -66,6 +66,8 @@
 //! The on-disk format (key encoding, schema, blob format, locking protocol) is
 //! described in `docs/format.md`.
 
+#![forbid(unsafe_code)]
+
 mod blob;
 mod clock;
 mod component_dir;
