@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::blob::{self, BlobId, Damage, ReadFailure};
 use crate::config::{Durability, StoreConfig};
@@ -16,6 +16,7 @@ use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::LockFile;
 use crate::pause_point::{self, PausePoint};
 use crate::stats::{AccessBatch, ReadCounters, Stats};
+use crate::sync::lock;
 
 /// A [`Store::get_many`] batch at least this large is read by two threads.
 const PARALLEL_READ_MIN: usize = 64;
@@ -109,7 +110,7 @@ impl Store {
 
     /// The index, its read snapshot ended: what is read through it is current.
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = lock(&self.index);
         index.end_snapshot();
         index
     }
@@ -117,7 +118,7 @@ impl Store {
     /// The entry of `key`, looked up through a read snapshot a few milliseconds old at
     /// most (which never answers a miss; see `index/snapshot.rs`).
     fn lookup_recent(&self, key: &Key) -> Result<Option<Found>, Error> {
-        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut index = lock(&self.index);
         let (found, began) = index.lookup_recent(key)?;
         drop(index);
         if let Some(began) = began {
@@ -127,7 +128,7 @@ impl Store {
     }
 
     fn batch(&self) -> MutexGuard<'_, AccessBatch> {
-        self.batch.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.batch)
     }
 
     /// The bytes stored under `key`, verified against their hash; `None` on a miss

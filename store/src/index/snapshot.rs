@@ -30,6 +30,7 @@ use super::Index;
 use super::entries::{Found, lookup_in};
 use crate::error::Error;
 use crate::key::Key;
+use crate::sync::lock;
 
 /// How long one read snapshot serves lookups.
 pub(crate) const MAX_AGE: Duration = Duration::from_millis(10);
@@ -126,7 +127,7 @@ impl Reaper {
     /// Asks for the snapshot that began at `began` to be ended once it is [`MAX_AGE`]
     /// old, unless a lookup ends it first.
     pub fn arm(&self, began: Instant) {
-        let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut thread = lock(&self.thread);
         if thread.is_none() {
             let shared = Arc::clone(&self.shared);
             let index = Weak::clone(&self.index);
@@ -155,10 +156,6 @@ impl Drop for Reaper {
             let _ = thread.join();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The reaper thread: sleeps until a snapshot is armed, waits until it is [`MAX_AGE`]
