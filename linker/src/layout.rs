@@ -22,7 +22,7 @@ use std::ops::Range;
 use crate::error::Error;
 use crate::memory::Segment;
 use crate::parse::{Object, SectionKind};
-use crate::table::Table;
+use crate::per_object::PerObject;
 use crate::x86_64::{ATEXIT_THUNK_SIZE, STUB_SIZE};
 
 /// Largest unit accepted: PC-relative references inside a unit must stay within ±2 GiB.
@@ -34,7 +34,7 @@ pub(crate) const NOT_PLACED: u64 = u64::MAX;
 /// Offsets of everything in the unit's layout.
 pub(crate) struct Layout {
     /// `[object][section]`: offset, or [`NOT_PLACED`].
-    pub sections: Table<u64>,
+    pub sections: PerObject<u64>,
     /// Offset of each merged COMMON symbol.
     pub commons: Vec<u64>,
     /// Offset of the GOT (8 bytes per entry).
@@ -100,8 +100,8 @@ impl Layout {
         atexit_thunk: bool,
         handle: bool,
     ) -> Result<Layout, Error> {
-        let mut sections: Table<u64> =
-            Table::new(objects.iter().map(|o| o.sections.len()), NOT_PLACED);
+        let mut sections: PerObject<u64> =
+            PerObject::new(objects.iter().map(|o| o.sections.len()), NOT_PLACED);
         // One pass: each loaded section into its group (in placement order below), and
         // each segment's alignment, the largest of what it holds.
         let mut groups: [Vec<(usize, usize)>; 6] = Default::default();
@@ -134,7 +134,7 @@ impl Layout {
 
         let mut c = Cursor { at: 0 };
         let place_group = |c: &mut Cursor,
-                           sections: &mut Table<u64>,
+                           sections: &mut PerObject<u64>,
                            group: &[(usize, usize)]|
          -> Result<(), Error> {
             for &(oi, si) in group {

@@ -42,14 +42,14 @@
 mod arena;
 pub mod call;
 mod error;
-mod host;
+mod host_symbols;
 mod layout;
 mod link;
 mod memory;
 mod parse;
 mod pool;
 mod symbols;
-mod table;
+mod per_object;
 mod unit;
 mod x86_64;
 
@@ -61,7 +61,7 @@ pub use error::{Error, Location, Unsupported};
 
 use arena::Arena;
 
-use host::Host;
+use host_symbols::HostSymbols;
 use symbols::{Export, FastMap};
 
 use unit::Unit;
@@ -154,7 +154,7 @@ pub struct Linker {
     /// COMDAT groups of loaded units: the first loaded wins.
     groups: FastMap<Arc<str>, UnitId>,
     resolver: Option<Box<Resolver>>,
-    host: Host,
+    host: HostSymbols,
     /// Where units' memory comes from (dropped after the units, see `Drop`).
     arena: Arena,
 }
@@ -198,7 +198,7 @@ impl Linker {
             exports: FastMap::default(),
             groups: FastMap::default(),
             resolver: None,
-            host: Host::default(),
+            host: HostSymbols::default(),
             arena: Arena::new(strategy),
         }
     }

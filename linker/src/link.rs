@@ -24,12 +24,12 @@ use std::sync::Arc;
 
 use crate::arena::Arena;
 use crate::error::{Error, Location};
-use crate::host::Host;
+use crate::host_symbols::HostSymbols;
 use crate::layout::Layout;
 use crate::memory::{Image, Memory, Placement, Request, Segment};
 use crate::parse::{self, Bind, Def, Object, SectionKind};
 use crate::symbols::{Export, FastMap, GlobalDef, UnitSymbol, UnitSymbols};
-use crate::table::Table;
+use crate::per_object::PerObject;
 use crate::unit::Unit;
 use crate::x86_64::{self, Field, Inputs, RelocKind, STUB_SIZE};
 use crate::{ObjectFile, Resolver, UnitId};
@@ -38,7 +38,7 @@ use crate::{ObjectFile, Resolver, UnitId};
 pub(crate) struct Env<'l> {
     pub exports: &'l FastMap<Arc<str>, Export>,
     pub resolver: Option<&'l Resolver>,
-    pub host: &'l mut Host,
+    pub host: &'l mut HostSymbols,
     /// COMDAT groups loaded by earlier units: signature → unit.
     pub groups: &'l FastMap<Arc<str>, UnitId>,
     /// The units loaded so far (for symbols of groups they own, hidden ones included).
@@ -297,10 +297,10 @@ fn tombstone_fde(bytes: &mut Image<'_>, section_off: u64, size: u64, at: u64) ->
 /// What the relocations need: GOT slots, stub slots, low memory.
 struct Scan {
     /// `[object][symbol]`: GOT slot of the symbol.
-    got_slot: Table<Option<u32>>,
+    got_slot: PerObject<Option<u32>>,
     got_len: usize,
     /// `[object][symbol]`: stub slot, for `PLT32` calls to symbols the unit does not define.
-    stub_slot: Table<Option<u32>>,
+    stub_slot: PerObject<Option<u32>>,
     stub_len: usize,
     /// Some field is an absolute 32-bit address: the unit must live in the low 2 GiB.
     low32: bool,
@@ -316,8 +316,8 @@ enum SlotKey<'a> {
 fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
     let mut got_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
     let mut stub_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
-    let mut got_slot: Table<Option<u32>> =
-        Table::new(objects.iter().map(|o| o.symbols.len()), None);
+    let mut got_slot: PerObject<Option<u32>> =
+        PerObject::new(objects.iter().map(|o| o.symbols.len()), None);
     let mut stub_slot = got_slot.clone();
     let mut low32 = false;
     for (oi, object) in objects.iter().enumerate() {
@@ -398,7 +398,7 @@ struct Resolution {
 
 struct Resolved {
     /// `[object][symbol]`: the target of every referenced symbol.
-    targets: Table<Option<Resolution>>,
+    targets: PerObject<Option<Resolution>>,
     /// Addresses outside the unit that 32-bit PC-relative fields must reach.
     near: Vec<u64>,
     uses_dso_handle: bool,
@@ -411,8 +411,8 @@ fn resolve(
     unit: &UnitSymbols<'_>,
     env: &mut Env<'_>,
 ) -> Result<Resolved, Error> {
-    let mut targets: Table<Option<Resolution>> =
-        Table::new(objects.iter().map(|o| o.symbols.len()), None);
+    let mut targets: PerObject<Option<Resolution>> =
+        PerObject::new(objects.iter().map(|o| o.symbols.len()), None);
     let mut near = Vec::new();
     let mut uses_dso_handle = false;
     let mut cxa_atexit = None;

@@ -4,15 +4,15 @@
 
 /// Rows of different lengths, one per object, stored back to back.
 #[derive(Debug, Clone)]
-pub(crate) struct Table<T> {
+pub(crate) struct PerObject<T> {
     /// Start of each row in `items`, plus the end: `objects + 1` entries.
     starts: Vec<usize>,
     items: Vec<T>,
 }
 
-impl<T: Clone> Table<T> {
+impl<T: Clone> PerObject<T> {
     /// A table with rows of the given lengths, every item `fill`.
-    pub(crate) fn new(lens: impl Iterator<Item = usize>, fill: T) -> Table<T> {
+    pub(crate) fn new(lens: impl Iterator<Item = usize>, fill: T) -> PerObject<T> {
         let mut starts = Vec::with_capacity(lens.size_hint().0 + 1);
         let mut total = 0;
         starts.push(0);
@@ -20,7 +20,7 @@ impl<T: Clone> Table<T> {
             total += len;
             starts.push(total);
         }
-        Table {
+        PerObject {
             starts,
             items: vec![fill; total],
         }
@@ -55,11 +55,11 @@ impl<T: Clone> Table<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Table;
+    use super::PerObject;
 
     #[test]
     fn rows_are_separate_even_when_empty() {
-        let mut t = Table::new([2, 0, 3].into_iter(), 0_u8);
+        let mut t = PerObject::new([2, 0, 3].into_iter(), 0_u8);
         *t.get_mut(0, 1).expect("in range") = 1;
         *t.get_mut(2, 0).expect("in range") = 2;
         assert_eq!(t.row(0), &[0, 1]);

@@ -20,13 +20,14 @@ const SHORT_NAMES: &[(&str, &str)] = &[
     ("gcc_s", "libgcc_s.so.1"),
 ];
 
+/// The libraries opened for the linker and the cache of what the host resolved.
 #[derive(Default)]
-pub(crate) struct Host {
+pub(crate) struct HostSymbols {
     libs: Vec<Library>,
     cache: FastMap<String, usize>,
 }
 
-impl Host {
+impl HostSymbols {
     /// Opens a library: a short name (`m`), a soname (`libm.so.6`) or a path.
     pub(crate) fn open(&mut self, name: &str) -> Result<(), Error> {
         let candidates: Vec<String> = if name.contains('/') || name.contains(".so") {
