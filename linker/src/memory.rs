@@ -277,7 +277,7 @@ impl Memory {
             Backing::Arena(pieces) => {
                 // The run views already have their final protection. Code written over
                 // code that may have run before (a reused piece) needs every core to
-                // refetch: what the TLB shoot-down of munmap/mprotect gave the old way.
+                // refetch, as the TLB shoot-down of a munmap/mprotect would force.
                 if pieces.reused(Segment::Text) && pieces.len(Segment::Text) > 0 {
                     sync_cores();
                 }
@@ -386,7 +386,7 @@ impl Mapping {
             .ok_or_else(too_big)?;
         // Over-map when the alignment exceeds a page, then start at the aligned address.
         let map_len = rounded.checked_add(align - page).ok_or_else(too_big)?;
-        // (MAP_POPULATE was measured slower here: it also faults in pages never touched.)
+        // (Not MAP_POPULATE: it is slower here, faulting in pages never touched too.)
         let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
         let hint = match placement {
             Placement::Anywhere => 0,
