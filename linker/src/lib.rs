@@ -47,9 +47,9 @@ mod layout;
 mod link;
 mod memory;
 mod parse;
+mod per_object;
 mod pool;
 mod symbols;
-mod per_object;
 mod unit;
 mod x86_64;
 
