@@ -2,10 +2,11 @@
 //! index's persisted counters (`remote.hits`, ...) so `jitcache stats` shows the sums
 //! over every process that used the cache.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use jitcache_store::Store;
+use jitcache_store::sync::lock;
 
 /// Counters of the remote tier: one process's (from [`crate::Remote::stats`]) or the
 /// sums persisted in a local cache (from [`RemoteStats::load`]).
@@ -170,10 +171,7 @@ impl Counters {
     /// Adds what was counted since the last call to the persisted counters of `store`.
     /// On failure the increments are kept for the next call.
     pub fn persist(&self, store: &Store) -> Result<(), jitcache_store::Error> {
-        let mut persisted = self
-            .persisted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut persisted = lock(&self.persisted);
         let now = self.values();
         let deltas: Vec<(&str, i64)> = NAMES
             .iter()

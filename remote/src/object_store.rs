@@ -3,7 +3,9 @@
 //! in-process implementation for tests.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
+
+use jitcache_store::sync::lock;
 
 /// Why an object store call failed. A failure is never an error to the cache's caller:
 /// it is counted and treated as a miss.
@@ -66,10 +68,6 @@ pub trait ObjectStore: Send + Sync {
 pub struct MemoryStore {
     objects: Mutex<HashMap<String, Vec<u8>>>,
     failure: Mutex<Option<Failure>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MemoryStore {

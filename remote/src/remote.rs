@@ -3,9 +3,10 @@
 //! the circuit breaker.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jitcache_store::sync::lock;
 use jitcache_store::{Key, Store};
 
 use crate::breaker::{Breaker, now_ms};
@@ -328,10 +329,7 @@ impl Inner {
 
     fn maybe_persist(&self) {
         let due = {
-            let mut last = self
-                .last_persist
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut last = lock(&self.last_persist);
             let due = last.elapsed() >= PERSIST_EVERY;
             if due {
                 *last = Instant::now();

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jitcache_store::Key;
+use jitcache_store::sync::lock;
 
 use crate::counters::Counter;
 use crate::remote::Inner;
@@ -33,7 +34,7 @@ struct Pending {
 
 impl Pending {
     fn add(&self, n: isize) {
-        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut count = lock(&self.count);
         *count = count.saturating_add_signed(n);
         if *count == 0 {
             self.idle.notify_all();
@@ -43,7 +44,7 @@ impl Pending {
     /// Waits until nothing is pending or `timeout` passed; true when nothing is pending.
     fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut count = lock(&self.count);
         while *count > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -59,7 +60,7 @@ impl Pending {
     }
 
     fn get(&self) -> usize {
-        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.count)
     }
 }
 
