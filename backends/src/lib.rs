@@ -56,7 +56,7 @@ pub mod cranelift;
 mod error;
 mod symbols;
 
-pub use backend::{Backend, BackendIdentity, CompiledObject};
+pub use backend::{Backend, BackendIdentity, CompiledObject, Inputs};
 pub use cc::{CcBackend, CcConfig, Language, OUTPUT_ENV_VARS, SourceUnit};
 pub use cranelift::{ClifUnit, CraneliftBackend, CraneliftConfig, LOWERING_REVISION, OptLevel};
 pub use error::Error;

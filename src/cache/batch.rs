@@ -3,6 +3,11 @@
 //!
 //! 1. **keys** — every unit has its key; its components (needed only to store and
 //!    explain a miss) are made for the misses alone.
+//!
+//!    **manifests** — for a backend whose compiles read files besides the unit (a C
+//!    compiler reads headers), every unit whose manifest names a compile whose files are
+//!    unchanged has that compile's object key; the others have none, and the reason.
+//!    For other backends a unit's object is stored under its key.
 //! 2. **memory** — every resident unit has its resident copy; when all of them are
 //!    resident and were linked together, they are the answer.
 //! 3. **read** — every other unit has its object if a tier holds it: from the batch's
@@ -18,14 +23,16 @@
 //! An error in step 4 or 5 ends the call: what was compiled before it is stored, but the
 //! batch is not packed, made resident or counted in the stats.
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use jitcache_backends::Backend;
+use jitcache_backends::{Backend, CompiledObject};
 use jitcache_linker::{ObjectFile, UnitId};
 use jitcache_store::sync::lock;
 use jitcache_store::{Key, KeyBuilder, KeyComponents};
 
+use super::manifest::{self, Check, FileMemo, Manifest};
 use super::{CacheStats, JitCache, KeyParts, LoadedUnit, MissReason, Origin, Resident, pack};
 use crate::Error;
 
@@ -36,6 +43,34 @@ struct Batch<'a> {
     prototype: KeyBuilder,
     /// The key of each of `parts`, in order.
     keys: Vec<Key>,
+    /// The key each unit's object is stored under: its key, or what its manifest names;
+    /// `None` when its manifest names no compile whose files are unchanged.
+    objects: Vec<Option<Key>>,
+    /// Why a unit whose manifest holds no usable compile missed (the file that changed).
+    stale: Vec<Option<MissReason>>,
+    /// Whether the backend's compiles read files, so that units keep manifests.
+    manifests: bool,
+}
+
+/// A unit to compile, and what the compile needs to know about it.
+struct Miss<'a> {
+    key: &'a Key,
+    components: &'a KeyComponents,
+    /// Why its manifest holds no usable compile, when it has one.
+    stale: Option<&'a MissReason>,
+    /// Whether the unit keeps a manifest.
+    manifests: bool,
+}
+
+/// A compile's object and the key it is stored under.
+struct Compiled {
+    bytes: Vec<u8>,
+    origin: Origin,
+    spent: Duration,
+    /// The key the object is stored (or would be stored) under.
+    object: Key,
+    /// Whether the object could not be stored (it cannot be reused).
+    not_stored: bool,
 }
 
 /// What the store and the remote tier hold of a batch's units that are not resident.
@@ -69,20 +104,28 @@ impl JitCache {
         B::Unit: Sized,
     {
         // 1. Keys.
-        let batch = Batch::new(parts, self.backend_builder(backend.identity()));
+        let mut batch = Batch::new(parts, self.backend_builder(backend.identity()));
+        batch.manifests = backend.may_read_files();
+
+        // 1b. Manifests.
+        let mut memo = FileMemo::default();
+        let manifest_counts = self.resolve_objects(&mut batch, backend.base_dir(), &mut memo);
 
         // 2. Memory.
-        let resident = self.residents(&batch.keys);
+        let resident = self.residents(&batch.objects);
         if linked_together(&resident) {
-            return Ok(self.answer_from_memory(resident));
+            return Ok(self.answer_from_memory(resident, manifest_counts));
         }
 
         let load_start = Instant::now();
         // 3. Read: the pack, else the store, then the remote tier.
-        let read = self.read_batch(&batch.keys, &resident);
+        let read = self.read_batch(&batch.objects, &resident);
 
         // 4. Compile the misses.
-        let (objects, counts) = self.compile_misses(&batch, resident, read.found, backend, unit)?;
+        let (objects, object_keys, mut counts) =
+            self.compile_misses(&batch, resident, read.found, backend, &mut memo, unit)?;
+        counts.manifest_hits = manifest_counts.manifest_hits;
+        counts.manifest_misses = manifest_counts.manifest_misses;
 
         // 5. Link.
         let link = self.link_batch(parts, &objects)?;
@@ -93,26 +136,103 @@ impl JitCache {
         }
 
         // 7. Record.
-        let units = self.record_residents(&batch, objects, link);
+        let units = self.record_residents(&batch, &object_keys, objects, link);
         self.record_stats(counts, load_start);
         Ok(units)
     }
 
     // -----------------------------------------------------------------------------------
+    // 1b. Manifests.
+
+    /// For a batch whose units keep manifests: reads the manifests this process does not
+    /// hold yet (one batch from the store, then the remote tier), checks each against the
+    /// files as they are now, and sets every unit's object key, or its reason to miss.
+    /// Manifests whose files' metadata changed without their contents are written again
+    /// with fresh metadata. Returns the manifest hits and misses.
+    fn resolve_objects(
+        &self,
+        batch: &mut Batch<'_>,
+        base: Option<&Path>,
+        memo: &mut FileMemo,
+    ) -> CacheStats {
+        let mut counts = CacheStats::default();
+        if !batch.manifests {
+            return counts;
+        }
+        let unknown: Vec<Key> = {
+            let known = lock(&self.manifests);
+            batch
+                .keys
+                .iter()
+                .filter(|key| !known.contains_key(*key))
+                .copied()
+                .collect()
+        };
+        let read = self.read_many(&unknown);
+        let mut known = lock(&self.manifests);
+        for (key, found) in unknown.iter().zip(read) {
+            if let Some(manifest) = found.and_then(|(bytes, _)| Manifest::decode(&bytes)) {
+                known.insert(*key, manifest);
+            }
+        }
+        let mut refreshed = Vec::new();
+        for (i, key) in batch.keys.iter().enumerate() {
+            let check = known.get(key).map(|m| (m.check(base, memo), m));
+            batch.objects[i] = match check {
+                Some((Check::Holds { index, refresh }, manifest)) => {
+                    if refresh && let Some(fresh) = manifest.refreshed(index, base, memo) {
+                        refreshed.push((*key, i, fresh));
+                    }
+                    counts.manifest_hits += 1;
+                    Some(manifest.entries[index].object)
+                }
+                Some((Check::Stale(mismatch), _)) => {
+                    batch.stale[i] = mismatch.reason();
+                    counts.manifest_misses += 1;
+                    None
+                }
+                None => {
+                    counts.manifest_misses += 1;
+                    None
+                }
+            };
+        }
+        for (key, _, fresh) in &refreshed {
+            known.insert(*key, fresh.clone());
+        }
+        drop(known);
+        for (key, i, fresh) in refreshed {
+            let components = batch.parts[i].components_with(&batch.prototype);
+            self.write(&key, &fresh.encode(), Some(&components));
+        }
+        counts
+    }
+
+    // -----------------------------------------------------------------------------------
     // 2. Memory.
 
-    /// The resident copy of each unit of `keys`, in order, if it has one (one lock of the
-    /// resident map for the batch).
-    fn residents(&self, keys: &[Key]) -> Vec<Option<Resident>> {
+    /// The resident copy of each unit whose object key is known, in order, if it has one
+    /// (one lock of the resident map for the batch).
+    fn residents(&self, objects: &[Option<Key>]) -> Vec<Option<Resident>> {
         let loaded = lock(&self.loaded);
-        keys.iter().map(|key| loaded.get(key).cloned()).collect()
+        objects
+            .iter()
+            .map(|key| key.and_then(|key| loaded.get(&key).cloned()))
+            .collect()
     }
 
     /// The answer to a batch linked together before: every unit as it is loaded, with
-    /// origin [`Origin::Memory`], counted as memory hits.
-    fn answer_from_memory(&self, resident: Vec<Option<Resident>>) -> Vec<LoadedUnit> {
+    /// origin [`Origin::Memory`], counted as memory hits (and `manifest_counts`).
+    fn answer_from_memory(
+        &self,
+        resident: Vec<Option<Resident>>,
+        manifest_counts: CacheStats,
+    ) -> Vec<LoadedUnit> {
         let memory_hits = resident.iter().filter(|r| r.is_some()).count() as u64;
-        lock(&self.stats).memory_hits += memory_hits;
+        let mut stats = lock(&self.stats);
+        stats.memory_hits += memory_hits;
+        stats.manifest_hits += manifest_counts.manifest_hits;
+        drop(stats);
         resident
             .into_iter()
             .flatten()
@@ -130,19 +250,22 @@ impl JitCache {
     /// packable (at least [`pack::PACK_MIN_UNITS`] units, none resident, a usable store)
     /// and its pack is found whole; otherwise from the store in one batch, then what
     /// it misses from the remote tier.
-    fn read_batch(&self, keys: &[Key], resident: &[Option<Resident>]) -> Read {
-        let wanted: Vec<Key> = keys
+    ///
+    /// `objects` are the units' object keys; a unit without one is a miss.
+    fn read_batch(&self, objects: &[Option<Key>], resident: &[Option<Resident>]) -> Read {
+        let not_resident: Vec<Option<Key>> = objects
             .iter()
             .zip(resident)
             .filter(|(_, r)| r.is_none())
             .map(|(k, _)| *k)
             .collect();
         // A large batch with nothing resident first tries its pack: one read for all.
+        let all: Option<Vec<Key>> = objects.iter().copied().collect();
         let packable = self.store.is_some()
-            && wanted.len() == keys.len()
-            && keys.len() >= pack::PACK_MIN_UNITS;
-        let pack_key = packable.then(|| pack::pack_key(keys));
-        if let Some(pack_key) = &pack_key
+            && not_resident.len() == objects.len()
+            && objects.len() >= pack::PACK_MIN_UNITS;
+        let pack_key = all.filter(|_| packable).map(|keys| (pack::pack_key(&keys), keys));
+        if let Some((pack_key, keys)) = &pack_key
             && let Some(found) = self.read_pack(pack_key, keys)
         {
             return Read {
@@ -150,14 +273,18 @@ impl JitCache {
                 pack_to_write: None,
             };
         }
-        let found = self
-            .read_many(&wanted)
-            .into_iter()
-            .map(|found| found.map(|(bytes, origin)| (pack::Object::whole(bytes), origin)))
+        let wanted: Vec<Key> = not_resident.iter().flatten().copied().collect();
+        let mut read = self.read_many(&wanted).into_iter();
+        let found = not_resident
+            .iter()
+            .map(|key| {
+                key.and_then(|_| read.next().flatten())
+                    .map(|(bytes, origin)| (pack::Object::whole(bytes), origin))
+            })
             .collect();
         Read {
             found,
-            pack_to_write: pack_key,
+            pack_to_write: pack_key.map(|(key, _)| key),
         }
     }
 
@@ -190,27 +317,32 @@ impl JitCache {
     /// The object of every unit of the batch, in order, with where it came from: the
     /// resident copy's, the one read, or else one from [`JitCache::compile_once`]. Units
     /// are compiled in batch order; the first error stops the batch. Also returns the
-    /// batch's counts: hits by level, misses, compiles and the time compiling.
+    /// key each object is stored under, and the batch's counts: hits by level, misses,
+    /// compiles and the time compiling.
+    #[expect(clippy::type_complexity, reason = "three parallel results of one pass")]
     fn compile_misses<B>(
         &self,
         batch: &Batch<'_>,
         resident: Vec<Option<Resident>>,
         found: Vec<Option<(pack::Object, Origin)>>,
         backend: &B,
+        memo: &mut FileMemo,
         mut unit: impl FnMut(usize) -> Result<B::Unit, Error>,
-    ) -> Result<(Vec<(pack::Object, Origin)>, CacheStats), Error>
+    ) -> Result<(Vec<(pack::Object, Origin)>, Vec<Key>, CacheStats), Error>
     where
         B: Backend,
         B::Unit: Sized,
     {
         let mut counts = CacheStats::default();
         let mut objects = Vec::with_capacity(batch.parts.len());
+        let mut object_keys = Vec::with_capacity(batch.parts.len());
         // One entry for each unit that is not resident, taken in order.
         let mut found = found.into_iter();
         for (i, (key, resident)) in batch.keys.iter().zip(resident).enumerate() {
             if let Some(r) = resident {
                 counts.memory_hits += 1;
                 objects.push((r.object, Origin::Memory));
+                object_keys.push(batch.objects[i].unwrap_or(*key));
                 continue;
             }
             if let Some((object, origin)) = found.next().flatten() {
@@ -220,46 +352,66 @@ impl JitCache {
                     counts.disk_hits += 1;
                 }
                 objects.push((object, origin));
+                object_keys.push(batch.objects[i].unwrap_or(*key));
                 continue;
             }
             counts.misses += 1;
             let components = batch.parts[i].components_with(&batch.prototype);
-            let (bytes, origin, spent) =
-                self.compile_once(key, &components, backend, || unit(i))?;
-            counts.compile_time += spent;
-            if matches!(origin, Origin::Compiled(_)) {
+            let miss = Miss {
+                key,
+                components: &components,
+                stale: batch.stale[i].as_ref(),
+                manifests: batch.manifests,
+            };
+            let compiled = self.compile_once(&miss, backend, memo, || unit(i))?;
+            counts.compile_time += compiled.spent;
+            counts.not_stored += u64::from(compiled.not_stored);
+            if matches!(compiled.origin, Origin::Compiled(_)) {
                 counts.compiles += 1;
             } else {
                 counts.disk_hits += 1;
             }
-            objects.push((pack::Object::whole(bytes), origin));
+            objects.push((pack::Object::whole(compiled.bytes), compiled.origin));
+            object_keys.push(compiled.object);
         }
-        Ok((objects, counts))
+        Ok((objects, object_keys, counts))
     }
 
-    /// Compiles the unit of `key`, unless another process compiles it first: the compile
-    /// happens under the key's single-flight lock, and the store is checked again once
-    /// the lock is held. Returns the object, where it came from and the time compiling.
+    /// Compiles the unit of a miss, unless another process compiles it first: the
+    /// compile happens under the key's single-flight lock, and the store is checked again
+    /// once the lock is held. Stores the object (with a manifest entry naming the files
+    /// the compile read, for a backend whose compiles read files), unless it cannot be
+    /// reused.
     fn compile_once<B>(
         &self,
-        key: &Key,
-        components: &KeyComponents,
+        miss: &Miss<'_>,
         backend: &B,
+        memo: &mut FileMemo,
         unit: impl FnOnce() -> Result<B::Unit, Error>,
-    ) -> Result<(Vec<u8>, Origin, Duration), Error>
+    ) -> Result<Compiled, Error>
     where
         B: Backend,
         B::Unit: Sized,
     {
+        let key = *miss.key;
         let Some(store) = &self.store else {
-            let (bytes, spent) = compile(backend, unit)?;
-            return Ok((bytes, Origin::Compiled(MissReason::Bypassed), spent));
+            let (object, spent) = compile(backend, unit)?;
+            return Ok(Compiled {
+                bytes: object.bytes,
+                origin: Origin::Compiled(MissReason::Bypassed),
+                spent,
+                object: key,
+                not_stored: false,
+            });
         };
-        let reason = match store.last_unit(&components.namespace, &components.name) {
-            Ok(last) => MissReason::explain(components, last.as_ref()),
-            Err(_) => MissReason::NewUnit,
+        let reason = match miss.stale {
+            Some(reason) => reason.clone(),
+            None => match store.last_unit(&miss.components.namespace, &miss.components.name) {
+                Ok(last) => MissReason::explain(miss.components, last.as_ref()),
+                Err(_) => MissReason::NewUnit,
+            },
         };
-        let guard = match store.lock_compile(key, self.config.single_flight_timeout) {
+        let guard = match store.lock_compile(&key, self.config.single_flight_timeout) {
             Ok(guard) => guard,
             Err(err) => {
                 self.bypass(err.to_string());
@@ -267,14 +419,91 @@ impl JitCache {
             }
         };
         if guard.is_some()
-            && let Some(bytes) = self.read_local(key)
+            && let Some((object, bytes)) = self.read_compiled_meanwhile(miss, backend, memo)
         {
-            return Ok((bytes, Origin::Disk, Duration::ZERO));
+            return Ok(Compiled {
+                bytes,
+                origin: Origin::Disk,
+                spent: Duration::ZERO,
+                object,
+                not_stored: false,
+            });
         }
-        let (bytes, spent) = compile(backend, unit)?;
-        self.write(key, &bytes, Some(components));
+        let started = SystemTime::now();
+        let (object, spent) = compile(backend, unit)?;
+        let stored_as = if miss.manifests {
+            self.store_with_manifest(miss, backend.base_dir(), &object, started, memo)
+        } else {
+            self.write(&key, &object.bytes, Some(miss.components));
+            Some(key)
+        };
         drop(guard);
-        Ok((bytes, Origin::Compiled(reason), spent))
+        Ok(Compiled {
+            bytes: object.bytes,
+            origin: Origin::Compiled(reason),
+            spent,
+            object: stored_as.unwrap_or(key),
+            not_stored: stored_as.is_none(),
+        })
+    }
+
+    /// The object another process stored for the unit of `miss` while this one waited
+    /// for its single-flight lock, with the key it is stored under.
+    fn read_compiled_meanwhile<B: Backend>(
+        &self,
+        miss: &Miss<'_>,
+        backend: &B,
+        memo: &mut FileMemo,
+    ) -> Option<(Key, Vec<u8>)> {
+        if !miss.manifests {
+            return self.read_local(miss.key).map(|bytes| (*miss.key, bytes));
+        }
+        let manifest = Manifest::decode(&self.read_local(miss.key)?)?;
+        let Check::Holds { index, .. } = manifest.check(backend.base_dir(), memo) else {
+            return None;
+        };
+        let object = manifest.entries[index].object;
+        let bytes = self.read_local(&object)?;
+        lock(&self.manifests).insert(*miss.key, manifest);
+        Some((object, bytes))
+    }
+
+    /// Stores a compile's object under the key its manifest entry names, and the unit's
+    /// manifest with that entry first; returns the object's key, or `None` when the
+    /// object must not be stored: the backend says it cannot be reused, or a file it read
+    /// cannot be hashed or changed while it compiled (it may have read a mix of versions).
+    fn store_with_manifest(
+        &self,
+        miss: &Miss<'_>,
+        base: Option<&Path>,
+        object: &CompiledObject,
+        started: SystemTime,
+        memo: &mut FileMemo,
+    ) -> Option<Key> {
+        self.store.as_ref()?;
+        if object.inputs.uncacheable.is_some() {
+            return None;
+        }
+        let entry = manifest::record(
+            miss.key,
+            base,
+            &object.inputs.read,
+            &object.inputs.absent,
+            started,
+            memo,
+        )
+        .ok()?;
+        let object_key = entry.object;
+        self.write(&object_key, &object.bytes, Some(miss.components));
+        // Entries other processes added meanwhile are kept.
+        let current = self
+            .read_local(miss.key)
+            .and_then(|bytes| Manifest::decode(&bytes))
+            .unwrap_or_default();
+        let manifest = current.with_newest(entry);
+        self.write(miss.key, &manifest.encode(), Some(miss.components));
+        lock(&self.manifests).insert(*miss.key, manifest);
+        Some(object_key)
     }
 
     // -----------------------------------------------------------------------------------
@@ -315,11 +544,13 @@ impl JitCache {
     // -----------------------------------------------------------------------------------
     // 7. Record.
 
-    /// Makes every unit of the batch resident, bound to `link` and keeping its object for
-    /// relinking (one lock of the resident map for the batch); returns the loaded units.
+    /// Makes every unit of the batch resident under its object's key, bound to `link`
+    /// and keeping its object for relinking (one lock of the resident map for the batch);
+    /// returns the loaded units.
     fn record_residents(
         &self,
         batch: &Batch<'_>,
+        object_keys: &[Key],
         objects: Vec<(pack::Object, Origin)>,
         link: UnitId,
     ) -> Vec<LoadedUnit> {
@@ -334,7 +565,7 @@ impl JitCache {
                 linker: Arc::clone(&self.linker),
             };
             loaded.insert(
-                batch.keys[i],
+                object_keys[i],
                 Resident {
                     unit: unit.clone(),
                     object,
@@ -355,6 +586,9 @@ impl JitCache {
         stats.remote_hits += counts.remote_hits;
         stats.misses += counts.misses;
         stats.compiles += counts.compiles;
+        stats.manifest_hits += counts.manifest_hits;
+        stats.manifest_misses += counts.manifest_misses;
+        stats.not_stored += counts.not_stored;
         stats.compile_time += counts.compile_time;
         stats.load_time += load_time;
     }
@@ -363,14 +597,18 @@ impl JitCache {
 impl<'a> Batch<'a> {
     /// The batch of `parts`, with the key of each made from `prototype`.
     fn new(parts: &'a [KeyParts<'a>], prototype: KeyBuilder) -> Batch<'a> {
-        let keys = parts
+        let keys: Vec<Key> = parts
             .iter()
             .map(|p| prototype.key_of(p.namespace, p.name, p.unit, p.deps))
             .collect();
+        let objects = keys.iter().copied().map(Some).collect();
         Batch {
             parts,
             prototype,
+            stale: vec![None; parts.len()],
+            objects,
             keys,
+            manifests: false,
         }
     }
 }
@@ -391,7 +629,7 @@ fn linked_together(resident: &[Option<Resident>]) -> bool {
 fn compile<B>(
     backend: &B,
     make: impl FnOnce() -> Result<B::Unit, Error>,
-) -> Result<(Vec<u8>, Duration), Error>
+) -> Result<(CompiledObject, Duration), Error>
 where
     B: Backend,
     B::Unit: Sized,
@@ -399,5 +637,5 @@ where
     let start = Instant::now();
     let unit = make()?;
     let object = backend.compile(&unit)?;
-    Ok((object.bytes, start.elapsed()))
+    Ok((object, start.elapsed()))
 }

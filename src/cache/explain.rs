@@ -2,6 +2,7 @@
 //! recorded under the same namespace and name.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use jitcache_store::{KeyComponents, KeyField, UnitRecord, UnitState};
 
@@ -20,6 +21,12 @@ pub enum MissReason {
     Removed,
     /// The cache was not consulted (`--no-cache`, or an unusable cache directory).
     Bypassed,
+    /// A file the last compile of the unit read (a header) has other contents now, or is
+    /// gone. The path is relative to the backend's base directory when inside it.
+    InputChanged(PathBuf),
+    /// A file that did not exist when the unit last compiled exists now, and would be
+    /// read instead of one the compile read (a header earlier in the search path).
+    InputAppeared(PathBuf),
 }
 
 impl MissReason {
@@ -64,6 +71,10 @@ impl fmt::Display for MissReason {
             MissReason::Corrupt => f.write_str("corrupt blob"),
             MissReason::Removed => f.write_str("entry removed"),
             MissReason::Bypassed => f.write_str("cache bypassed"),
+            MissReason::InputChanged(path) => write!(f, "{} changed", path.display()),
+            MissReason::InputAppeared(path) => {
+                write!(f, "{} appeared (earlier in the search path)", path.display())
+            }
         }
     }
 }

@@ -2,12 +2,14 @@
 //! store, or from a backend it runs once.
 //!
 //! A lookup's levels are the steps of `batch`; `local` and `remote` read and write the
-//! two persistent tiers, `pack` holds a batch's objects as one entry, and `explain` says
+//! two persistent tiers, `pack` holds a batch's objects as one entry, `manifest` what a
+//! unit's object depends on besides the unit (a C unit's headers), and `explain` says
 //! why a unit missed.
 
 mod batch;
 mod explain;
 mod local;
+mod manifest;
 mod pack;
 mod remote;
 mod stats;
@@ -210,7 +212,10 @@ pub struct JitCache {
     /// The remote tier, when configured and the persistent store is usable.
     remote: Option<Remote>,
     linker: Arc<Mutex<Linker>>,
+    /// Units loaded in this process, by the key their object is stored under.
     loaded: Mutex<HashMap<Key, Resident>>,
+    /// The manifests this process read or wrote, by unit key.
+    manifests: Mutex<HashMap<Key, manifest::Manifest>>,
     stats: Mutex<CacheStats>,
     warned: AtomicBool,
     writes_failed: AtomicBool,
@@ -244,6 +249,7 @@ impl JitCache {
             remote,
             linker: Arc::new(Mutex::new(Linker::new())),
             loaded: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
             stats: Mutex::new(stats),
             warned: AtomicBool::new(false),
             writes_failed: AtomicBool::new(false),
@@ -365,6 +371,14 @@ impl Drop for JitCache {
     fn drop(&mut self) {
         if let Some(store) = &self.store {
             // Last-access times and counters; a failure here loses only statistics.
+            let stats = lock(&self.stats);
+            let manifest_counts = [
+                (manifest::HITS_COUNTER, stats.manifest_hits as i64),
+                (manifest::MISSES_COUNTER, stats.manifest_misses as i64),
+            ];
+            if manifest_counts.iter().any(|(_, n)| *n > 0) {
+                let _ = store.add_counters(&manifest_counts);
+            }
             let _ = store.flush();
         }
     }

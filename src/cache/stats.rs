@@ -18,6 +18,15 @@ pub struct CacheStats {
     pub misses: u64,
     /// Units this process compiled.
     pub compiles: u64,
+    /// Units whose manifest (the files their last compiles read, see `docs/backends.md`)
+    /// named an object whose files are unchanged.
+    pub manifest_hits: u64,
+    /// Units whose manifest named no compile whose files are all unchanged (or that had
+    /// no manifest yet).
+    pub manifest_misses: u64,
+    /// Units compiled but not stored, because the object cannot be reused (it embeds the
+    /// time of the compile, or a file it read changed while it compiled).
+    pub not_stored: u64,
     /// Time spent in backends (lowering and compiling).
     pub compile_time: Duration,
     /// Time spent reading from the store and linking.

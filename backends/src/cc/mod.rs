@@ -355,6 +355,10 @@ impl Backend for CcBackend {
         &self.inner.identity
     }
 
+    fn may_read_files(&self) -> bool {
+        true
+    }
+
     fn compile(&self, unit: &SourceUnit) -> Result<CompiledObject, Error> {
         let dir = tempfile::Builder::new()
             .prefix("jitcache-cc-")
@@ -365,7 +369,7 @@ impl Backend for CcBackend {
             })?;
         let bytes = self.run(unit, dir.path())?;
         let symbols = defined_symbols(&bytes, &unit.name)?;
-        Ok(CompiledObject { bytes, symbols })
+        Ok(CompiledObject::new(bytes, symbols))
     }
 }
 

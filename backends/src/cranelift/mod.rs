@@ -207,6 +207,6 @@ impl Backend for CraneliftBackend {
         let bytes = module.finish().emit().map_err(|e| Error::Emit {
             message: e.to_string(),
         })?;
-        Ok(CompiledObject { bytes, symbols })
+        Ok(CompiledObject::new(bytes, symbols))
     }
 }
