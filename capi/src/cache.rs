@@ -11,10 +11,10 @@ use jitcache_rs::{Config, JitCache};
 use crate::args::{Out, ref_arg, slice_arg, str_arg};
 use crate::backend::UserPtr;
 use crate::boundary::guard;
-use crate::busy;
 use crate::handles::{self, Gone, Kind, Object};
+use crate::host_memory::{Bytes, give_bytes, give_string};
 use crate::key::KeyC;
-use crate::owned::{Bytes, give_bytes, give_string};
+use crate::reentrance;
 use crate::status::{ApiError, Status};
 
 /// `jitcache_cache`: opaque to C, never dereferenced (see `handles`).
@@ -309,7 +309,7 @@ pub unsafe extern "C" fn jitcache_open_library(
         let cache = cache_obj(cache)?;
         // SAFETY: forwarded contract.
         let name = unsafe { str_arg(name, "name") }?;
-        busy::check(cache.id)?;
+        reentrance::check(cache.id)?;
         cache.cache.linker().open_library(name)?;
         Ok(())
     })
@@ -333,7 +333,7 @@ pub unsafe extern "C" fn jitcache_set_resolver(
 ) -> Status {
     guard(|| {
         let cache = cache_obj(cache)?;
-        busy::check(cache.id)?;
+        reentrance::check(cache.id)?;
         let user = UserPtr(user_data);
         let resolver: Box<Resolver> = match resolve {
             None => Box::new(|_| None),
@@ -369,7 +369,7 @@ pub unsafe extern "C" fn jitcache_symbol(
         let cache = cache_obj(cache)?;
         // SAFETY: forwarded contract.
         let name = unsafe { str_arg(name, "name") }?;
-        busy::check(cache.id)?;
+        reentrance::check(cache.id)?;
         let addr = cache.cache.linker().lookup(name).ok_or_else(|| {
             ApiError::not_found(format!("no loaded unit exports symbol {name:?}"))
         })?;

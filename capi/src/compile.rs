@@ -11,10 +11,10 @@ use jitcache_rs::{Error, KeyParts, LoadedUnit};
 use crate::args::{Out, opt_str_arg, slice_arg, str_arg};
 use crate::backend::{BackendObj, CallbackDef, JitcacheBackend, backend_obj};
 use crate::boundary::guard;
-use crate::busy;
 use crate::cache::{CacheObj, JitcacheCache, cache_obj};
 use crate::handles::{self, Gone, Kind, Object};
 use crate::key::{KeyPartsC, Parts, read_parts};
+use crate::reentrance;
 use crate::status::{ApiError, Status};
 use crate::unit::{JitcacheUnit, UnitKind, UnitObj};
 
@@ -138,7 +138,7 @@ impl Backend for CallbackRun<'_> {
         };
         let rc = {
             // No lock is held while a unit compiles: the callback may use this cache.
-            let _lifted = busy::suspend(self.cache);
+            let _lifted = reentrance::suspend(self.cache);
             // SAFETY: `func` is the host's `jitcache_compile_fn` (contract of
             // `jitcache_callback_backend_new`); `request` lives across the call; the output
             // handle is an opaque number the callback passes back to the API. It runs on
@@ -172,7 +172,7 @@ fn get_or_compile(
     raw_parts: &[KeyPartsC],
     call_data: *mut c_void,
 ) -> Result<Vec<LoadedUnit>, ApiError> {
-    busy::check(cache.id)?;
+    reentrance::check(cache.id)?;
     let parts: Vec<Parts<'_>> = raw_parts
         .iter()
         .enumerate()
@@ -180,7 +180,7 @@ fn get_or_compile(
         .map(|(i, raw)| unsafe { read_parts(raw, &format!("parts[{i}]")) })
         .collect::<Result<_, _>>()?;
     let key_parts: Vec<KeyParts<'_>> = parts.iter().map(Parts::key_parts).collect();
-    let _busy = busy::enter(cache.id);
+    let _busy = reentrance::enter(cache.id);
     match backend {
         BackendObj::Cc(cc) => Ok(cache.cache.get_or_compile_batch(&key_parts, cc, |i| {
             let part = parts

@@ -14,8 +14,8 @@
 //! | `boundary` | the panic-catching wrapper of every call |
 //! | `args` | reading C arguments (NULL, alignment, UTF-8 checks) |
 //! | `handles` | the registry of live handles |
-//! | `busy` | the re-entrance guard for callbacks that run under the linker's lock |
-//! | `owned` | buffers and strings handed to the host, and their free functions |
+//! | `reentrance` | the re-entrance guard for callbacks that run under the linker's lock |
+//! | `host_memory` | buffers and strings handed to the host, and their free functions |
 //! | `cache` | open/close, raw lookup/insert, resolver, libraries, stats |
 //! | `key` | key parts, backend identities, keys and hashes |
 //! | `backend` | system-compiler and callback backends |
@@ -25,12 +25,12 @@
 mod args;
 mod backend;
 mod boundary;
-mod busy;
 mod cache;
 mod compile;
 mod handles;
+mod host_memory;
 mod key;
-mod owned;
+mod reentrance;
 mod status;
 mod unit;
 
@@ -39,8 +39,8 @@ use std::ffi::c_char;
 pub use backend::{CcConfigC, JitcacheBackend};
 pub use cache::{ConfigC, JitcacheCache, ResolveFn, StatsC};
 pub use compile::{CompileFn, OutputC, RequestC};
+pub use host_memory::Bytes;
 pub use key::{HashC, IdentityC, KeyC, KeyPartsC};
-pub use owned::Bytes;
 pub use status::Status;
 pub use unit::{JitcacheUnit, ObjectC};
 

@@ -8,11 +8,11 @@ use jitcache_rs::{LoadedUnit, Origin};
 
 use crate::args::{Out, slice_arg, str_arg};
 use crate::boundary::guard;
-use crate::busy;
 use crate::cache::{CacheObj, JitcacheCache, cache_by_id, cache_obj};
 use crate::handles::{self, Gone, Kind, Object};
+use crate::host_memory::give_string;
 use crate::key::KeyC;
-use crate::owned::give_string;
+use crate::reentrance;
 use crate::status::{ApiError, Status};
 
 /// `jitcache_unit`: opaque to C, never dereferenced (see `handles`).
@@ -73,7 +73,7 @@ fn unit_and_cache(handle: *const JitcacheUnit) -> Result<(Arc<UnitObj>, Arc<Cach
         }
         _ => err,
     })?;
-    busy::check(cache.id)?;
+    reentrance::check(cache.id)?;
     Ok((unit, cache))
 }
 
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn jitcache_unload(unit: *mut JitcacheUnit) -> Status {
             Gone::Unloaded,
         );
         drop(handles);
-        let _busy = busy::enter(cache.id);
+        let _busy = reentrance::enter(cache.id);
         match &unit.kind {
             UnitKind::Cached(loaded) => cache.cache.unload(loaded)?,
             UnitKind::Raw { .. } => cache.cache.linker().unload(link)?,
@@ -251,9 +251,9 @@ pub unsafe extern "C" fn jitcache_load_objects(
                 Ok(ObjectFile { name, bytes })
             })
             .collect::<Result<_, ApiError>>()?;
-        busy::check(cache.id)?;
+        reentrance::check(cache.id)?;
         let link = {
-            let _busy = busy::enter(cache.id);
+            let _busy = reentrance::enter(cache.id);
             cache.cache.linker().load(&files)?
         };
         let object = Object::Unit(Arc::new(UnitObj {
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn jitcache_load_objects(
         let handle = match handles::insert_for_cache(cache.id, vec![object]) {
             Ok(handles) => handles.first().copied(),
             Err(err) => {
-                let _busy = busy::enter(cache.id);
+                let _busy = reentrance::enter(cache.id);
                 let _ = cache.cache.linker().unload(link);
                 return Err(err);
             }
