@@ -2,10 +2,11 @@
 //! compiler or a compile callback as the backend.
 
 use std::ffi::{c_char, c_void};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 
 use jitcache_rs::backends::{self, Backend, BackendIdentity, CompiledObject, SourceUnit};
+use jitcache_rs::store::sync::lock;
 use jitcache_rs::{Error, KeyParts, LoadedUnit};
 
 use crate::args::{Out, opt_str_arg, slice_arg, str_arg};
@@ -63,7 +64,7 @@ pub(crate) struct OutputObj {
 
 impl OutputObj {
     fn state(&self) -> MutexGuard<'_, OutputState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
@@ -94,8 +95,7 @@ impl CallbackRun<'_> {
             status: "the compile callback failed".to_owned(),
             stderr: message.clone(),
         };
-        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(format!("compile callback for {unit} failed: {message}"));
+        *lock(&self.failure) = Some(format!("compile callback for {unit} failed: {message}"));
         err
     }
 }
@@ -201,11 +201,7 @@ fn get_or_compile(
                 .cache
                 .get_or_compile_batch(&key_parts, &run, Ok)
                 .map_err(|err| {
-                    let failure = run
-                        .failure
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .take();
+                    let failure = lock(&run.failure).take();
                     match failure {
                         Some(message) => ApiError::new(Status::Callback, message),
                         None => ApiError::from(err),

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
+
+use jitcache_rs::store::sync::lock;
 
 use crate::args::Out;
 use crate::boundary::guard;
@@ -39,7 +41,7 @@ enum Allocation {
 static LIVE: Mutex<BTreeMap<usize, Allocation>> = Mutex::new(BTreeMap::new());
 
 fn live() -> MutexGuard<'static, BTreeMap<usize, Allocation>> {
-    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+    lock(&LIVE)
 }
 
 /// Hands `bytes` to the host.
