@@ -30,7 +30,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use jitcache::store::sync::lock;
 
 use super::error::Pos;
 use super::program::{Program, Shared};
@@ -102,12 +104,6 @@ static DEFS: Mutex<Registry> = Mutex::new(Registry {
 });
 
 static BEFORE_EXIT: Mutex<Option<fn()>> = Mutex::new(None);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; if something did, the data is
-    // still consistent enough to print.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn write_out(buf: &mut Vec<u8>) -> io::Result<()> {
     if buf.is_empty() {
