@@ -161,7 +161,7 @@ impl Backend for CallbackRun<'_> {
             ));
         };
         let symbols = backends::defined_symbols(&bytes, &unit)?;
-        Ok(CompiledObject { bytes, symbols })
+        Ok(CompiledObject::new(bytes, symbols))
     }
 }
 
