@@ -23,6 +23,23 @@ pub struct RunArgs {
     /// Print on stderr where the time went.
     #[arg(long)]
     pub timings: bool,
+    /// C and C++ programs: add DIR to the include search path (relative to the current
+    /// directory).
+    #[arg(short = 'I', value_name = "DIR")]
+    pub include: Vec<String>,
+    /// C and C++ programs: define a macro, `NAME` or `NAME=VALUE`.
+    #[arg(short = 'D', value_name = "NAME[=VALUE]")]
+    pub define: Vec<String>,
+    /// C and C++ programs: the optimisation level (`0`, `1`, `2`, `3`, `s`, `z`, `g`).
+    #[arg(short = 'O', value_name = "LEVEL")]
+    pub opt: Option<String>,
+    /// C and C++ programs: the language standard (`c11`, `gnu17`, `c++20`, ...).
+    #[arg(long = "std", value_name = "STD")]
+    pub std: Option<String>,
+    /// C and C++ programs: any other compiler flag, as is (repeatable):
+    /// `--cc-flag=-Wall --cc-flag=-march=native`.
+    #[arg(long = "cc-flag", value_name = "FLAG", allow_hyphen_values = true)]
+    pub cc_flags: Vec<String>,
     /// Arguments passed to the program.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -44,6 +61,10 @@ pub fn run(
     let cache = JitCache::open(dir, config);
     let options = RunOptions {
         args: args.args.clone(),
+        cflags: Some(compiler_flags("CFLAGS", args)),
+        cxxflags: Some(compiler_flags("CXXFLAGS", args)),
+        cc: env_path("CC"),
+        cxx: env_path("CXX"),
         ..RunOptions::default()
     };
     let report = jitcache_frontends::run::run(&cache, &args.program, &options)?;
@@ -68,6 +89,33 @@ pub fn run(
         eprintln!("{value}");
     }
     Ok(ExitCode::from((report.exit & 0xff) as u8))
+}
+
+/// The flags of a C (`CFLAGS`) or C++ (`CXXFLAGS`) compile: the variable's words (else
+/// `-O2`), `-fPIC` (the linker maps code anywhere), then the command line's `-I`, `-D`,
+/// `-O`, `--std` and `--cc-flag`s, in that order, so a later flag overrides the
+/// environment's.
+fn compiler_flags(var: &str, args: &RunArgs) -> Vec<String> {
+    let mut flags: Vec<String> = match std::env::var(var) {
+        Ok(words) if !words.trim().is_empty() => {
+            words.split_whitespace().map(str::to_owned).collect()
+        }
+        _ => vec!["-O2".to_owned()],
+    };
+    flags.push("-fPIC".to_owned());
+    flags.extend(args.include.iter().map(|dir| format!("-I{dir}")));
+    flags.extend(args.define.iter().map(|def| format!("-D{def}")));
+    flags.extend(args.opt.iter().map(|level| format!("-O{level}")));
+    flags.extend(args.std.iter().map(|std| format!("-std={std}")));
+    flags.extend(args.cc_flags.iter().cloned());
+    flags
+}
+
+/// A compiler named by an environment variable (`CC`, `CXX`), if set and not empty.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// How long `run` waits for queued uploads before it exits (the remote's own drop waits

@@ -264,7 +264,9 @@ impl JitCache {
         let packable = self.store.is_some()
             && not_resident.len() == objects.len()
             && objects.len() >= pack::PACK_MIN_UNITS;
-        let pack_key = all.filter(|_| packable).map(|keys| (pack::pack_key(&keys), keys));
+        let pack_key = all
+            .filter(|_| packable)
+            .map(|keys| (pack::pack_key(&keys), keys));
         if let Some((pack_key, keys)) = &pack_key
             && let Some(found) = self.read_pack(pack_key, keys)
         {

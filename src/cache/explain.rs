@@ -73,7 +73,11 @@ impl fmt::Display for MissReason {
             MissReason::Bypassed => f.write_str("cache bypassed"),
             MissReason::InputChanged(path) => write!(f, "{} changed", path.display()),
             MissReason::InputAppeared(path) => {
-                write!(f, "{} appeared (earlier in the search path)", path.display())
+                write!(
+                    f,
+                    "{} appeared (earlier in the search path)",
+                    path.display()
+                )
             }
         }
     }

@@ -219,7 +219,12 @@ impl Manifest {
     /// This manifest with entry `index`'s metadata taken again from `memo` (which hashed
     /// the files whose metadata changed), or `None` when that would not spare later
     /// lookups any hashing: some input is still too recently modified to trust.
-    pub(crate) fn refreshed(&self, index: usize, base: Option<&Path>, memo: &mut FileMemo) -> Option<Manifest> {
+    pub(crate) fn refreshed(
+        &self,
+        index: usize,
+        base: Option<&Path>,
+        memo: &mut FileMemo,
+    ) -> Option<Manifest> {
         let mut entry = self.entries.get(index)?.clone();
         entry.recorded_ns = unix_ns(SystemTime::now());
         for input in &mut entry.inputs {
@@ -609,7 +614,14 @@ mod tests {
         let h = write(dir.path(), "x.h", "int a;\n");
         let started = SystemTime::now() - Duration::from_secs(5);
         assert_eq!(
-            record(&key(3), None, std::slice::from_ref(&h), &[], started, &mut FileMemo::default()),
+            record(
+                &key(3),
+                None,
+                std::slice::from_ref(&h),
+                &[],
+                started,
+                &mut FileMemo::default()
+            ),
             Err(h)
         );
     }

@@ -8,7 +8,7 @@ mod c;
 mod clif;
 mod lisp;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use jitcache::backends::CraneliftConfig;
@@ -52,6 +52,12 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Flags for the C compiler (default `-O2 -fPIC`).
     pub cflags: Option<Vec<String>>,
+    /// Flags for the C++ compiler (default `-O2 -fPIC`).
+    pub cxxflags: Option<Vec<String>>,
+    /// The C compiler (default `cc`).
+    pub cc: Option<PathBuf>,
+    /// The C++ compiler (default `c++`).
+    pub cxx: Option<PathBuf>,
     /// Cranelift settings for the Lisp and CLIF frontends.
     pub cranelift: CraneliftConfig,
 }
