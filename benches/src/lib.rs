@@ -16,6 +16,8 @@
 //! Where a target is about processes, the bench spawns `jitcache-bench-worker` (this
 //! package's second binary, [`worker`]) or `jitcache run` ([`exe`] finds both).
 
+#![forbid(unsafe_code)]
+
 pub mod concurrency;
 pub mod exe;
 pub mod hit;

@@ -2,6 +2,8 @@
 //! one run and prints, for each, the figure, its baseline measured in the same run, the
 //! ratio, the target and whether it is met (`--json`: one object per comparison).
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;

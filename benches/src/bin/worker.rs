@@ -2,6 +2,8 @@
 //! its JSON spec names and printing one JSON report on stdout (see
 //! `jitcache_bench::worker`).
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
