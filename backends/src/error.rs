@@ -143,6 +143,15 @@ pub enum Error {
         stderr: String,
     },
 
+    /// The base directory of a C/C++ backend cannot be used.
+    #[error("base directory {path:?}: {message}")]
+    BaseDir {
+        /// The directory as given.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// A file-system operation failed.
     #[error("{path:?}: {source}")]
     Io {

@@ -57,7 +57,7 @@ mod error;
 mod symbols;
 
 pub use backend::{Backend, BackendIdentity, CompiledObject, Inputs};
-pub use cc::{CcBackend, CcConfig, Language, OUTPUT_ENV_VARS, SourceUnit};
+pub use cc::{CcBackend, CcBuilder, CcConfig, Language, OUTPUT_ENV_VARS, SourceUnit};
 pub use cranelift::{ClifUnit, CraneliftBackend, CraneliftConfig, LOWERING_REVISION, OptLevel};
 pub use error::Error;
 pub use symbols::defined_symbols;
