@@ -302,6 +302,19 @@ fn measure_construction_and_compile() {
     let compiled = start.elapsed();
     println!("cc: backend construction {built:?}; small C function compile {compiled:?}");
     println!("cc identity: {:#?}", backend.identity());
+    let start = Instant::now();
+    let again = CcBackend::new(CcConfig::c().with_flags(["-O1"])).unwrap();
+    println!(
+        "cc: another backend (toolchain hashes known) {:?}",
+        start.elapsed()
+    );
+    drop(again);
+    if have("clang") {
+        let start = Instant::now();
+        let clang = CcBackend::new(c_compiler("clang")).unwrap();
+        println!("clang: backend construction {:?}", start.elapsed());
+        println!("clang identity: {:#?}", clang.identity());
+    }
 }
 
 #[test]
@@ -352,4 +365,496 @@ fn a_remembered_probe_runs_no_process_until_the_compiler_changes() {
     }
     let again = CcBackend::with_probe_cache(config(), &probes).unwrap();
     assert_eq!(again.identity(), changed.identity());
+}
+
+// ---------------------------------------------------------------------------------------
+// What a compile read: depfile, include trace, flags, shadowing, time macros, checkouts.
+
+/// Whether `tool` runs. A test that needs it fails instead of skipping on CI (`CI` set),
+/// where both GCC and Clang are installed.
+fn have(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required on CI but was not found"
+        );
+        eprintln!("skipped: {tool} not found");
+    }
+    found
+}
+
+/// A C compiler by name.
+fn c_compiler(name: &str) -> CcConfig {
+    CcConfig {
+        compiler: name.into(),
+        ..CcConfig::c()
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `dir`, absolute and with symlinks resolved (the temporary directory may be a link).
+fn real(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap()
+}
+
+/// Compiles the file at `path` with `backend`.
+fn compile_file(backend: &CcBackend, path: &Path) -> jitcache_backends::CompiledObject {
+    let source = std::fs::read(path).unwrap();
+    backend
+        .compile(&SourceUnit::at(path, source))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_file_compiled_in_place_lists_every_header_it_read() {
+    for compiler in ["cc", "clang"] {
+        if !have(compiler) {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = real(dir.path());
+        write(&root.join("src/inc/val.h"), "#define VAL 42\n");
+        write(
+            &root.join("src/main.c"),
+            "#include \"inc/val.h\"\n#include <stdio.h>\nint f(void) { return VAL; }\n",
+        );
+        // Without a base directory (the file's directory is the current one) and with one.
+        let plain = CcBackend::new(c_compiler(compiler)).unwrap();
+        let based = CcBackend::builder(c_compiler(compiler))
+            .base_dir(&root)
+            .build()
+            .unwrap();
+        assert_eq!(plain.base_dir(), None);
+        assert_eq!(based.base_dir(), Some(root.as_path()));
+        for backend in [plain, based] {
+            let object = compile_file(&backend, &root.join("src/main.c"));
+            let inputs = &object.inputs;
+            assert_eq!(object.symbols, ["f"]);
+            assert!(
+                inputs.read.contains(&root.join("src/inc/val.h")),
+                "{compiler}: {inputs:#?}"
+            );
+            assert!(
+                inputs.read.iter().any(|p| p.ends_with("stdio.h")),
+                "{compiler}: {inputs:#?}"
+            );
+            assert!(
+                !inputs.read.contains(&root.join("src/main.c")),
+                "not the unit itself"
+            );
+            assert!(inputs.uncacheable.is_none(), "{inputs:#?}");
+            for list in [&inputs.read, &inputs.absent] {
+                assert!(
+                    list.windows(2).all(|w| w[0] < w[1]),
+                    "sorted, no duplicates"
+                );
+                for p in list {
+                    assert!(p.is_absolute(), "{p:?}");
+                    assert!(
+                        !p.components()
+                            .any(|c| matches!(c, std::path::Component::ParentDir)),
+                        "{p:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_header_that_would_shadow_the_one_used_is_an_absent_path() {
+    for compiler in ["cc", "clang"] {
+        if !have(compiler) {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = real(dir.path());
+        std::fs::create_dir_all(root.join("dir1")).unwrap();
+        write(&root.join("dir2/val.h"), "#define VAL 2\n");
+        write(
+            &root.join("main.c"),
+            "#include <val.h>\nint f(void) { return VAL; }\n",
+        );
+        // Relative search directories (relative to the base directory) and absolute ones.
+        let relative = ["-Idir1", "-Idir2"].map(String::from).to_vec();
+        let absolute = vec![
+            format!("-I{}", root.join("dir1").display()),
+            format!("-I{}", root.join("dir2").display()),
+        ];
+        for flags in [relative, absolute] {
+            std::fs::remove_file(root.join("dir1/val.h")).ok();
+            let backend = CcBackend::builder(c_compiler(compiler).with_flags(flags.clone()))
+                .base_dir(&root)
+                .build()
+                .unwrap();
+            let object = compile_file(&backend, &root.join("main.c"));
+            assert!(
+                object.inputs.read.contains(&root.join("dir2/val.h")),
+                "{compiler} {flags:?}: {:#?}",
+                object.inputs
+            );
+            assert!(
+                object.inputs.absent.contains(&root.join("dir1/val.h")),
+                "{compiler} {flags:?}: {:#?}",
+                object.inputs
+            );
+            // And the absent path is real: once created, the compiler reads it instead.
+            write(&root.join("dir1/val.h"), "#define VAL 1\n");
+            let object = compile_file(&backend, &root.join("main.c"));
+            assert!(object.inputs.read.contains(&root.join("dir1/val.h")));
+            assert!(!object.inputs.read.contains(&root.join("dir2/val.h")));
+        }
+    }
+}
+
+#[test]
+fn forced_includes_and_gcc_precompiled_headers_are_inputs() {
+    if !have("gcc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = real(dir.path());
+    write(&root.join("pch.h"), "static int pchv = 7;\n");
+    write(&root.join("pre.h"), "#define PRE 1\n");
+    write(&root.join("mac.h"), "#define MAC 2\n");
+    write(
+        &root.join("use.c"),
+        "#include \"pch.h\"\nint g(void) { return pchv + PRE + MAC; }\n",
+    );
+    // Before the precompiled header exists, its creation is an absent path.
+    let backend = CcBackend::builder(
+        c_compiler("gcc").with_flags(["-include", "pre.h", "-imacros", "mac.h"]),
+    )
+    .base_dir(&root)
+    .build()
+    .unwrap();
+    let object = compile_file(&backend, &root.join("use.c"));
+    let inputs = &object.inputs;
+    for file in ["pch.h", "pre.h", "mac.h"] {
+        assert!(
+            inputs.read.contains(&root.join(file)),
+            "{file}: {inputs:#?}"
+        );
+    }
+    for file in ["pch.h.gch", "pre.h.gch", "pre.h.pch"] {
+        assert!(
+            inputs.absent.contains(&root.join(file)),
+            "{file}: {inputs:#?}"
+        );
+    }
+
+    // GCC's depfile names neither the .gch it used nor the header; the include trace does.
+    let status = std::process::Command::new("gcc")
+        .current_dir(&root)
+        .args(["-x", "c-header", "pch.h", "-o", "pch.h.gch"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = std::process::Command::new("gcc")
+        .current_dir(&root)
+        .args(["-x", "c-header", "pre.h", "-o", "pre.h.gch"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let object = compile_file(&backend, &root.join("use.c"));
+    let inputs = &object.inputs;
+    assert!(inputs.read.contains(&root.join("pre.h.gch")), "{inputs:#?}");
+    // GCC uses one precompiled header per compile: here the forced include's.
+    assert!(inputs.read.contains(&root.join("pch.h")), "{inputs:#?}");
+
+    write(
+        &root.join("plain.c"),
+        "#include \"pch.h\"\nint g(void) { return pchv; }\n",
+    );
+    let plain = CcBackend::builder(c_compiler("gcc"))
+        .base_dir(&root)
+        .build()
+        .unwrap();
+    let object = compile_file(&plain, &root.join("plain.c"));
+    let inputs = &object.inputs;
+    assert!(inputs.read.contains(&root.join("pch.h.gch")), "{inputs:#?}");
+    assert!(!inputs.read.contains(&root.join("pch.h")), "{inputs:#?}");
+}
+
+#[test]
+fn clang_precompiled_headers_are_inputs() {
+    if !have("clang") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = real(dir.path());
+    write(&root.join("pch.h"), "static int pchv = 7;\n");
+    write(&root.join("use.c"), "int g(void) { return pchv; }\n");
+    let status = std::process::Command::new("clang")
+        .current_dir(&root)
+        .args(["-x", "c-header", "pch.h", "-o", "pch.h.pch"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for flags in [["-include-pch", "pch.h.pch"], ["-include", "pch.h"]] {
+        let backend = CcBackend::builder(c_compiler("clang").with_flags(flags))
+            .base_dir(&root)
+            .build()
+            .unwrap();
+        let object = compile_file(&backend, &root.join("use.c"));
+        assert!(
+            object.inputs.read.contains(&root.join("pch.h.pch")),
+            "{flags:?}: {:#?}",
+            object.inputs
+        );
+    }
+}
+
+#[test]
+fn time_macros_make_an_object_uncacheable() {
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_some() {
+        eprintln!("skipped: SOURCE_DATE_EPOCH is set, so time macros are reproducible");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = real(dir.path());
+    write(&root.join("stamp.h"), "#define STAMP __TIME__\n");
+    let backend = CcBackend::new(CcConfig::c()).unwrap();
+    let object = backend
+        .compile(&SourceUnit::new(
+            "date.c",
+            "const char *built = __DATE__; // not __TIME__\n",
+        ))
+        .unwrap();
+    let why = object.inputs.uncacheable.expect("uncacheable");
+    assert!(why.contains("__DATE__") && why.contains("date.c"), "{why}");
+
+    write(
+        &root.join("time.c"),
+        "#include \"stamp.h\"\nconst char *t = STAMP;\n",
+    );
+    let object = compile_file(&backend, &root.join("time.c"));
+    let why = object.inputs.uncacheable.expect("uncacheable");
+    assert!(why.contains("__TIME__") && why.contains("stamp.h"), "{why}");
+
+    // In comments and strings they change nothing.
+    let object = backend
+        .compile(&SourceUnit::new(
+            "quiet.c",
+            "/* __DATE__ */ const char *s = \"__TIME__\";\n",
+        ))
+        .unwrap();
+    assert_eq!(object.inputs.uncacheable, None);
+}
+
+#[test]
+fn a_source_or_header_that_changes_while_it_compiles_is_uncacheable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = real(dir.path());
+    write(&root.join("h.h"), "#define H 1\n");
+    write(
+        &root.join("s.c"),
+        "#include \"h.h\"\nint s(void) { return H; }\n",
+    );
+    let backend = CcBackend::new(CcConfig::c()).unwrap();
+    // The file on disk is not the source the frontend keyed.
+    let object = backend
+        .compile(&SourceUnit::at(
+            root.join("s.c"),
+            "int s(void) { return 0; }\n",
+        ))
+        .unwrap();
+    let why = object.inputs.uncacheable.expect("uncacheable");
+    assert!(why.contains("source changed"), "{why}");
+
+    // A compiler that rewrites the header just before it runs: the header changed after
+    // the compile started.
+    let wrapper = write_script(
+        &root,
+        "touchcc",
+        &format!(
+            "#!/bin/sh\ncase \"$*\" in *-MF*) sleep 0.05; echo '#define H 2' > '{}';; esac\nexec cc \"$@\"\n",
+            root.join("h.h").display()
+        ),
+    );
+    let backend = CcBackend::new(c_compiler(wrapper.to_str().unwrap())).unwrap();
+    write(&root.join("h.h"), "#define H 1\n");
+    let object = compile_file(&backend, &root.join("s.c"));
+    let why = object.inputs.uncacheable.expect("uncacheable");
+    assert!(why.contains("h.h") && why.contains("changed"), "{why}");
+}
+
+/// The same program in two checkouts at different paths, with absolute `-I` flags.
+fn two_checkouts(root: &Path) -> [PathBuf; 2] {
+    let a = root.join("a");
+    let b = root.join("deeper/checkout-b");
+    for base in [&a, &b] {
+        write(
+            &base.join("include/val.h"),
+            "#define VAL 42\nstatic const char *header_file = __FILE__;\n",
+        );
+        write(&base.join("src/local.h"), "#define LOCAL 1\n");
+        write(
+            &base.join("src/main.c"),
+            "#include <val.h>\n#include \"local.h\"\n\
+             const char *file = __FILE__;\n\
+             const char *hf(void) { return header_file; }\n\
+             int f(int x) { return x * VAL + LOCAL; }\n",
+        );
+    }
+    [a, b]
+}
+
+#[test]
+fn checkouts_at_different_paths_share_identity_and_objects() {
+    for compiler in ["cc", "clang"] {
+        if !have(compiler) {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = real(dir.path());
+        let checkouts = two_checkouts(&root);
+        for debug in [false, true] {
+            let mut results = Vec::new();
+            for base in &checkouts {
+                let mut flags = vec!["-O2".to_owned(), format!("-I{}/include", base.display())];
+                if debug {
+                    flags.push("-g".to_owned());
+                }
+                let backend = CcBackend::builder(c_compiler(compiler).with_flags(flags))
+                    .base_dir(base)
+                    .build()
+                    .unwrap();
+                let object = compile_file(&backend, &base.join("src/main.c"));
+                assert!(object.inputs.read.contains(&base.join("include/val.h")));
+                assert!(object.inputs.read.contains(&base.join("src/local.h")));
+                results.push((backend.identity().clone(), object.bytes));
+            }
+            let [(id_a, obj_a), (id_b, obj_b)] = <[_; 2]>::try_from(results).unwrap();
+            assert_eq!(id_a, id_b, "{compiler} -g={debug}");
+            assert!(
+                id_a.flags.contains(&"-I./include".to_owned()),
+                "{:?}",
+                id_a.flags
+            );
+            for checkout in &checkouts {
+                let path = checkout.display().to_string();
+                assert!(
+                    !id_a.version.contains(&path) && !id_a.flags.iter().any(|f| f.contains(&path))
+                );
+                assert!(
+                    !obj_a.windows(path.len()).any(|w| w == path.as_bytes()),
+                    "{compiler} -g={debug}: the object names the checkout"
+                );
+            }
+            assert!(obj_a == obj_b, "{compiler} -g={debug}: objects differ");
+        }
+    }
+}
+
+#[test]
+fn the_identity_names_the_toolchain_by_content_and_no_path() {
+    if !have("gcc") {
+        return;
+    }
+    let backend = CcBackend::new(c_compiler("gcc")).unwrap();
+    let id = backend.identity();
+    // cc1 is named by its hash.
+    let out = std::process::Command::new("gcc")
+        .arg("-print-prog-name=cc1")
+        .output()
+        .unwrap();
+    let cc1 = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let cc1 = std::fs::canonicalize(cc1).unwrap();
+    let hash = blake3::hash(&std::fs::read(&cc1).unwrap());
+    assert!(
+        id.version
+            .contains(&format!("program cc1 blake3={}", hash.to_hex())),
+        "{}",
+        id.version
+    );
+    assert!(
+        backend
+            .toolchain_files()
+            .iter()
+            .any(|(p, h)| *p == cc1 && *h == hash.to_hex().as_str())
+    );
+    for line in id.version.lines().filter(|l| !l.starts_with("env ")) {
+        assert!(!line.contains('/'), "a path in the identity: {line}");
+    }
+
+    // Two wrapper scripts with the same bytes at different paths: one identity. A
+    // changed byte: another.
+    let dir = tempfile::tempdir().unwrap();
+    let script = "#!/bin/sh\n# wrapper\nexec gcc \"$@\"\n";
+    std::fs::create_dir(dir.path().join("one")).unwrap();
+    std::fs::create_dir(dir.path().join("two")).unwrap();
+    let one = write_script(&dir.path().join("one"), "wcc", script);
+    let two = write_script(&dir.path().join("two"), "wcc", script);
+    let id_of = |path: &Path| {
+        CcBackend::new(c_compiler(path.to_str().unwrap()))
+            .unwrap()
+            .identity()
+            .clone()
+    };
+    let first = id_of(&one);
+    assert_eq!(first, id_of(&two));
+    assert!(first.version.contains("program cc1 blake3="));
+    write_script(
+        &dir.path().join("two"),
+        "wcc",
+        &script.replace("wrapper", "wrapped"),
+    );
+    assert_ne!(first, id_of(&two));
+}
+
+#[test]
+fn clang_is_named_by_its_libraries_and_configuration_files() {
+    if !have("clang") {
+        return;
+    }
+    let backend = CcBackend::new(c_compiler("clang")).unwrap();
+    let version = &backend.identity().version;
+    assert!(!version.contains("InstalledDir"), "{version}");
+    // Clang compiles in process: the code generator is in its libraries (when it is
+    // linked dynamically, as distributions build it).
+    let dynamic =
+        std::fs::read(backend.resolved_path()).is_ok_and(|b| b.windows(7).any(|w| w == b"libLLVM"));
+    if dynamic {
+        assert!(version.contains("library libLLVM"), "{version}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("extra.cfg");
+    std::fs::write(&cfg, "-DFROM_CONFIG=1\n").unwrap();
+    let flags = vec!["--config".to_owned(), cfg.display().to_string()];
+    let with = CcBackend::new(c_compiler("clang").with_flags(flags.clone())).unwrap();
+    assert!(
+        with.identity().version.contains("config extra.cfg blake3="),
+        "{}",
+        with.identity().version
+    );
+    std::fs::write(&cfg, "-DFROM_CONFIG=2\n").unwrap();
+    let changed = CcBackend::new(c_compiler("clang").with_flags(flags)).unwrap();
+    assert_ne!(with.identity(), changed.identity());
+}
+
+#[test]
+fn a_base_dir_must_be_a_usable_directory() {
+    let err = CcBackend::builder(CcConfig::c())
+        .base_dir("/nonexistent/jitcache-base")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::BaseDir { .. }), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("a=b");
+    std::fs::create_dir(&odd).unwrap();
+    let err = CcBackend::builder(CcConfig::c())
+        .base_dir(&odd)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::BaseDir { .. }), "{err}");
 }
