@@ -60,7 +60,8 @@ pub struct Inputs {
     /// absolute, without `..`, sorted and deduplicated.
     pub read: Vec<PathBuf>,
     /// Paths that did not exist when the compile ran and whose creation would change
-    /// what it reads (a header earlier in the search path than one it used).
+    /// what it reads (a header earlier in the search path than one it used, or the
+    /// missing directory on the way to such headers, which stands for all of them).
     pub absent: Vec<PathBuf>,
     /// Why the object must not be stored, if it must not (it embeds the time of the
     /// compile, or its source changed while it compiled).

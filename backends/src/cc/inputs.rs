@@ -1,6 +1,7 @@
 //! Everything a compile read, what could have been read instead, and whether the result
 //! may be kept: the pieces of [`Inputs`](crate::Inputs) that are not the depfile itself.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::paths::normalize;
@@ -139,8 +140,14 @@ pub(crate) fn cpath_dirs(env: &[String], cwd: &Path) -> Vec<PathBuf> {
 /// it first). For the headers in `pch_able` (what GCC may replace by a precompiled
 /// header) `<candidate>.gch` too, and `P.gch` itself.
 ///
+/// Each candidate is recorded as the first path from `D'` down to it that does not
+/// exist: `D'/rel` itself when its directory exists, else the missing directory, which
+/// stands for every candidate below it (libstdc++'s ~150 headers need one entry,
+/// `/usr/local/include/c++`, not 150). Creating that directory invalidates too.
+///
 /// The work is bounded by (headers) × (search directories + includer directories)
-/// `stat` calls, and runs only when a unit is compiled.
+/// `stat` calls (each path's existence asked once), and runs only when a unit is
+/// compiled.
 pub(crate) fn shadowing(
     headers: &[PathBuf],
     pch_able: &[PathBuf],
@@ -162,15 +169,30 @@ pub(crate) fn shadowing(
         }
     }
     let mut absent = Vec::new();
-    let consider = |candidate: PathBuf, absent: &mut Vec<PathBuf>| {
-        if !candidate.exists() {
-            absent.push(candidate);
+    let mut exists: HashMap<PathBuf, bool> = HashMap::new();
+    // `dir/rel` if it does not exist; or rather the first path on the way from `dir`
+    // to it that does not exist, which one entry covers for every header below it
+    // (`/usr/local/include/c++` for all of libstdc++'s headers).
+    let mut consider = |dir: &Path, rel: &Path, absent: &mut Vec<PathBuf>| {
+        let mut path = dir.to_path_buf();
+        let mut components = rel.components();
+        loop {
+            let found = *exists.entry(path.clone()).or_insert_with(|| path.exists());
+            if !found {
+                absent.push(path);
+                return;
+            }
+            match components.next() {
+                Some(c) => path.push(c),
+                None => return,
+            }
         }
     };
+    let gch = |rel: &Path| pch_variants(rel)[0].clone();
     for header in headers {
         let pch = pch_able.contains(header);
-        if pch {
-            consider(pch_variants(header)[0].clone(), &mut absent);
+        if pch && let (Some(dir), Some(name)) = (header.parent(), header.file_name()) {
+            consider(dir, &gch(Path::new(name)), &mut absent);
         }
         for (i, (dir, _)) in search.iter().enumerate() {
             let Ok(rel) = header.strip_prefix(dir) else {
@@ -178,14 +200,13 @@ pub(crate) fn shadowing(
             };
             let earlier = search[..i].iter().map(|(d, _)| d.as_path());
             for other in earlier.chain(includers.iter().copied()) {
-                let candidate = other.join(rel);
-                if candidate == *header {
+                if other.join(rel) == *header {
                     continue;
                 }
                 if pch {
-                    consider(pch_variants(&candidate)[0].clone(), &mut absent);
+                    consider(other, &gch(rel), &mut absent);
                 }
-                consider(candidate, &mut absent);
+                consider(other, rel, &mut absent);
             }
         }
     }

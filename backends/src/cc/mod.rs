@@ -301,7 +301,8 @@ fn checked_base_dir(dir: &Path) -> Result<PathBuf, Error> {
 /// include trace name and the flags name (`-include`, `-imacros`, `-include-pch`,
 /// `-specs=`, `-fplugin=`, `--config`, `@file`, ...), absolute and normalized; the
 /// paths whose creation would shadow a header the compile used (an earlier search
-/// directory, the includer's directory, a `.gch` GCC would prefer); and
+/// directory, the includer's directory, a `.gch` GCC would prefer; a missing
+/// directory stands for everything below it); and
 /// [`uncacheable`](Inputs::uncacheable) when the object must not be stored: the source
 /// or a header changed during the compile, the compiler wrote no depfile, or
 /// `__DATE__`, `__TIME__` or `__TIMESTAMP__` is used while `SOURCE_DATE_EPOCH` is unset.
@@ -536,6 +537,7 @@ impl CcBackend {
             depfile: &depfile,
             trace: &trace,
             started,
+            tmp,
         });
         Ok(CompiledObject {
             bytes,
@@ -598,7 +600,8 @@ impl CcBackend {
                 }
             }
         }
-        read.retain(|p| p != of.source);
+        // The temporary directory (the unit's copy, the depfile) is gone after the compile.
+        read.retain(|p| p != of.source && !p.starts_with(of.tmp));
         read.sort();
         read.dedup();
 
@@ -617,7 +620,7 @@ impl CcBackend {
             pch_able.extend(flag_files.includes.iter().cloned());
         }
         absent.extend(inputs::shadowing(&headers, &pch_able, of.source, &search));
-        absent.retain(|p| read.binary_search(p).is_err() && !p.exists());
+        absent.retain(|p| read.binary_search(p).is_err() && !p.starts_with(of.tmp) && !p.exists());
         absent.sort();
         absent.dedup();
 
@@ -673,6 +676,8 @@ struct InputsOf<'a> {
     trace: &'a depfile::IncludeTrace,
     /// The file system's time when the compile started (seconds, nanoseconds).
     started: (i64, i64),
+    /// The compile's temporary directory, removed afterwards: nothing in it is an input.
+    tmp: &'a Path,
 }
 
 /// Whether `path` is a precompiled header (binary; not scanned for time macros).
