@@ -19,7 +19,7 @@ pub use probe::OUTPUT_ENV_VARS;
 use crate::{Backend, BackendIdentity, CompiledObject, Error, Inputs, defined_symbols};
 
 /// The source language, passed to the compiler as `-x c` or `-x c++`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Language {
     /// C (`-x c`, default compiler `cc`).
     #[default]
