@@ -11,7 +11,8 @@ use serde_json::json;
 /// Arguments of `jitcache run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The program: a `.clj`/`.lisp`, `.c` or `.clif` file, or a directory of `.c` files.
+    /// The program: a `.clj`/`.lisp`, `.c`/`.cc`/`.cpp`/`.cxx` or `.clif` file, or a
+    /// directory of C and C++ sources.
     pub program: PathBuf,
     /// Compile every unit, neither reading nor writing the cache: the cache directory and
     /// the remote tier (--cache-dir, --remote) are bypassed.
@@ -23,8 +24,8 @@ pub struct RunArgs {
     /// Print on stderr where the time went.
     #[arg(long)]
     pub timings: bool,
-    /// C and C++ programs: add DIR to the include search path (relative to the current
-    /// directory).
+    /// C and C++ programs: add DIR to the include search path (a relative DIR is relative
+    /// to the current directory).
     #[arg(short = 'I', value_name = "DIR")]
     pub include: Vec<String>,
     /// C and C++ programs: define a macro, `NAME` or `NAME=VALUE`.
@@ -103,7 +104,13 @@ fn compiler_flags(var: &str, args: &RunArgs) -> Vec<String> {
         _ => vec!["-O2".to_owned()],
     };
     flags.push("-fPIC".to_owned());
-    flags.extend(args.include.iter().map(|dir| format!("-I{dir}")));
+    // Compiles run in the program's directory: an include directory given relative to
+    // the current one is made absolute (the backend writes it relative to the program's
+    // directory in keys, when it is inside it).
+    flags.extend(args.include.iter().map(|dir| {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
+        format!("-I{}", dir.display())
+    }));
     flags.extend(args.define.iter().map(|def| format!("-D{def}")));
     flags.extend(args.opt.iter().map(|level| format!("-O{level}")));
     flags.extend(args.std.iter().map(|std| format!("-std={std}")));
@@ -118,9 +125,10 @@ fn env_path(var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// How long `run` waits for queued uploads before it exits (the remote's own drop waits
-/// as long again at most, for anything queued later).
-const REMOTE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long `run` waits at most for queued uploads before it exits (the remote's own drop
+/// waits as long again at most, for anything queued later). Uploads of a small program
+/// take milliseconds; the bound is for a slow or overloaded bucket.
+const REMOTE_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The remote counters as a JSON object (`{"hits": .., "bytes_up": .., ...}`).
 pub fn remote_json(stats: &jitcache_remote::RemoteStats) -> serde_json::Value {

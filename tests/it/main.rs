@@ -1,5 +1,6 @@
 //! Integration tests of the whole workspace, one test binary with a module per area.
 mod bypass;
+mod c_headers;
 mod cli;
 mod exec;
 mod invalidation;

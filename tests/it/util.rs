@@ -220,9 +220,12 @@ pub fn flip_middle_byte(bytes: &mut [u8]) {
     bytes[middle] ^= 0xff;
 }
 
-/// Writes `text` to `dir/name` and returns the path.
+/// Writes `text` to `dir/name` (making the directories it needs) and returns the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+    }
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
 }

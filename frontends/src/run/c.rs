@@ -1,12 +1,24 @@
-//! The C frontend's loader: one unit per `.c` file, compiled by the system C compiler.
+//! The C and C++ frontend's loader: one unit per source file, `.c` through the C
+//! compiler and `.cc`, `.cpp`, `.cxx` through the C++ compiler, each compiled in place
+//! from the program's directory, as a build would.
+//!
+//! A unit's key is its source bytes, the compiler's identity and flags; the headers it
+//! includes are what the compiler reports it read, kept in the unit's manifest by the
+//! cache (see `docs/backends.md`). The program's directory is the backend's base
+//! directory, so keys do not depend on where the program is checked out.
 
 use std::path::{Path, PathBuf};
 
-use jitcache::backends::{CcBackend, CcConfig, SourceUnit};
+use jitcache::backends::{
+    Backend, BackendIdentity, CcBackend, CcConfig, CompiledObject, Language, SourceUnit,
+};
 use jitcache::{JitCache, KeyParts};
 
 use super::{Loaded, RunOptions, find_symbol};
 use crate::Error;
+
+/// File extensions of C++ sources.
+const CXX_EXTENSIONS: &[&str] = &["cc", "cpp", "cxx", "c++", "C"];
 
 /// Calls a C-style `int main(int argc, char **argv)` with argv[0] = the program's path.
 pub(super) fn call_c_main(addr: usize, path: &Path, args: &[String]) -> i32 {
@@ -16,120 +28,199 @@ pub(super) fn call_c_main(addr: usize, path: &Path, args: &[String]) -> i32 {
     jitcache_linker::call::call_main(addr, &argv)
 }
 
-/// The `.c` files of a C program (a file, or every `.c` file of a directory, sorted) and
-/// the bytes every unit's key covers besides its own source: the directory's headers.
-fn c_sources(path: &Path) -> Result<(Vec<PathBuf>, Vec<u8>), Error> {
+/// The language of a source file, by its extension; `None` for anything else.
+fn language_of(path: &Path) -> Option<Language> {
+    match path.extension()?.to_str()? {
+        "c" => Some(Language::C),
+        ext if CXX_EXTENSIONS.contains(&ext) => Some(Language::Cpp),
+        _ => None,
+    }
+}
+
+/// The sources of a program: the file itself, or every C and C++ source directly in the
+/// directory, sorted; with the program's directory (made absolute).
+fn sources(path: &Path) -> Result<(PathBuf, Vec<(PathBuf, Language)>), Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut headers: Vec<PathBuf> = Vec::new();
-    let listing = std::fs::read_dir(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        &dir
-    })
-    .map_err(io)?;
-    for entry in listing {
-        let entry_path = entry.map_err(io)?.path();
-        match entry_path.extension().and_then(|e| e.to_str()) {
-            Some("c") if path.is_dir() => files.push(entry_path),
-            Some("h") => headers.push(entry_path),
-            _ => {}
+    let absolute = std::fs::canonicalize(path).map_err(io)?;
+    let (base, mut files) = if absolute.is_dir() {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&absolute).map_err(io)? {
+            let file = entry.map_err(io)?.path();
+            if let Some(lang) = language_of(&file).filter(|_| file.is_file()) {
+                files.push((file, lang));
+            }
         }
-    }
-    if !path.is_dir() {
-        files.push(path.to_path_buf());
-    }
-    files.sort();
-    headers.sort();
+        (absolute, files)
+    } else {
+        let lang = language_of(&absolute).ok_or_else(|| Error::Program {
+            path: path.to_path_buf(),
+            message: "not a C or C++ source (.c, .cc, .cpp, .cxx)".to_owned(),
+        })?;
+        let base = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+        (base, vec![(absolute, lang)])
+    };
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     if files.is_empty() {
         return Err(Error::Program {
             path: path.to_path_buf(),
-            message: "no .c files".to_owned(),
+            message: "no C or C++ sources (.c, .cc, .cpp, .cxx)".to_owned(),
         });
     }
-    // Headers next to the sources can be included by any unit: each one's name and
-    // contents go into every unit's key, length-prefixed so boundaries cannot shift.
-    let mut context = Vec::new();
-    for header in &headers {
-        let bytes = std::fs::read(header).map_err(|source| Error::Io {
-            path: header.clone(),
-            source,
-        })?;
-        let name = header
-            .file_name()
-            .map(|n| n.as_encoded_bytes())
-            .unwrap_or_default();
-        context.extend_from_slice(&(name.len() as u64).to_le_bytes());
-        context.extend_from_slice(name);
-        context.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        context.extend_from_slice(&bytes);
-    }
-    Ok((files, context))
+    Ok((base, files))
 }
 
-/// Loads the C program at `path` (a file, or a directory of `.c` files) and finds `main`.
+/// Loads the C or C++ program at `path` (a file, or a directory of sources) and finds
+/// `main`.
 pub(super) fn load(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<Loaded, Error> {
-    let (files, context) = c_sources(path)?;
-    let flags = options
-        .cflags
-        .clone()
-        .unwrap_or_else(|| vec!["-O2".to_owned(), "-fPIC".to_owned()]);
-    let include_dir = files[0]
-        .parent()
-        .and_then(|dir| std::fs::canonicalize(dir).ok())
-        .unwrap_or_default();
-    let mut config_flags = flags;
-    if !include_dir.as_os_str().is_empty() {
-        // The backend compiles a copy of each source in a scratch directory, so quoted
-        // includes need the program's directory. Its path is a flag (and so in the key);
-        // the headers' contents are in each unit's key.
-        config_flags.push(format!("-I{}", include_dir.display()));
+    let (base, files) = sources(path)?;
+    let backend = Compilers::new(cache, options, &base, &files)?;
+    if backend.cxx.is_some() {
+        // C++ code calls into the C++ runtime (operator new, exceptions, the library).
+        cache
+            .linker()
+            .open_library("stdc++")
+            .map_err(jitcache::Error::from)?;
     }
-    let config = CcConfig::c().with_flags(&config_flags);
-    // A remembered compiler probe spares a warm start three compiler processes.
-    let backend = match cache.component_dir("cc-probes") {
-        Some(dir) => CcBackend::with_probe_cache(config, &dir)?,
-        None => CcBackend::new(config)?,
-    };
-    // The headers are one dependency of every unit: hashed once, not once per unit.
-    let headers = [*blake3::hash(&context).as_bytes()];
     let mut sources = Vec::with_capacity(files.len());
     let mut names = Vec::with_capacity(files.len());
-    for file in &files {
+    for (file, _) in &files {
         sources.push(std::fs::read(file).map_err(|source| Error::Io {
             path: file.clone(),
             source,
         })?);
         names.push(
-            file.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            file.strip_prefix(&base)
+                .unwrap_or(file)
+                .to_string_lossy()
+                .into_owned(),
         );
     }
     let parts: Vec<KeyParts<'_>> = sources
         .iter()
         .zip(&names)
-        .map(|(source, name)| KeyParts {
-            namespace: "c",
+        .zip(&files)
+        .map(|((source, name), (_, lang))| KeyParts {
+            namespace: match lang {
+                Language::C => "c",
+                Language::Cpp => "c++",
+            },
             name,
             unit: source,
-            deps: &headers,
+            deps: &[],
         })
         .collect();
     let units = cache.get_or_compile_batch(&parts, &backend, |i| {
-        Ok(SourceUnit::new(
-            files[i].display().to_string(),
-            sources[i].clone(),
-        ))
+        Ok((files[i].1, SourceUnit::at(&files[i].0, sources[i].clone())))
     })?;
     let entry = find_symbol(&units, "main", path)?;
     Ok((units, entry, call_c_main))
+}
+
+/// The C compiler, the C++ compiler, or both (a program that mixes the two languages is
+/// one batch, so its units call each other however they like): one backend whose identity
+/// is the one compiler's, or both compilers' for a mixed program.
+struct Compilers {
+    c: Option<CcBackend>,
+    cxx: Option<CcBackend>,
+    identity: BackendIdentity,
+}
+
+impl Compilers {
+    /// The compilers `files` need, configured from `options`, with `base` as their base
+    /// directory and their probes remembered in the cache.
+    fn new(
+        cache: &JitCache,
+        options: &RunOptions,
+        base: &Path,
+        files: &[(PathBuf, Language)],
+    ) -> Result<Compilers, Error> {
+        let default_flags = || vec!["-O2".to_owned(), "-fPIC".to_owned()];
+        let probes = cache.component_dir("cc-probes");
+        let make = |lang: Language| -> Result<Option<CcBackend>, Error> {
+            if !files.iter().any(|(_, l)| *l == lang) {
+                return Ok(None);
+            }
+            let (compiler, flags) = match lang {
+                Language::C => (&options.cc, &options.cflags),
+                Language::Cpp => (&options.cxx, &options.cxxflags),
+            };
+            let mut config = CcConfig::for_language(lang)
+                .with_flags(flags.clone().unwrap_or_else(default_flags));
+            if let Some(compiler) = compiler {
+                config.compiler = compiler.clone();
+            }
+            let mut builder = CcBackend::builder(config).base_dir(base);
+            if let Some(dir) = &probes {
+                // A remembered compiler probe spares a warm start three compiler processes.
+                builder = builder.probe_cache(dir);
+            }
+            Ok(Some(builder.build()?))
+        };
+        let c = make(Language::C)?;
+        let cxx = make(Language::Cpp)?;
+        let identity = match (&c, &cxx) {
+            (Some(one), None) | (None, Some(one)) => one.identity().clone(),
+            (Some(c), Some(cxx)) => combined(c.identity(), cxx.identity()),
+            (None, None) => {
+                return Err(Error::Program {
+                    path: base.to_path_buf(),
+                    message: "no C or C++ sources".to_owned(),
+                });
+            }
+        };
+        Ok(Compilers { c, cxx, identity })
+    }
+
+    fn backend(&self, lang: Language) -> Result<&CcBackend, jitcache::backends::Error> {
+        match lang {
+            Language::C => self.c.as_ref(),
+            Language::Cpp => self.cxx.as_ref(),
+        }
+        // Every unit's language is one of the program's, so this does not happen.
+        .ok_or_else(|| jitcache::backends::Error::CompilerNotFound {
+            compiler: PathBuf::from(lang.default_compiler()),
+            in_path: false,
+        })
+    }
+}
+
+/// The identity of a C and a C++ compiler used together: both, so that a change to
+/// either compiler or its flags changes every key of the program.
+fn combined(c: &BackendIdentity, cxx: &BackendIdentity) -> BackendIdentity {
+    let mut flags = c.flags.clone();
+    flags.push("--c++".to_owned());
+    flags.extend(cxx.flags.iter().cloned());
+    BackendIdentity {
+        name: format!("{}+{}", c.name, cxx.name),
+        version: format!("{}\n--c++\n{}", c.version, cxx.version),
+        flags,
+        flags_ordered: true,
+        target: format!("{}\n--c++\n{}", c.target, cxx.target),
+    }
+}
+
+impl Backend for Compilers {
+    type Unit = (Language, SourceUnit);
+
+    fn identity(&self) -> &BackendIdentity {
+        &self.identity
+    }
+
+    fn compile(
+        &self,
+        (lang, unit): &(Language, SourceUnit),
+    ) -> Result<CompiledObject, jitcache::backends::Error> {
+        self.backend(*lang)?.compile(unit)
+    }
+
+    fn may_read_files(&self) -> bool {
+        true
+    }
+
+    fn base_dir(&self) -> Option<&Path> {
+        self.c.as_ref().or(self.cxx.as_ref())?.base_dir()
+    }
 }

@@ -21,7 +21,7 @@ use crate::Error;
 pub enum Language {
     /// The Clojure-like Lisp (`.clj`, `.lisp`).
     Lisp,
-    /// C (`.c`, or a directory of `.c` files).
+    /// C and C++ (`.c`, `.cc`, `.cpp`, `.cxx`, or a directory of such sources).
     C,
     /// CLIF text (`.clif`).
     Clif,
@@ -35,11 +35,11 @@ impl Language {
         }
         match path.extension().and_then(|e| e.to_str()) {
             Some("clj" | "lisp") => Ok(Language::Lisp),
-            Some("c") => Ok(Language::C),
+            Some("c" | "cc" | "cpp" | "cxx" | "c++" | "C") => Ok(Language::C),
             Some("clif") => Ok(Language::Clif),
             _ => Err(Error::Program {
                 path: path.to_path_buf(),
-                message: "unknown kind of program: expected .clj, .lisp, .c, .clif or a directory of .c files".to_owned(),
+                message: "unknown kind of program: expected .clj, .lisp, .c, .cc, .cpp, .cxx, .clif or a directory of C and C++ sources".to_owned(),
             }),
         }
     }
