@@ -1,6 +1,7 @@
 //! Integration tests of the whole workspace, one test binary with a module per area.
 mod bypass;
 mod c_headers;
+mod c_props;
 mod cli;
 mod exec;
 mod invalidation;

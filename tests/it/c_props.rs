@@ -1,0 +1,2 @@
+//! Property tests of C programs against native builds over generated header trees (see
+//! the module's tests).
