@@ -14,7 +14,9 @@
 mod cache;
 mod error;
 
-pub use cache::{CacheStats, Config, JitCache, KeyParts, LoadedUnit, MissReason, Origin};
+pub use cache::{
+    CacheStats, Config, JitCache, KeyParts, LoadedUnit, ManifestCounts, MissReason, Origin,
+};
 pub use error::Error;
 pub use jitcache_backends as backends;
 pub use jitcache_linker as linker;

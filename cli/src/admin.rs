@@ -330,6 +330,7 @@ pub fn stats(dir: &Path, remote: Option<&RemoteConfig>, json: bool) -> Result<Ex
     let store = open_store(dir)?;
     let s = store.stats()?;
     let r = RemoteStats::load(&store)?;
+    let m = jitcache::ManifestCounts::load(&store)?;
     let breaker = remote.and_then(|config| breaker_open_until(&store, config));
     let breaker_secs = breaker.map(|until| {
         let now = std::time::SystemTime::now()
@@ -350,6 +351,8 @@ pub fn stats(dir: &Path, remote: Option<&RemoteConfig>, json: bool) -> Result<Ex
                 "misses": s.misses,
                 "evictions": s.evictions,
                 "corrupt": s.corrupt,
+                "manifest_hits": m.hits,
+                "manifest_misses": m.misses,
                 "remote": remote.map(|c| c.url.clone()),
                 "remote_mode": remote.map(|c| c.mode.to_string()),
                 "remote_signed": remote.map(|c| c.secret.is_some()),
@@ -367,6 +370,10 @@ pub fn stats(dir: &Path, remote: Option<&RemoteConfig>, json: bool) -> Result<Ex
         println!("misses              {}", s.misses);
         println!("evictions           {}", s.evictions);
         println!("corrupt blobs found {}", s.corrupt);
+        println!(
+            "manifest hits       {} (units whose headers were unchanged; {} misses)",
+            m.hits, m.misses
+        );
         if let Some(config) = remote {
             let signed = if config.secret.is_some() {
                 ", signed"

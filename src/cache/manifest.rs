@@ -51,6 +51,31 @@ pub(crate) const HITS_COUNTER: &str = "manifest.hits";
 /// The store counter of units whose manifest named none (or that had none).
 pub(crate) const MISSES_COUNTER: &str = "manifest.misses";
 
+/// Manifest lookups of every process that used a cache directory, as persisted in its
+/// index (each process adds its own at drop).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ManifestCounts {
+    /// Units whose manifest named an object whose files are unchanged.
+    pub hits: u64,
+    /// Units whose manifest named none, or that had none yet.
+    pub misses: u64,
+}
+
+impl ManifestCounts {
+    /// The counts persisted in `store`.
+    pub fn load(store: &jitcache_store::Store) -> Result<ManifestCounts, jitcache_store::Error> {
+        let count = |name| -> Result<u64, jitcache_store::Error> {
+            Ok(store
+                .get_state(name)?
+                .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+        };
+        Ok(ManifestCounts {
+            hits: count(HITS_COUNTER)?,
+            misses: count(MISSES_COUNTER)?,
+        })
+    }
+}
+
 /// A file's metadata, as far as it tells whether the file changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileStat {

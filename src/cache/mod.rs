@@ -15,6 +15,7 @@ mod remote;
 mod stats;
 
 pub use explain::MissReason;
+pub use manifest::ManifestCounts;
 pub use stats::CacheStats;
 
 use std::collections::HashMap;

@@ -43,6 +43,10 @@ fn a_header_in_a_subfolder_is_in_the_key() {
     let back = util::run(&cache, &prog, &[]);
     util::assert_output(&back, "VAL=1\n", 0);
     assert_eq!(back.compiled(), 0, "{}", back.stderr);
+    // Four runs of one unit: the cold and the edited one missed, the other two hit.
+    let stats = util::stats(&cache);
+    assert_eq!(stats["manifest_hits"], 2, "{stats}");
+    assert_eq!(stats["manifest_misses"], 2, "{stats}");
 }
 
 #[test]
