@@ -555,3 +555,53 @@ fn put_uploads_and_get_reads_the_bucket_from_another_cache() {
         None
     );
 }
+
+#[test]
+fn two_checkouts_of_a_c_program_on_two_machines_compile_once() {
+    let Some(server) = Seaweed::start() else {
+        return;
+    };
+    let dir = util::tempdir();
+    let checkout = |root: &Path| {
+        let prog = root.join("src/prog");
+        util::write(
+            &prog,
+            "main.c",
+            "#include <stdio.h>\n#include \"inc/val.h\"\nint twice(int);\n\
+             int main(void) { printf(\"%d\\n\", twice(VAL)); return 0; }\n",
+        );
+        util::write(
+            &prog,
+            "twice.c",
+            "#include \"inc/val.h\"\nint twice(int x) { return x * SCALE; }\n",
+        );
+        util::write(&prog, "inc/val.h", "#define VAL 21\n#define SCALE 2\n");
+        prog
+    };
+    let (a, b) = (
+        checkout(&dir.path().join("ci/work")),
+        checkout(&dir.path().join("home/dev/x")),
+    );
+    let ci = Machine::on(&server, "c-share", "rw");
+    let dev = Machine::on(&server, "c-share", "ro");
+
+    let first = ci.run(&dir.path().join("cache-a"), &a);
+    util::assert_output(&first, "42\n", 0);
+    assert_eq!(first.compiled(), 2, "{}", first.stderr);
+
+    // Another machine, another local cache, the program at another path: every unit
+    // (its manifest, then its object) comes from the bucket.
+    let second = dev.run(&dir.path().join("cache-b"), &b);
+    util::assert_output(&second, "42\n", 0);
+    assert_eq!(second.compiled(), 0, "{}", second.stderr);
+    assert_eq!(remote_hits(&second), 2, "{}", second.stderr);
+
+    // A header edited in one checkout misses there, and only there.
+    util::write(&b, "inc/val.h", "#define VAL 5\n#define SCALE 2\n");
+    let edited = dev.run(&dir.path().join("cache-b"), &b);
+    util::assert_output(&edited, "10\n", 0);
+    assert_eq!(edited.compiled(), 2, "{}", edited.stderr);
+    let again = ci.run(&dir.path().join("cache-a"), &a);
+    util::assert_output(&again, "42\n", 0);
+    assert_eq!(again.compiled(), 0, "{}", again.stderr);
+}
