@@ -31,6 +31,11 @@
  * - The free functions (jitcache_close, jitcache_backend_free,
  *   jitcache_unit_free, jitcache_bytes_free, jitcache_string_free) accept NULL
  *   and then do nothing, like free().
+ * - Compatibility: a struct the caller fills (configs, options, parts,
+ *   identities) never changes its layout and a function never changes its
+ *   signature; new settings come as a new struct and a new function
+ *   (jitcache_cc_backend_new2). A struct jitcache fills for a callback
+ *   (jitcache_compile_request) may gain fields at its end.
  *
  * Threads: every handle may be used from any thread, and concurrently, unless
  * said otherwise (a jitcache_compile_output is valid only inside its callback).
@@ -297,8 +302,42 @@ typedef struct jitcache_cc_config {
 JITCACHE_API jitcache_status jitcache_cc_backend_new(const jitcache_cc_config *config,
                                                      jitcache_backend **out_backend);
 
+/* The settings of a system-compiler backend that are not part of its
+ * configuration (jitcache_cc_backend_new2). Zero-initialize it: every field is
+ * optional, and all zero is what jitcache_cc_backend_new does. */
+typedef struct jitcache_cc_options {
+    /* The base directory (UTF-8; relative to the current directory), or NULL.
+     * Compiles run in it (relative flags such as -Iinclude are relative to it,
+     * and so are relative paths of jitcache_get_or_compile_batch_at),
+     * -ffile-prefix-map=<base_dir>=. keeps it out of __FILE__ and debug info,
+     * and paths under it are keyed relative to it (flags, and the files each
+     * compile read), so two checkouts of a project at different paths share
+     * cache entries. It must be an existing directory whose path has no '='. */
+    const char *base_dir;
+    /* A cache whose directory keeps the compiler's probe (the version, target
+     * and include search runs, and the toolchain's hashes), reused while the
+     * compiler, its files, the flags and the environment are unchanged: a warm
+     * start then runs no compiler process to build the backend. NULL: probe
+     * every time. A bypassed cache, or one closed later, is fine: only its
+     * directory is used, when the backend is built. */
+    jitcache_cache *probe_cache;
+} jitcache_cc_options;
+
+/* jitcache_cc_backend_new with options (NULL: none). Every compile's object
+ * lists what it read: each header (system headers too), precompiled header
+ * (.gch used or rejected, -include-pch) and file the flags name, and the paths
+ * whose creation would shadow a header it used. The cache keeps them under the
+ * unit's key and checks them on every lookup, so editing a header recompiles
+ * exactly the units that read it, and putting it back finds the old objects
+ * again. A compile that uses __DATE__ or __TIME__ (without SOURCE_DATE_EPOCH),
+ * or during which a file it read changed, is used once and not stored.
+ * JITCACHE_ERR_INVALID_ARGUMENT for a base directory that cannot be one. */
+JITCACHE_API jitcache_status jitcache_cc_backend_new2(const jitcache_cc_config *config,
+                                                      const jitcache_cc_options *options,
+                                                      jitcache_backend **out_backend);
+
 /* What a compile callback is asked to compile. Pointers are valid during the
- * callback only. */
+ * callback only. Later versions may add fields at the end. */
 typedef struct jitcache_compile_request {
     const char *ns;        /* the unit's key parts, as given */
     const char *name;
@@ -306,6 +345,8 @@ typedef struct jitcache_compile_request {
     size_t unit_len;
     size_t index;          /* position in the batch (0 for a single unit) */
     void *call_data;       /* the call_data of the get-or-compile call */
+    const char *path;      /* the unit's path as given to
+                              jitcache_get_or_compile_batch_at, or NULL */
 } jitcache_compile_request;
 
 /* A compile callback: compiles request's unit into an ELF relocatable object
@@ -331,6 +372,33 @@ JITCACHE_API jitcache_status jitcache_callback_backend_new(
     const jitcache_backend_identity *identity, jitcache_compile_fn compile,
     void *user_data, jitcache_backend **out_backend);
 
+/* How a callback backend's compiles depend on files (jitcache_callback_backend_new2).
+ * Zero-initialize it: all zero is what jitcache_callback_backend_new does. */
+typedef struct jitcache_callback_options {
+    /* Nonzero: compiles may read files besides the unit (headers, a
+     * precompiled header, a module cache), and the callback reports them with
+     * jitcache_compile_output_add_input (and _add_absent, _set_uncacheable).
+     * The cache then keeps, under each unit's key, a manifest of the files
+     * each compile read with their content hashes, and checks them on every
+     * lookup: a unit whose files changed is compiled again, one whose files
+     * are back to an earlier state finds that compile's object. 0: the object
+     * depends on the unit's key alone, and reporting inputs is an error. */
+    int32_t reports_inputs;
+    /* The base directory (UTF-8; relative to the current directory), or NULL:
+     * relative reported paths are taken relative to it (else to the current
+     * directory at the time of the report), and paths under it are recorded
+     * relative to it, so checkouts at different paths share entries. An
+     * existing directory. */
+    const char *base_dir;
+} jitcache_callback_options;
+
+/* jitcache_callback_backend_new with options (NULL: none). Whether the
+ * callback reports inputs is decided here, once: the cache looks for a
+ * unit's manifest before it knows whether the unit must be compiled. */
+JITCACHE_API jitcache_status jitcache_callback_backend_new2(
+    const jitcache_backend_identity *identity, const jitcache_callback_options *options,
+    jitcache_compile_fn compile, void *user_data, jitcache_backend **out_backend);
+
 /* In a compile callback: the object (len bytes, copied). Calling it again
  * replaces the object. After the callback returned: JITCACHE_ERR_STALE_HANDLE. */
 JITCACHE_API jitcache_status jitcache_compile_output_set_object(
@@ -340,6 +408,34 @@ JITCACHE_API jitcache_status jitcache_compile_output_set_object(
  * (copied; not UTF-8 is tolerated). */
 JITCACHE_API jitcache_status jitcache_compile_output_set_error(
     jitcache_compile_output *output, const char *message);
+
+/* In a compile callback of a backend made with reports_inputs: a file the
+ * compile read, besides the unit's bytes (a header, a precompiled header).
+ * Report every one: a file left out is one whose changes the cache never
+ * sees. path (UTF-8) is copied and made absolute now, relative to the base
+ * directory or else the current directory, with "." and ".." removed. The
+ * file's contents are hashed when the callback returns; if it cannot be read
+ * then, or was modified after the compile started, the object is used once
+ * and not stored (it may have read a mix of versions). May be called from any
+ * thread while the callback runs, and as often as needed (duplicates are
+ * merged). Without reports_inputs: JITCACHE_ERR_INVALID_ARGUMENT. */
+JITCACHE_API jitcache_status jitcache_compile_output_add_input(
+    jitcache_compile_output *output, const char *path);
+
+/* In a compile callback of a backend made with reports_inputs: a path that
+ * did not exist and whose creation would change what the compile reads (a
+ * header earlier in the search path than the one found; a missing directory
+ * stands for everything below it). If it exists at a later lookup, the object
+ * is not used. Copied and made absolute as for jitcache_compile_output_add_input. */
+JITCACHE_API jitcache_status jitcache_compile_output_add_absent(
+    jitcache_compile_output *output, const char *path);
+
+/* In a compile callback of a backend made with reports_inputs: the object must
+ * not be stored (it embeds the time, or a file changed while it compiled);
+ * reason (copied; not UTF-8 is tolerated; the first reason is kept) says why.
+ * The object is still loaded and used for this call. */
+JITCACHE_API jitcache_status jitcache_compile_output_set_uncacheable(
+    jitcache_compile_output *output, const char *reason);
 
 /* Frees a backend handle. A call using the backend on another thread at the
  * same time finishes with it. NULL is a no-op. */
@@ -386,6 +482,20 @@ JITCACHE_API jitcache_status jitcache_get_or_compile_batch(jitcache_cache *cache
                                                            size_t count, void *call_data,
                                                            jitcache_unit **out_units);
 
+/* jitcache_get_or_compile_batch for units that are files on disk: paths is
+ * NULL (as jitcache_get_or_compile_batch) or has count entries, each NULL or
+ * the path (UTF-8) of unit i's source file, relative to the backend's base
+ * directory or else the current directory. parts[i].unit must still be the
+ * file's bytes: they are the key. A system-compiler backend compiles such a
+ * unit in place, in the base directory (or without one, the file's
+ * directory), so quoted includes are found next to it as in a build; if the
+ * file no longer holds parts[i].unit after the compile, the object is used
+ * once and not stored. A callback backend gets the path as given in
+ * request->path. The path is not part of the key. */
+JITCACHE_API jitcache_status jitcache_get_or_compile_batch_at(
+    jitcache_cache *cache, jitcache_backend *backend, const jitcache_key_parts *parts,
+    const char *const *paths, size_t count, void *call_data, jitcache_unit **out_units);
+
 /* ------------------------------------------------------------------------ */
 /* Units and symbols                                                         */
 /* ------------------------------------------------------------------------ */
@@ -413,7 +523,9 @@ JITCACHE_API jitcache_status jitcache_unit_origin(jitcache_unit *unit, int32_t *
                                                   char **out_reason);
 
 /* The unit's cache key. JITCACHE_NOT_FOUND for a unit from
- * jitcache_load_objects, which has none. */
+ * jitcache_load_objects, which has none. For a backend whose compiles read
+ * files (the system compiler, a callback backend with reports_inputs), the
+ * cache keeps the unit's manifest under this key, not its object. */
 JITCACHE_API jitcache_status jitcache_unit_key(jitcache_unit *unit, jitcache_key *out_key);
 
 /* Frees a unit handle. The code stays loaded (until jitcache_unload through

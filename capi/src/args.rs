@@ -2,8 +2,9 @@
 //! alignment and UTF-8 before use.
 
 use std::ffi::{CStr, c_char};
+use std::path::{Component, Path, PathBuf};
 
-use crate::status::ApiError;
+use crate::status::{ApiError, Status};
 
 /// A NUL-terminated UTF-8 string argument.
 ///
@@ -118,4 +119,78 @@ impl<T> Out<T> {
         // contract; `write` does not read or drop the old value.
         unsafe { self.ptr.write(value) }
     }
+}
+
+/// `path` made absolute and normalized the way the C/C++ backend records what a compile
+/// read: a relative path is taken relative to `base`, or to the current directory
+/// without one; `.` components are dropped and `..` removes the component before it
+/// (after resolving that component, if it is a symbolic link, as the kernel would).
+pub(crate) fn absolute_path(
+    base: Option<&Path>,
+    path: &str,
+    what: &str,
+) -> Result<PathBuf, ApiError> {
+    if path.is_empty() {
+        return Err(ApiError::invalid(format!("{what} is empty")));
+    }
+    let path = Path::new(path);
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        match base {
+            Some(base) => base.join(path),
+            None => std::env::current_dir()
+                .map_err(|e| {
+                    ApiError::new(
+                        Status::Io,
+                        format!("{what}: the current directory is unknown ({e})"),
+                    )
+                })?
+                .join(path),
+        }
+    };
+    let mut out = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => out.push(component),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if std::fs::symlink_metadata(&out).is_ok_and(|m| m.file_type().is_symlink())
+                    && let Ok(real) = std::fs::canonicalize(&out)
+                {
+                    out = real;
+                }
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+        }
+    }
+    Ok(out)
+}
+
+/// A base directory argument: made absolute (relative to the current directory) and
+/// normalized; it must be an existing directory.
+pub(crate) fn base_dir_arg(dir: &str, what: &str) -> Result<PathBuf, ApiError> {
+    let abs = absolute_path(None, dir, what)?;
+    if !abs.is_dir() {
+        return Err(ApiError::invalid(format!(
+            "{what} ({dir}) is not an existing directory"
+        )));
+    }
+    Ok(abs)
+}
+
+/// An optional message argument: NULL gives `None`; bytes that are not UTF-8 are
+/// replaced (a message is still worth showing).
+///
+/// # Safety
+///
+/// As [`str_arg`].
+pub(crate) unsafe fn lossy_str_arg(ptr: *const c_char) -> Option<String> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: not NULL, and by the caller's contract a NUL-terminated string.
+    let c = unsafe { CStr::from_ptr(ptr) };
+    Some(c.to_string_lossy().into_owned())
 }

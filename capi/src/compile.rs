@@ -2,14 +2,15 @@
 //! compiler or a compile callback as the backend.
 
 use std::ffi::{c_char, c_void};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 
-use jitcache_rs::backends::{self, Backend, BackendIdentity, CompiledObject, SourceUnit};
+use jitcache_rs::backends::{self, Backend, BackendIdentity, CompiledObject, Inputs, SourceUnit};
 use jitcache_rs::store::sync::lock;
 use jitcache_rs::{Error, KeyParts, LoadedUnit};
 
-use crate::args::{Out, opt_str_arg, slice_arg, str_arg};
+use crate::args::{Out, absolute_path, lossy_str_arg, opt_str_arg, slice_arg, str_arg};
 use crate::backend::{BackendObj, CallbackDef, JitcacheBackend, backend_obj};
 use crate::boundary::guard;
 use crate::cache::{CacheObj, JitcacheCache, cache_obj};
@@ -40,6 +41,8 @@ pub struct RequestC {
     pub index: usize,
     /// The `call_data` given to the get-or-compile call.
     pub call_data: *mut c_void,
+    /// The unit's source file as given to `jitcache_get_or_compile_batch_at`, or NULL.
+    pub path: *const c_char,
 }
 
 /// `jitcache_compile_fn`: returns 0 after setting an object, nonzero on failure.
@@ -54,17 +57,43 @@ pub type CompileFn = unsafe extern "C" fn(
 struct OutputState {
     object: Option<Vec<u8>>,
     error: Option<String>,
+    /// Absolute, normalized; in the order reported.
+    read: Vec<PathBuf>,
+    /// Absolute, normalized; in the order reported.
+    absent: Vec<PathBuf>,
+    uncacheable: Option<String>,
 }
 
 /// The object behind a compile output handle.
 #[derive(Default)]
 pub(crate) struct OutputObj {
     state: Mutex<OutputState>,
+    /// Whether the backend was made to report inputs (`reports_inputs`).
+    reports_inputs: bool,
+    /// The backend's base directory, which relative reported paths are relative to.
+    base_dir: Option<PathBuf>,
 }
 
 impl OutputObj {
     fn state(&self) -> MutexGuard<'_, OutputState> {
         lock(&self.state)
+    }
+
+    /// Checks that inputs may be reported to this output; `what` names the function.
+    fn check_reports_inputs(&self, what: &str) -> Result<(), ApiError> {
+        if self.reports_inputs {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(format!(
+                "{what}: the backend was created without reports_inputs \
+                 (jitcache_callback_backend_new2), so the cache would not look at the files"
+            )))
+        }
+    }
+
+    /// A reported path, made absolute against the base directory or the current one.
+    fn resolve(&self, path: &str, what: &str) -> Result<PathBuf, ApiError> {
+        absolute_path(self.base_dir.as_deref(), path, what)
     }
 }
 
@@ -72,6 +101,8 @@ impl OutputObj {
 struct CallbackRun<'a> {
     def: &'a CallbackDef,
     parts: &'a [KeyPartsC],
+    /// Each unit's `path` for its request (NULL for none).
+    paths: &'a [*const c_char],
     call_data: *mut c_void,
     cache: u64,
     thread: ThreadId,
@@ -79,10 +110,11 @@ struct CallbackRun<'a> {
     failure: Mutex<Option<String>>,
 }
 
-// SAFETY: the raw pointers (`parts`' fields, `call_data`) are only read, and the callback
-// only called, on the thread that made the call (`compile` checks `thread` first), while
-// the caller's arguments are valid: the facade runs backends on the calling thread within
-// the call; a run on another thread would be refused, not executed.
+// SAFETY: the raw pointers (`parts`' fields, `paths`, `call_data`) are only read or handed
+// to the callback, and the callback only called, on the thread that made the call
+// (`compile` checks `thread` first), while the caller's arguments are valid: the facade
+// runs backends on the calling thread within the call; a run on another thread would be
+// refused, not executed.
 unsafe impl Send for CallbackRun<'_> {}
 // SAFETY: as for Send.
 unsafe impl Sync for CallbackRun<'_> {}
@@ -107,6 +139,14 @@ impl Backend for CallbackRun<'_> {
         &self.def.identity
     }
 
+    fn may_read_files(&self) -> bool {
+        self.def.reports_inputs
+    }
+
+    fn base_dir(&self) -> Option<&Path> {
+        self.def.base_dir.as_deref()
+    }
+
     fn compile(&self, index: &usize) -> Result<CompiledObject, backends::Error> {
         let index = *index;
         let Some(raw) = self.parts.get(index) else {
@@ -121,7 +161,11 @@ impl Backend for CallbackRun<'_> {
         if thread::current().id() != self.thread {
             return Err(self.fail(&unit, "backend run on another thread".to_owned()));
         }
-        let output = Arc::new(OutputObj::default());
+        let output = Arc::new(OutputObj {
+            state: Mutex::default(),
+            reports_inputs: self.def.reports_inputs,
+            base_dir: self.def.base_dir.clone(),
+        });
         let handle = handles::insert(|_| Object::Output(Arc::clone(&output)))
             .map_err(|e| self.fail(&unit, e.message))?;
         let request = RequestC {
@@ -135,6 +179,7 @@ impl Backend for CallbackRun<'_> {
             unit_len: raw.unit_len,
             index,
             call_data: self.call_data,
+            path: self.paths.get(index).copied().unwrap_or(std::ptr::null()),
         };
         let rc = {
             // No lock is held while a unit compiles: the callback may use this cache.
@@ -161,15 +206,36 @@ impl Backend for CallbackRun<'_> {
             ));
         };
         let symbols = backends::defined_symbols(&bytes, &unit)?;
-        Ok(CompiledObject::new(bytes, symbols))
+        let mut read = state.read;
+        read.sort();
+        read.dedup();
+        let mut absent = state.absent;
+        absent.retain(|p| read.binary_search(p).is_err());
+        absent.sort();
+        absent.dedup();
+        Ok(CompiledObject {
+            bytes,
+            symbols,
+            inputs: Inputs {
+                read,
+                absent,
+                uncacheable: state.uncacheable,
+            },
+        })
     }
 }
 
-/// Gets (or compiles) every unit of `raw_parts` with `backend` on `cache`.
-fn get_or_compile(
+/// Gets (or compiles) every unit of `raw_parts` with `backend` on `cache`; `raw_paths`
+/// is empty or has each unit's source file (NULL for none).
+///
+/// # Safety
+///
+/// The pointers in `raw_parts` and `raw_paths` follow the header's contract.
+unsafe fn get_or_compile(
     cache: &CacheObj,
     backend: &BackendObj,
     raw_parts: &[KeyPartsC],
+    raw_paths: &[*const c_char],
     call_data: *mut c_void,
 ) -> Result<Vec<LoadedUnit>, ApiError> {
     reentrance::check(cache.id)?;
@@ -179,6 +245,20 @@ fn get_or_compile(
         // SAFETY: forwarded contract of the parts array.
         .map(|(i, raw)| unsafe { read_parts(raw, &format!("parts[{i}]")) })
         .collect::<Result<_, _>>()?;
+    // Each unit's source file, absolute (relative to the backend's base directory, or to
+    // the current one); checked before anything is compiled.
+    let paths: Vec<Option<PathBuf>> = raw_paths
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let what = format!("paths[{i}]");
+            // SAFETY: forwarded contract of the paths array.
+            match unsafe { opt_str_arg(*raw, &what) }? {
+                Some(path) => absolute_path(backend.base_dir(), path, &what).map(Some),
+                None => Ok(None),
+            }
+        })
+        .collect::<Result<_, _>>()?;
     let key_parts: Vec<KeyParts<'_>> = parts.iter().map(Parts::key_parts).collect();
     let _busy = reentrance::enter(cache.id);
     match backend {
@@ -186,12 +266,18 @@ fn get_or_compile(
             let part = parts
                 .get(i)
                 .ok_or_else(|| Error::frontend(format!("#{i}"), "no such unit"))?;
-            Ok(SourceUnit::new(part.name, part.unit))
+            let unit = SourceUnit::new(part.name, part.unit);
+            Ok(match paths.get(i).cloned().flatten() {
+                // Compiled in place: quoted includes are found next to the file.
+                Some(path) => unit.with_path(path),
+                None => unit,
+            })
         })?),
         BackendObj::Callback(def) => {
             let run = CallbackRun {
                 def,
                 parts: raw_parts,
+                paths: raw_paths,
                 call_data,
                 cache: cache.id,
                 thread: thread::current().id(),
@@ -247,7 +333,8 @@ pub unsafe extern "C" fn jitcache_get_or_compile(
         let backend = backend_obj(backend)?;
         // SAFETY: forwarded contract: `parts` points to one jitcache_key_parts.
         let parts = unsafe { slice_arg(parts, 1, "parts") }?;
-        let units = get_or_compile(&cache, &backend, parts, call_data)?;
+        // SAFETY: forwarded contract.
+        let units = unsafe { get_or_compile(&cache, &backend, parts, &[], call_data) }?;
         let handles = register_units(&cache, units)?;
         let handle = handles
             .first()
@@ -257,6 +344,60 @@ pub unsafe extern "C" fn jitcache_get_or_compile(
         unsafe { out.write(handles::to_ptr(handle)) };
         Ok(())
     })
+}
+
+/// The body of `jitcache_get_or_compile_batch(_at)`; `paths` is NULL or has `count`
+/// entries.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+unsafe fn get_or_compile_batch(
+    cache: *mut JitcacheCache,
+    backend: *mut JitcacheBackend,
+    parts: *const KeyPartsC,
+    paths: *const *const c_char,
+    count: usize,
+    call_data: *mut c_void,
+    out_units: *mut *mut JitcacheUnit,
+) -> Result<(), ApiError> {
+    if count == 0 {
+        cache_obj(cache)?;
+        backend_obj(backend)?;
+        return Ok(());
+    }
+    if out_units.is_null() {
+        return Err(ApiError::null("out_units"));
+    }
+    if !out_units.is_aligned() {
+        return Err(ApiError::invalid("out_units is misaligned"));
+    }
+    // SAFETY: forwarded contract: `parts` points to `count` jitcache_key_parts. (This
+    // also rejects counts too large for memory before anything is allocated.)
+    let parts = unsafe { slice_arg(parts, count, "parts") }?;
+    let paths: &[*const c_char] = if paths.is_null() {
+        &[]
+    } else {
+        // SAFETY: forwarded contract: a non-NULL `paths` has `count` entries.
+        unsafe { slice_arg(paths, count, "paths") }?
+    };
+    let outs: Vec<Out<*mut JitcacheUnit>> = (0..count)
+        .map(|i| Out::new(out_units.wrapping_add(i), "out_units"))
+        .collect::<Result<_, _>>()?;
+    for out in &outs {
+        // SAFETY: by contract `out_units` has room for `count` handles.
+        unsafe { out.write(std::ptr::null_mut()) };
+    }
+    let cache = cache_obj(cache)?;
+    let backend = backend_obj(backend)?;
+    // SAFETY: forwarded contract.
+    let units = unsafe { get_or_compile(&cache, &backend, parts, paths, call_data) }?;
+    let handles = register_units(&cache, units)?;
+    for (out, handle) in outs.iter().zip(handles) {
+        // SAFETY: by contract `out_units` has room for `count` handles.
+        unsafe { out.write(handles::to_ptr(handle)) };
+    }
+    Ok(())
 }
 
 /// `jitcache_get_or_compile_batch`.
@@ -274,36 +415,40 @@ pub unsafe extern "C" fn jitcache_get_or_compile_batch(
     out_units: *mut *mut JitcacheUnit,
 ) -> Status {
     guard(|| {
-        if count == 0 {
-            cache_obj(cache)?;
-            backend_obj(backend)?;
-            return Ok(());
+        // SAFETY: forwarded contract.
+        unsafe {
+            get_or_compile_batch(
+                cache,
+                backend,
+                parts,
+                std::ptr::null(),
+                count,
+                call_data,
+                out_units,
+            )
         }
-        if out_units.is_null() {
-            return Err(ApiError::null("out_units"));
-        }
-        if !out_units.is_aligned() {
-            return Err(ApiError::invalid("out_units is misaligned"));
-        }
-        // SAFETY: forwarded contract: `parts` points to `count` jitcache_key_parts. (This
-        // also rejects counts too large for memory before anything is allocated.)
-        let parts = unsafe { slice_arg(parts, count, "parts") }?;
-        let outs: Vec<Out<*mut JitcacheUnit>> = (0..count)
-            .map(|i| Out::new(out_units.wrapping_add(i), "out_units"))
-            .collect::<Result<_, _>>()?;
-        for out in &outs {
-            // SAFETY: by contract `out_units` has room for `count` handles.
-            unsafe { out.write(std::ptr::null_mut()) };
-        }
-        let cache = cache_obj(cache)?;
-        let backend = backend_obj(backend)?;
-        let units = get_or_compile(&cache, &backend, parts, call_data)?;
-        let handles = register_units(&cache, units)?;
-        for (out, handle) in outs.iter().zip(handles) {
-            // SAFETY: by contract `out_units` has room for `count` handles.
-            unsafe { out.write(handles::to_ptr(handle)) };
-        }
-        Ok(())
+    })
+}
+
+/// `jitcache_get_or_compile_batch_at`: a batch whose units may be files on disk,
+/// compiled in place.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_get_or_compile_batch_at(
+    cache: *mut JitcacheCache,
+    backend: *mut JitcacheBackend,
+    parts: *const KeyPartsC,
+    paths: *const *const c_char,
+    count: usize,
+    call_data: *mut c_void,
+    out_units: *mut *mut JitcacheUnit,
+) -> Status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        unsafe { get_or_compile_batch(cache, backend, parts, paths, count, call_data, out_units) }
     })
 }
 
@@ -350,16 +495,72 @@ pub unsafe extern "C" fn jitcache_compile_output_set_error(
     guard(|| {
         let output = output_obj(output)?;
         // SAFETY: forwarded contract.
-        let message = match unsafe { opt_str_arg(message, "message") } {
-            Ok(message) => message.unwrap_or("(no message)").to_owned(),
-            // A message that is not UTF-8 is still worth showing.
-            Err(_) => {
-                // SAFETY: not NULL (opt_str_arg accepts NULL), NUL-terminated by contract.
-                let c = unsafe { std::ffi::CStr::from_ptr(message) };
-                c.to_string_lossy().into_owned()
-            }
-        };
-        output.state().error = Some(message);
+        let message = unsafe { lossy_str_arg(message) };
+        output.state().error = Some(message.unwrap_or_else(|| "(no message)".to_owned()));
+        Ok(())
+    })
+}
+
+/// `jitcache_compile_output_add_input`: a file the compile read (copied, made absolute).
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_compile_output_add_input(
+    output: *mut OutputC,
+    path: *const c_char,
+) -> Status {
+    guard(|| {
+        let output = output_obj(output)?;
+        output.check_reports_inputs("jitcache_compile_output_add_input")?;
+        // SAFETY: forwarded contract.
+        let path = unsafe { str_arg(path, "path") }?;
+        let path = output.resolve(path, "path")?;
+        output.state().read.push(path);
+        Ok(())
+    })
+}
+
+/// `jitcache_compile_output_add_absent`: a path that did not exist and whose creation
+/// would change what the compile reads (copied, made absolute).
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_compile_output_add_absent(
+    output: *mut OutputC,
+    path: *const c_char,
+) -> Status {
+    guard(|| {
+        let output = output_obj(output)?;
+        output.check_reports_inputs("jitcache_compile_output_add_absent")?;
+        // SAFETY: forwarded contract.
+        let path = unsafe { str_arg(path, "path") }?;
+        let path = output.resolve(path, "path")?;
+        output.state().absent.push(path);
+        Ok(())
+    })
+}
+
+/// `jitcache_compile_output_set_uncacheable`: the object is used once and not stored
+/// (copied reason).
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_compile_output_set_uncacheable(
+    output: *mut OutputC,
+    reason: *const c_char,
+) -> Status {
+    guard(|| {
+        let output = output_obj(output)?;
+        output.check_reports_inputs("jitcache_compile_output_set_uncacheable")?;
+        // SAFETY: forwarded contract.
+        let reason = unsafe { lossy_str_arg(reason) }.ok_or_else(|| ApiError::null("reason"))?;
+        output.state().uncacheable.get_or_insert(reason);
         Ok(())
     })
 }

@@ -36,7 +36,7 @@ mod unit;
 
 use std::ffi::c_char;
 
-pub use backend::{CcConfigC, JitcacheBackend};
+pub use backend::{CallbackOptionsC, CcConfigC, CcOptionsC, JitcacheBackend};
 pub use cache::{ConfigC, JitcacheCache, ResolveFn, StatsC};
 pub use compile::{CompileFn, OutputC, RequestC};
 pub use host_memory::Bytes;
@@ -56,7 +56,10 @@ const _: () = {
     assert!(size_of::<IdentityC>() == 48 && offset_of!(IdentityC, flags_ordered) == 32);
     assert!(offset_of!(IdentityC, target) == 40);
     assert!(size_of::<CcConfigC>() == 32 && offset_of!(CcConfigC, flags) == 16);
-    assert!(size_of::<RequestC>() == 48 && offset_of!(RequestC, call_data) == 40);
+    assert!(size_of::<CcOptionsC>() == 16 && offset_of!(CcOptionsC, probe_cache) == 8);
+    assert!(size_of::<CallbackOptionsC>() == 16 && offset_of!(CallbackOptionsC, base_dir) == 8);
+    assert!(size_of::<RequestC>() == 56 && offset_of!(RequestC, call_data) == 40);
+    assert!(offset_of!(RequestC, path) == 48);
     assert!(size_of::<Bytes>() == 16);
     assert!(size_of::<ObjectC>() == 24);
     assert!(size_of::<Status>() == 4);

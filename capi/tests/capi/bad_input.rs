@@ -36,4 +36,5 @@ cases!(
     bad_frees,
     reentrant,
     not_found,
+    inputs,
 );

@@ -8,6 +8,8 @@
 
 #include "support.h"
 
+#include <sys/stat.h>
+
 static const char *CC = "cc";
 
 /* A callback compiling C source with the system compiler. */
@@ -576,6 +578,113 @@ static void not_found(const char *dir) {
     teardown(&f);
 }
 
+/* What a callback of the `inputs` case tries on its output, with the statuses it got. */
+static jitcache_status misuse_seen[8];
+static jitcache_compile_output *misuse_output;
+
+static int32_t misuse_inputs(void *user_data, const jitcache_compile_request *request,
+                             jitcache_compile_output *output) {
+    misuse_output = output;
+    misuse_seen[0] = jitcache_compile_output_add_input(output, "/usr/include/stdio.h");
+    misuse_seen[1] = jitcache_compile_output_add_absent(output, "/nonexistent/x.h");
+    misuse_seen[2] = jitcache_compile_output_set_uncacheable(output, "because");
+    misuse_seen[3] = jitcache_compile_output_add_input(output, NULL);
+    misuse_seen[4] = jitcache_compile_output_add_input(output, "");
+    misuse_seen[5] = jitcache_compile_output_add_input(output, "\xff.h");
+    misuse_seen[6] = jitcache_compile_output_set_uncacheable(output, NULL);
+    return compile_ok(user_data, request, output);
+}
+
+static void inputs(const char *dir) {
+    struct fixture f = setup(dir);
+    jitcache_backend_identity identity = test_identity();
+    jitcache_unit *unit = NULL;
+
+    /* A backend made without reports_inputs refuses inputs (the cache would ignore them). */
+    jitcache_backend *plain = NULL;
+    OK(jitcache_callback_backend_new(&identity, misuse_inputs, NULL, &plain));
+    jitcache_key_parts parts = parts_of("bad", "misuse", "long misuse(void) { return 3; }\n");
+    OK(jitcache_get_or_compile(f.cache, plain, &parts, NULL, &unit));
+    for (int i = 0; i < 3; i++) EXPECT(misuse_seen[i] == JITCACHE_ERR_INVALID_ARGUMENT);
+    OK(jitcache_unit_free(unit));
+    OK(jitcache_backend_free(plain));
+
+    /* With reports_inputs: bad paths and reasons are refused, good ones taken. */
+    jitcache_callback_options options;
+    memset(&options, 0, sizeof options);
+    options.reports_inputs = 1;
+    jitcache_backend *reporting = NULL;
+    OK(jitcache_callback_backend_new2(&identity, &options, misuse_inputs, NULL, &reporting));
+    parts.name = "misuse-reporting";
+    OK(jitcache_get_or_compile(f.cache, reporting, &parts, NULL, &unit));
+    EXPECT(misuse_seen[0] == JITCACHE_OK && misuse_seen[1] == JITCACHE_OK);
+    EXPECT(misuse_seen[2] == JITCACHE_OK);
+    EXPECT(misuse_seen[3] == JITCACHE_ERR_NULL_ARGUMENT);
+    EXPECT(misuse_seen[4] == JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT(misuse_seen[5] == JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT(misuse_seen[6] == JITCACHE_ERR_NULL_ARGUMENT);
+    /* Past its callback, the output is stale. */
+    EXPECT_STATUS(jitcache_compile_output_add_input(misuse_output, "/usr/include/stdio.h"),
+                  JITCACHE_ERR_STALE_HANDLE);
+    EXPECT_STATUS(jitcache_compile_output_add_absent(misuse_output, "/x.h"),
+                  JITCACHE_ERR_STALE_HANDLE);
+    EXPECT_STATUS(jitcache_compile_output_set_uncacheable(misuse_output, "late"),
+                  JITCACHE_ERR_STALE_HANDLE);
+    EXPECT_STATUS(jitcache_compile_output_add_input(NULL, "/x.h"), JITCACHE_ERR_NULL_ARGUMENT);
+    OK(jitcache_unit_free(unit));
+    OK(jitcache_backend_free(reporting));
+
+    /* Options: a base directory must be an existing directory; NULL options are none. */
+    jitcache_backend *backend = (jitcache_backend *)1;
+    options.base_dir = "/nonexistent/base";
+    EXPECT_STATUS(jitcache_callback_backend_new2(&identity, &options, compile_ok, NULL, &backend),
+                  JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("options.base_dir");
+    EXPECT(backend == NULL);
+    EXPECT_STATUS(jitcache_callback_backend_new2(&identity, &options, NULL, NULL, &backend),
+                  JITCACHE_ERR_NULL_ARGUMENT);
+    OK(jitcache_callback_backend_new2(&identity, NULL, compile_ok, NULL, &backend));
+    OK(jitcache_backend_free(backend));
+
+    jitcache_cc_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.compiler = CC;
+    jitcache_cc_options cc_options;
+    memset(&cc_options, 0, sizeof cc_options);
+    cc_options.base_dir = "/nonexistent/base";
+    EXPECT_STATUS(jitcache_cc_backend_new2(&cc, &cc_options, &backend),
+                  JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("options.base_dir");
+    char with_equals[512];
+    snprintf(with_equals, sizeof with_equals, "%s/a=b", dir);
+    EXPECT(mkdir(with_equals, 0700) == 0);
+    cc_options.base_dir = with_equals;
+    EXPECT_STATUS(jitcache_cc_backend_new2(&cc, &cc_options, &backend),
+                  JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("=");
+    cc_options.base_dir = NULL;
+    cc_options.probe_cache = (jitcache_cache *)0x1234;
+    EXPECT_STATUS(jitcache_cc_backend_new2(&cc, &cc_options, &backend),
+                  JITCACHE_ERR_INVALID_HANDLE);
+    cc.language = 7;
+    EXPECT_STATUS(jitcache_cc_backend_new2(&cc, NULL, &backend), JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(jitcache_cc_backend_new2(NULL, NULL, &backend), JITCACHE_ERR_NULL_ARGUMENT);
+
+    /* Paths of a batch: each NULL or a UTF-8 path that is not empty. */
+    const char *paths[2] = {NULL, ""};
+    jitcache_key_parts batch[2] = {f.parts, f.parts};
+    batch[1].name = "other";
+    jitcache_unit *units[2];
+    EXPECT_STATUS(jitcache_get_or_compile_batch_at(f.cache, f.backend, batch, paths, 2, NULL, units),
+                  JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT_MESSAGE("paths[1]");
+    paths[1] = "\xff.c";
+    EXPECT_STATUS(jitcache_get_or_compile_batch_at(f.cache, f.backend, batch, paths, 2, NULL, units),
+                  JITCACHE_ERR_INVALID_ARGUMENT);
+    EXPECT(units[0] == NULL && units[1] == NULL);
+    teardown(&f);
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: bad_input <case> <cache-dir> <cc>\n");
@@ -592,6 +701,7 @@ int main(int argc, char **argv) {
         {"compile_errors", compile_errors}, {"link_errors", link_errors},
         {"bad_values", bad_values},         {"bad_frees", bad_frees},
         {"reentrant", reentrant},           {"not_found", not_found},
+        {"inputs", inputs},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (strcmp(cases[i].name, argv[1]) == 0) {

@@ -26,8 +26,13 @@ _Static_assert(offsetof(jitcache_backend_identity, flags_ordered) == 32, "identi
 _Static_assert(offsetof(jitcache_backend_identity, target) == 40, "identity target");
 _Static_assert(sizeof(jitcache_cc_config) == 32, "jitcache_cc_config");
 _Static_assert(offsetof(jitcache_cc_config, flags) == 16, "cc flags");
-_Static_assert(sizeof(jitcache_compile_request) == 48, "jitcache_compile_request");
+_Static_assert(sizeof(jitcache_cc_options) == 16, "jitcache_cc_options");
+_Static_assert(offsetof(jitcache_cc_options, probe_cache) == 8, "cc options probe_cache");
+_Static_assert(sizeof(jitcache_callback_options) == 16, "jitcache_callback_options");
+_Static_assert(offsetof(jitcache_callback_options, base_dir) == 8, "callback options base_dir");
+_Static_assert(sizeof(jitcache_compile_request) == 56, "jitcache_compile_request");
 _Static_assert(offsetof(jitcache_compile_request, call_data) == 40, "request call_data");
+_Static_assert(offsetof(jitcache_compile_request, path) == 48, "request path");
 _Static_assert(sizeof(jitcache_bytes) == 16, "jitcache_bytes");
 _Static_assert(sizeof(jitcache_object) == 24, "jitcache_object");
 _Static_assert(sizeof(jitcache_status) == 4, "jitcache_status");
