@@ -6,4 +6,5 @@ mod bad_input;
 mod c_host;
 mod cxx_host;
 mod header;
+mod inputs;
 mod support;
