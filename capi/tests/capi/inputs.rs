@@ -1,54 +1,33 @@
 //! A callback backend that reports the files its compiles read (`hosts/inputs_host.c`):
 //! each unit is keyed by those files' contents from then on.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
-
-use crate::support::{Link, build_host, run, scratch, stats, success};
+use crate::support::{Link, Units, build_host, run, scratch, stats, success, units, write_input};
 
 /// What one run of the host printed.
-#[derive(Debug)]
 struct Run {
-    /// Unit name → `compiled: reason`, `disk` or `memory`.
-    origin: BTreeMap<String, String>,
-    /// Unit name → the value its function returned.
-    value: BTreeMap<String, i64>,
+    units: Units,
     /// How many times the compile callback ran.
     callbacks: u64,
-    stdout: String,
+}
+
+impl std::ops::Deref for Run {
+    type Target = Units;
+    fn deref(&self) -> &Units {
+        &self.units
+    }
 }
 
 fn parse(stdout: String) -> Run {
-    let mut origin = BTreeMap::new();
-    let mut value = BTreeMap::new();
-    let mut callbacks = None;
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("unit ") {
-            let (name, from) = rest.split_once(' ').expect("unit <name> <origin>");
-            origin.insert(name.to_owned(), from.to_owned());
-        } else if let Some(rest) = line.strip_prefix("value ") {
-            let (name, v) = rest.split_once('=').expect("value <name>=<n>");
-            value.insert(name.to_owned(), v.parse().expect("a number"));
-        } else if let Some(rest) = line.strip_prefix("callbacks=") {
-            let n = rest.split_whitespace().next().expect("a count");
-            callbacks = Some(n.parse().expect("a number"));
-        }
-    }
+    let callbacks = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("callbacks="))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no callbacks= line in:\n{stdout}"));
     Run {
-        origin,
-        value,
-        callbacks: callbacks.unwrap_or_else(|| panic!("no callbacks= line in:\n{stdout}")),
-        stdout,
+        units: units(stdout),
+        callbacks,
     }
-}
-
-/// Writes a file, then waits past the cache's margin for files modified just before a
-/// compile started (which it does not store: it may have read a mix of versions).
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-    std::thread::sleep(Duration::from_millis(100));
 }
 
 /// Asserts which units the run compiled; every other one (but `stamped`, which uses
@@ -83,8 +62,8 @@ fn callback_reporting_a_header_recompiles_exactly_the_unit_that_read_it() {
     let project = dir.join("project");
     let config = project.join("include/config.h");
     let original = "#define CONFIG_VALUE 1\n";
-    write(&config, original);
-    write(&project.join("include/other.h"), "#define OTHER_VALUE 2\n");
+    write_input(&config, original);
+    write_input(&project.join("include/other.h"), "#define OTHER_VALUE 2\n");
     let host = || {
         parse(success(
             "inputs_host",
@@ -114,7 +93,7 @@ fn callback_reporting_a_header_recompiles_exactly_the_unit_that_read_it() {
     assert_eq!(warm.value["config"], 1);
 
     // New bytes in config.h: exactly the unit that read it misses, and says why.
-    write(&config, "#define CONFIG_VALUE 10\n");
+    write_input(&config, "#define CONFIG_VALUE 10\n");
     let changed = host();
     assert_compiled(&changed, &["config"]);
     assert!(
@@ -125,13 +104,13 @@ fn callback_reporting_a_header_recompiles_exactly_the_unit_that_read_it() {
     assert_eq!(changed.value["config"], 10);
 
     // Rewritten with the same bytes (new times): a hit.
-    write(&config, "#define CONFIG_VALUE 10\n");
+    write_input(&config, "#define CONFIG_VALUE 10\n");
     let touched = host();
     assert_compiled(&touched, &[]);
     assert_eq!(touched.value["config"], 10);
 
     // The old bytes back: the first compile's object, from the cache.
-    write(&config, original);
+    write_input(&config, original);
     let restored = host();
     assert_compiled(&restored, &[]);
     assert_eq!(restored.value["config"], 1);
@@ -141,7 +120,7 @@ fn callback_reporting_a_header_recompiles_exactly_the_unit_that_read_it() {
     // so that unit compiles again and reads it. (The miss reason is about the newest
     // entry, the one for CONFIG_VALUE 10.) Gone again, the old object holds.
     let shadow = project.join("override/config.h");
-    write(&shadow, "#define CONFIG_VALUE 100\n");
+    write_input(&shadow, "#define CONFIG_VALUE 100\n");
     let shadowed = host();
     assert_compiled(&shadowed, &["config"]);
     assert_eq!(shadowed.value["config"], 100);

@@ -7,4 +7,5 @@ mod c_host;
 mod cxx_host;
 mod header;
 mod inputs;
+mod pch;
 mod support;

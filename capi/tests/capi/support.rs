@@ -266,3 +266,50 @@ pub fn compiles_logged(log: &Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+
+/// What a host printed about its units: `unit <name> <origin>[: reason]` and
+/// `value <name>=<n>` lines (`hosts/inputs_host.c`, `hosts/jank_pch.cpp`).
+#[derive(Debug)]
+pub struct Units {
+    /// Unit name → `compiled: reason`, `disk` or `memory`.
+    pub origin: std::collections::BTreeMap<String, String>,
+    /// Unit name → the value its function returned.
+    pub value: std::collections::BTreeMap<String, i64>,
+    /// Everything the host printed.
+    pub stdout: String,
+}
+
+/// Parses the `unit` and `value` lines of a host's output.
+pub fn units(stdout: String) -> Units {
+    let mut origin = std::collections::BTreeMap::new();
+    let mut value = std::collections::BTreeMap::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("unit ") {
+            let (name, from) = rest.split_once(' ').expect("unit <name> <origin>");
+            origin.insert(name.to_owned(), from.to_owned());
+        } else if let Some(rest) = line.strip_prefix("value ") {
+            let (name, v) = rest.split_once('=').expect("value <name>=<n>");
+            value.insert(name.to_owned(), v.parse().expect("a number"));
+        }
+    }
+    Units {
+        origin,
+        value,
+        stdout,
+    }
+}
+
+/// Writes a file (and its directory), then waits past the cache's margin for files
+/// modified just before a compile started, whose objects it does not store (the compile
+/// may have read a mix of versions): the next run's compiles are stored.
+pub fn write_input(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+    settle();
+}
+
+/// Waits past the cache's margin for files modified just before a compile (see
+/// [`write_input`]).
+pub fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
