@@ -201,9 +201,19 @@ impl JitCache {
             known.insert(*key, fresh.clone());
         }
         drop(known);
-        for (key, i, fresh) in refreshed {
-            let components = batch.parts[i].components_with(&batch.prototype);
-            self.write(&key, &fresh.encode(), Some(&components));
+        if !refreshed.is_empty() {
+            let encoded: Vec<(Key, Vec<u8>, KeyComponents)> = refreshed
+                .into_iter()
+                .map(|(key, i, fresh)| {
+                    let components = batch.parts[i].components_with(&batch.prototype);
+                    (key, fresh.encode(), components)
+                })
+                .collect();
+            let entries: Vec<(Key, &[u8], Option<&KeyComponents>)> = encoded
+                .iter()
+                .map(|(key, bytes, components)| (*key, bytes.as_slice(), Some(components)))
+                .collect();
+            self.write_many(&entries);
         }
         counts
     }

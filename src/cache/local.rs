@@ -4,8 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use jitcache_store::{EntryMeta, Key, KeyComponents};
+use jitcache_store::{EntryMeta, Key, KeyComponents, PutEntry};
 
+use super::remote::entry_name;
 use super::{JitCache, Origin};
 
 impl JitCache {
@@ -32,21 +33,43 @@ impl JitCache {
     /// Stores `bytes` under `key` (with the unit's components, when it is a unit). The
     /// first failure (read-only, full) warns once and stops further writes.
     pub(super) fn write(&self, key: &Key, bytes: &[u8], components: Option<&KeyComponents>) {
+        self.write_many(&[(*key, bytes, components)]);
+    }
+
+    /// Stores several entries as [`JitCache::write`] does, in one store transaction.
+    pub(super) fn write_many(&self, entries: &[(Key, &[u8], Option<&KeyComponents>)]) {
         let Some(store) = &self.store else {
             return;
         };
-        self.upload(key, bytes, components);
+        for (key, bytes, components) in entries {
+            self.upload(key, bytes, *components);
+        }
         if self.writes_failed.load(Ordering::Relaxed) {
             return;
         }
-        let meta = EntryMeta {
-            name: Some(match components {
-                Some(c) => format!("{}/{}", c.namespace, c.name),
-                None => "pack".to_owned(),
-            }),
-            components: components.cloned(),
+        let metas: Vec<EntryMeta> = entries
+            .iter()
+            .map(|(_, _, components)| EntryMeta {
+                name: Some(entry_name(*components)),
+                components: components.cloned(),
+            })
+            .collect();
+        let result = match entries {
+            [(key, bytes, _)] => store.put_with(key, bytes, &metas[0]),
+            _ => {
+                let batch: Vec<PutEntry<'_>> = entries
+                    .iter()
+                    .zip(&metas)
+                    .map(|((key, bytes, _), meta)| PutEntry {
+                        key: *key,
+                        bytes,
+                        meta: Some(meta),
+                    })
+                    .collect();
+                store.put_many(&batch)
+            }
         };
-        if let Err(err) = store.put_with(key, bytes, &meta) {
+        if let Err(err) = result {
             self.writes_failed.store(true, Ordering::Relaxed);
             self.bypass(err.to_string());
         }

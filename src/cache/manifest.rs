@@ -607,6 +607,62 @@ mod tests {
         );
     }
 
+    /// Waits until files written now are old enough for their metadata to be trusted
+    /// (their change time cannot be set back, so the test waits for it).
+    fn wait_until_trusted() {
+        std::thread::sleep(TRUST_AGE + Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_same_bytes_rewrite_is_refreshed_once_old_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = write(dir.path(), "x.h", "int a;\n");
+        let base = Some(dir.path());
+        wait_until_trusted();
+        let entry = record(
+            &key(6),
+            base,
+            std::slice::from_ref(&h),
+            &[],
+            started_before(),
+            &mut FileMemo::default(),
+        )
+        .unwrap();
+        let manifest = Manifest::default().with_newest(entry);
+        assert_eq!(
+            manifest.check(base, &mut FileMemo::default()),
+            Check::Holds {
+                index: 0,
+                refresh: false
+            }
+        );
+        // The same bytes again, as a checkout writes them: the hash decides, and the
+        // metadata is too recent to be worth recording yet.
+        std::fs::write(&h, "int a;\n").unwrap();
+        let mut memo = FileMemo::default();
+        assert_eq!(
+            manifest.check(base, &mut memo),
+            Check::Holds {
+                index: 0,
+                refresh: true
+            }
+        );
+        assert_eq!(manifest.refreshed(0, base, &mut memo), None);
+        wait_until_trusted();
+        let mut memo = FileMemo::default();
+        let fresh = manifest
+            .refreshed(0, base, &mut memo)
+            .expect("old enough to trust");
+        assert_eq!(fresh.entries.len(), 1);
+        assert_eq!(
+            fresh.check(base, &mut FileMemo::default()),
+            Check::Holds {
+                index: 0,
+                refresh: false
+            }
+        );
+    }
+
     #[test]
     fn recent_metadata_is_not_trusted() {
         // Same size, same metadata is possible within one timestamp tick: a file

@@ -34,7 +34,7 @@ fn meta_of(fetched: &Fetched) -> EntryMeta {
 
 /// The entry name recorded locally and in the remote object: `namespace/name` for a
 /// unit, `pack` for a pack.
-fn entry_name(components: Option<&KeyComponents>) -> String {
+pub(super) fn entry_name(components: Option<&KeyComponents>) -> String {
     match components {
         Some(c) => format!("{}/{}", c.namespace, c.name),
         None => "pack".to_owned(),
