@@ -32,7 +32,6 @@
 
 #include <jitcache.h>
 
-#include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/ObjectCache.h>
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
@@ -241,9 +240,10 @@ inline TargetDescription describe(const ::llvm::TargetMachine &tm) {
 
 /// An llvm::ObjectCache on a jitcache cache directory.
 ///
-/// The key of a module covers its bitcode (which holds the module's IR, triple, data
-/// layout and the producing LLVM's version), the target machine (describe()), the LLVM
-/// version the host was built against, this adapter's revision, and the host's salt
+/// The key of a module covers its IR as LLVM prints it (every global, function,
+/// attribute and metadata node, the triple and the data layout: a canonical text, where
+/// bitcode is not), the target machine (describe()), the LLVM version the host was
+/// built against, this adapter's revision, and the host's salt
 /// (what LLVM cannot see: the host runtime's ABI, a system image id). A module is
 /// keyed when LLVM asks for it (getObject), before code generation changes it; the
 /// object LLVM then generates is stored under that key.
@@ -342,8 +342,8 @@ public:
         return flag != nullptr && !flag->isZero();
     }
 
-    /// The key of a module as this cache computes it (its bitcode with the target and the
-    /// salt). False, with error(), before setTarget or if the key cannot be built.
+    /// The key of a module as this cache computes it (its printed IR with the target and
+    /// the salt). False, with error(), before setTarget or if the key cannot be built.
     bool moduleKey(const ::llvm::Module &module, jitcache_key *out) const {
         TargetDescription target = this->target();
         if (target.empty()) {
@@ -351,12 +351,16 @@ public:
             error_ = "no target machine set: call setTarget before compiling";
             return false;
         }
-        ::llvm::SmallVector<char, 0> bitcode;
-        ::llvm::raw_svector_ostream os(bitcode);
-        ::llvm::WriteBitcodeToFile(module, os);
+        // The module's textual IR, not its bitcode: bitcode writes each function's
+        // value symbol table in hash-table order, which differs between two equal
+        // modules whose names were created in another order (ORC's compile threads
+        // and LLVM's passes do that), while the printed IR is canonical.
+        ::llvm::SmallVector<char, 0> text;
+        ::llvm::raw_svector_ostream os(text);
+        module.print(os, nullptr);
         std::string error;
         if (!detail::buildKey(kModuleNamespace, module.getModuleIdentifier(),
-                              reinterpret_cast<const uint8_t *>(bitcode.data()), bitcode.size(),
+                              reinterpret_cast<const uint8_t *>(text.data()), text.size(),
                               {}, "llvm-object", target, salt_, out, error)) {
             std::lock_guard<std::mutex> lock(mutex_);
             error_ = error;

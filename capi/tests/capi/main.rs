@@ -7,5 +7,6 @@ mod c_host;
 mod cxx_host;
 mod header;
 mod inputs;
+mod llvm;
 mod pch;
 mod support;
