@@ -9,4 +9,5 @@ mod header;
 mod inputs;
 mod llvm;
 mod pch;
+mod python;
 mod support;
