@@ -70,6 +70,11 @@ impl JitCache {
             }
         };
         if let Err(err) = result {
+            // A cache too busy to take the write within its bound: this write is dropped
+            // (the store counts it), later ones are tried.
+            if matches!(err, jitcache_store::Error::Busy { .. }) {
+                return;
+            }
             self.writes_failed.store(true, Ordering::Relaxed);
             self.bypass(err.to_string());
         }

@@ -36,9 +36,21 @@ pub struct StoreConfig {
     pub compression_level: i32,
     /// When to fsync (default [`Durability::None`]: see there why that is safe).
     pub durability: Durability,
-    /// How long to wait for another process holding the index's write lock
-    /// (default 10 s).
+    /// How long maintenance and other calls outside a JIT's path (gc, verify, clear,
+    /// remove, stats, [`Store::flush`]) wait for another process holding the index's
+    /// write lock (default 10 s).
     pub busy_timeout: Duration,
+    /// How long a lookup ([`Store::get`], [`Store::get_many`]) may wait to read the index
+    /// (default 20 ms). A lookup that cannot read it in time is a miss, counted in
+    /// [`Stats::lookup_timeouts`](crate::Stats::lookup_timeouts); it never waits longer.
+    pub lookup_timeout: Duration,
+    /// How long a put ([`Store::put`], [`Store::put_many`]) may wait for the gc lock (a
+    /// step of gc, verify or clear holds it for a few milliseconds) and for the index's
+    /// write lock (default 40 ms). A put that cannot be written in time fails with
+    /// [`Error::Busy`](crate::Error::Busy), writes nothing, and is counted in
+    /// [`Stats::puts_dropped`](crate::Stats::puts_dropped); the caller may retry it
+    /// later or drop it.
+    pub write_timeout: Duration,
     /// How often batched last-access times and hit/miss counters are written to the
     /// index (default 2 s; also written by [`Store::flush`] and on drop).
     pub access_flush_interval: Duration,
@@ -61,6 +73,8 @@ impl Default for StoreConfig {
             compression_level: 3,
             durability: Durability::None,
             busy_timeout: Duration::from_secs(10),
+            lookup_timeout: Duration::from_millis(20),
+            write_timeout: Duration::from_millis(40),
             access_flush_interval: Duration::from_secs(2),
             access_resolution: Duration::from_secs(60),
             inline_max: 16 << 10,

@@ -71,6 +71,22 @@ pub enum Error {
         /// The file or directory that could not be written.
         path: PathBuf,
     },
+    /// Another process held a lock of the cache (the gc lock, or the index's write lock)
+    /// for longer than the operation may wait ([`StoreConfig::write_timeout`],
+    /// [`StoreConfig::busy_timeout`]). Nothing was written; the operation can be tried
+    /// again.
+    ///
+    /// [`StoreConfig::write_timeout`]: crate::StoreConfig::write_timeout
+    /// [`StoreConfig::busy_timeout`]: crate::StoreConfig::busy_timeout
+    #[error("{}: gave up after {waited_ms} ms waiting for {what} held by another process", path.display())]
+    Busy {
+        /// The lock file or database waited for.
+        path: PathBuf,
+        /// What was waited for ("the gc lock", "the index's write lock", ...).
+        what: &'static str,
+        /// How long the operation waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// A key given as text is not 64 hexadecimal digits.
     #[error("invalid key {text:?}: expected 64 hexadecimal digits")]
     InvalidKey {
@@ -109,8 +125,18 @@ pub(crate) fn sql_err(path: &Path, source: rusqlite::Error) -> Error {
         Some(ErrorCode::DiskFull) => Error::DiskFull { path },
         Some(ErrorCode::ReadOnly) => Error::ReadOnly { path },
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Error::CorruptIndex { path },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
+            path,
+            what: "the index's write lock",
+            waited_ms: 0,
+        },
         _ => Error::Index { path, source },
     }
+}
+
+/// True when `err` is [`Error::Busy`].
+pub(crate) fn is_busy(err: &Error) -> bool {
+    matches!(err, Error::Busy { .. })
 }
 
 /// True when `err` (from SQLite) means the database file is not a usable database.

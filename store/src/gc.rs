@@ -1,13 +1,18 @@
 //! Garbage collection: evict least-recently-used entries down to a size cap, and remove
-//! blobs no entry points at and temp files of dead writers.
+//! blobs no entry points at and temp files of dead writers. Also `clear`, which is gc
+//! of every entry. Both run in short steps (`step.rs`).
 
 use crate::blob::BlobId;
 use crate::entry::UnitState;
 use crate::error::Error;
 use crate::index::counter;
-use crate::layout::remove_file_if_exists;
+use crate::key::Key;
+use crate::layout::{create_private_dir, remove_file_if_exists};
+use crate::lock::LockGuard;
+use crate::pause_point::PausePoint;
 use crate::progress::Progress;
-use crate::store::{PAGE, Store};
+use crate::step::{BlobWalk, Budget, STEP_GAP, STEP_ITEMS};
+use crate::store::{Store, Unmapped};
 
 /// What [`Store::gc`] should do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,97 +48,328 @@ pub struct GcReport {
     pub freed_bytes: u64,
     /// Bytes the indexed blobs take on disk afterwards.
     pub bytes_on_disk: u64,
+    /// Steps the run took (each held the gc lock for a few milliseconds at most).
+    pub steps: u64,
+}
+
+/// Where a gc (or clear) run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Sizes not read yet.
+    Start,
+    /// Evicting in least-recently-used order (gc) or every entry in key order (clear).
+    Evict,
+    /// Dropping blobs kept in the index that no entry points at.
+    InlineOrphans,
+    /// Walking blob files for orphans.
+    Files,
+    /// Removing temp files of dead writers (and, for clear, component files).
+    Tmp,
+    /// Nothing left to do.
+    Done,
+}
+
+/// A gc in progress: [`GcRun::step`] does one bounded step of it. Made by
+/// [`Store::gc_steps`]; [`Store::gc`] runs the steps back to back.
+pub struct GcRun<'a> {
+    store: &'a Store,
+    opts: GcOptions,
+    clear: bool,
+    progress: &'a dyn Progress,
+    phase: Phase,
+    report: GcReport,
+    on_disk: u64,
+    lru_cursor: Option<(i64, Key)>,
+    key_cursor: Option<Key>,
+    inline_cursor: Option<BlobId>,
+    walk: BlobWalk,
+    _unmapped: Unmapped<'a>,
+}
+
+impl std::fmt::Debug for GcRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcRun")
+            .field("phase", &self.phase)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
     /// Evicts least-recently-used entries until the blobs fit in `opts.max_size`, then
     /// (with `opts.remove_orphans`) deletes orphaned blobs and stale temp files.
     ///
-    /// Holds the gc lock exclusively, so it waits for writers between writing a blob
-    /// and indexing it, and they wait for it. Readers are not blocked: one whose blob
-    /// is collected under it gets a miss. Access times batched in this process are
-    /// flushed first, so the order reflects them.
+    /// Runs in short steps ([`Store::gc_steps`]): each holds the gc lock exclusively for
+    /// at most a few milliseconds or 256 items, so a writer waits for one step at most.
+    /// Readers are never blocked: one whose blob is collected under it gets a miss.
+    /// Access times batched in this process are flushed first, so the order reflects
+    /// them; entries put or read while the run goes on may or may not be seen by it.
     pub fn gc(&self, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport, Error> {
+        let mut run = self.gc_steps(opts, progress)?;
+        while !run.step()? {
+            std::thread::sleep(STEP_GAP);
+            self.pause_at(PausePoint::GcBetweenSteps);
+        }
+        Ok(run.into_report())
+    }
+
+    /// A gc that runs one step per [`GcRun::step`] call, for callers that interleave it
+    /// with other work (a background trim, tests). Flushes this process's batched
+    /// access times first.
+    pub fn gc_steps<'a>(
+        &'a self,
+        opts: &GcOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<GcRun<'a>, Error> {
+        self.maintenance_run(opts.clone(), false, progress)
+    }
+
+    /// Removes every entry and blob (counters are kept), in steps like [`Store::gc`]:
+    /// entries put while it runs may or may not survive it.
+    pub fn clear(&self) -> Result<(), Error> {
+        let opts = GcOptions {
+            max_size: Some(0),
+            remove_orphans: true,
+        };
+        let mut run = self.maintenance_run(opts, true, &crate::progress::NoProgress)?;
+        while !run.step()? {
+            std::thread::sleep(STEP_GAP);
+        }
+        Ok(())
+    }
+
+    fn maintenance_run<'a>(
+        &'a self,
+        opts: GcOptions,
+        clear: bool,
+        progress: &'a dyn Progress,
+    ) -> Result<GcRun<'a>, Error> {
         if !self.writable {
             return Err(Error::ReadOnly {
                 path: self.layout.dir.clone(),
             });
         }
-        let _guard = self.gc_lock.exclusive()?;
         self.flush()?;
-        let _unmapped = self.unmapped()?;
-        let mut report = GcReport::default();
-        let (entries, blobs, _, mut on_disk) = self.index().totals()?;
-        if let Some(cap) = opts.max_size {
-            progress.start(entries);
-            let mut after = None;
-            while on_disk > cap {
-                let page = self.index().lru_after(after, PAGE)?;
-                let Some(last) = page.last() else { break };
-                after = Some((last.3, last.0));
-                let mut unreferenced: Vec<(BlobId, u64)> = Vec::new();
-                let mut inline_freed: Vec<u64> = Vec::new();
-                let mut evicted = 0u64;
-                self.index().in_transaction(|ix| {
-                    for (key, blob, stored, _) in &page {
-                        if on_disk <= cap {
-                            break;
-                        }
-                        if ix.delete_entry(key)? {
-                            ix.set_unit_state(key, UnitState::Evicted)?;
-                            evicted += 1;
-                        }
-                        if ix.drop_inline_if_orphan(blob)? {
-                            // Kept in the index: gone with this transaction.
-                            on_disk = on_disk.saturating_sub(*stored);
-                            inline_freed.push(*stored);
-                        } else if !ix.blob_referenced(blob)?
-                            && !unreferenced.iter().any(|(b, _)| b == blob)
-                        {
-                            on_disk = on_disk.saturating_sub(*stored);
-                            unreferenced.push((*blob, *stored));
-                        }
-                    }
-                    ix.add_counters(&[(counter::EVICTIONS, evicted as i64)])
-                })?;
-                report.removed_blobs += inline_freed.len() as u64;
-                report.freed_bytes += inline_freed.iter().sum::<u64>();
-                // Files go only after the index no longer points at them.
-                for (blob, stored) in unreferenced {
-                    if remove_file_if_exists(&self.layout.blob_path(&blob))? {
-                        report.removed_blobs += 1;
-                        report.freed_bytes += stored;
-                    }
+        Ok(GcRun {
+            store: self,
+            opts,
+            clear,
+            progress,
+            phase: Phase::Start,
+            report: GcReport::default(),
+            on_disk: 0,
+            lru_cursor: None,
+            key_cursor: None,
+            inline_cursor: None,
+            walk: BlobWalk::default(),
+            _unmapped: self.unmapped()?,
+        })
+    }
+}
+
+impl GcRun<'_> {
+    /// Does one step: at most a few milliseconds of work or 256 items, holding the gc lock
+    /// only within the step. Returns true when the run is over (further calls do
+    /// nothing).
+    pub fn step(&mut self) -> Result<bool, Error> {
+        if self.phase == Phase::Done {
+            return Ok(true);
+        }
+        self.report.steps += 1;
+        match self.phase {
+            Phase::Start => {
+                // A read: no lock needed.
+                let (entries, _, _, on_disk) = self.store.index().totals()?;
+                self.on_disk = on_disk;
+                self.phase = Phase::Evict;
+                if self.opts.max_size.is_some() {
+                    self.progress.start(entries);
                 }
-                report.evicted_entries += evicted;
-                progress.inc(page.len() as u64);
+            }
+            Phase::Evict => match self.opts.max_size {
+                Some(cap) if self.on_disk > cap || self.clear => self.evict_step(cap)?,
+                _ => self.phase = Phase::InlineOrphans,
+            },
+            Phase::InlineOrphans => {
+                if !self.opts.remove_orphans {
+                    self.phase = Phase::Done;
+                } else if self.inline_step()? {
+                    self.phase = Phase::Files;
+                }
+            }
+            Phase::Files => {
+                if self.files_step()? {
+                    self.phase = Phase::Tmp;
+                }
+            }
+            Phase::Tmp => {
+                let _guard = self.store.gc_lock.exclusive()?;
+                self.report.removed_tmp = self.store.layout.clean_tmp()?;
+                if self.clear {
+                    let components = self.store.layout.dir.join("components");
+                    match std::fs::remove_dir_all(&components) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(crate::error::write_err(&components, e)),
+                    }
+                    let blobs = &self.store.layout.blobs;
+                    create_private_dir(blobs).map_err(|e| crate::error::write_err(blobs, e))?;
+                }
+                self.phase = Phase::Done;
+            }
+            Phase::Done => {}
+        }
+        if self.phase == Phase::Done {
+            self.report.bytes_on_disk = self.store.index().totals()?.3;
+            self.progress.finish();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether the run evicts down to a size cap (else it only removes orphans).
+    pub fn is_capped(&self) -> bool {
+        self.opts.max_size.is_some()
+    }
+
+    /// What the run has done so far.
+    pub fn report(&self) -> &GcReport {
+        &self.report
+    }
+
+    /// What the run did.
+    pub fn into_report(self) -> GcReport {
+        self.report
+    }
+
+    /// One step of eviction: a page of entries, least recently used first (gc) or in key
+    /// order (clear), deleted in one transaction; then the blob files no entry points
+    /// at any more, still under the lock.
+    fn evict_step(&mut self, cap: u64) -> Result<(), Error> {
+        let store = self.store;
+        let guard: LockGuard = store.gc_lock.exclusive()?;
+        let page: Vec<(Key, BlobId, u64, i64)> = if self.clear {
+            store
+                .index()
+                .entries_after(self.key_cursor.as_ref(), STEP_ITEMS)?
+                .into_iter()
+                .map(|e| (e.key, e.blob, e.stored_size, 0))
+                .collect()
+        } else {
+            store.index().lru_after(self.lru_cursor, STEP_ITEMS)?
+        };
+        if page.is_empty() {
+            self.phase = Phase::InlineOrphans;
+            return Ok(());
+        }
+        let mut unreferenced: Vec<(BlobId, u64)> = Vec::new();
+        let mut inline_freed: Vec<u64> = Vec::new();
+        let mut evicted = 0u64;
+        let mut done = 0usize;
+        let mut on_disk = self.on_disk;
+        let clear = self.clear;
+        let lru = store.index().in_transaction(|ix| {
+            let mut budget = Budget::new();
+            for (key, blob, stored, _) in &page {
+                if (!clear && on_disk <= cap) || budget.exhausted() {
+                    break;
+                }
+                budget.spend();
+                done += 1;
+                if ix.delete_entry(key)? {
+                    ix.set_unit_state(key, UnitState::Evicted)?;
+                    evicted += 1;
+                }
+                if ix.drop_inline_if_orphan(blob)? {
+                    // Kept in the index: gone with this transaction.
+                    on_disk = on_disk.saturating_sub(*stored);
+                    inline_freed.push(*stored);
+                } else if !ix.blob_referenced(blob)? && !unreferenced.iter().any(|(b, _)| b == blob)
+                {
+                    on_disk = on_disk.saturating_sub(*stored);
+                    unreferenced.push((*blob, *stored));
+                }
+            }
+            if !clear {
+                ix.add_counters(&[(counter::EVICTIONS, evicted as i64)])?;
+            }
+            Ok(())
+        });
+        lru?;
+        self.on_disk = on_disk;
+        // Rows past the budget are read again next step, from the last one done.
+        if let Some((key, _, _, access)) = done.checked_sub(1).and_then(|i| page.get(i)) {
+            self.key_cursor = Some(*key);
+            self.lru_cursor = Some((*access, *key));
+        }
+        store.pause_at(PausePoint::GcEvicted);
+        self.report.removed_blobs += inline_freed.len() as u64;
+        self.report.freed_bytes += inline_freed.iter().sum::<u64>();
+        // Files go only after the index no longer points at them, under the lock.
+        for (blob, stored) in unreferenced {
+            if remove_file_if_exists(&store.layout.blob_path(&blob))? {
+                self.report.removed_blobs += 1;
+                self.report.freed_bytes += stored;
             }
         }
-        if opts.remove_orphans {
-            report.removed_orphans += self.index().delete_inline_orphans()?;
-            let file_blobs = blobs.saturating_sub(self.index().inline_count()?);
-            if file_blobs > 0 {
-                progress.start(file_blobs);
-            }
-            self.layout.walk_blobs(|path, id| {
-                progress.inc(1);
-                let orphan = match id {
-                    Some(id) => !self.index().blob_referenced(&id)?,
-                    None => true,
-                };
-                if orphan {
-                    let len = std::fs::metadata(path).map_or(0, |m| m.len());
-                    if remove_file_if_exists(path)? {
-                        report.removed_orphans += 1;
-                        report.freed_bytes += len;
-                    }
+        drop(guard);
+        self.report.evicted_entries += evicted;
+        self.progress.inc(done as u64);
+        if !clear && on_disk <= cap {
+            self.phase = Phase::InlineOrphans;
+        }
+        Ok(())
+    }
+
+    /// One step over the blobs kept in the index: those no entry points at are dropped.
+    /// Inline blobs go in the transaction that drops their last entry, so no lock is
+    /// needed. Returns true when the phase is over.
+    fn inline_step(&mut self) -> Result<bool, Error> {
+        let mut index = self.store.index();
+        let page = index.inline_page(self.inline_cursor.as_ref(), STEP_ITEMS)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(true);
+        };
+        self.inline_cursor = Some(*last);
+        let orphans: Vec<BlobId> = page.iter().filter(|(_, r)| !r).map(|(b, _)| *b).collect();
+        if !orphans.is_empty() {
+            let removed = index.in_transaction(|ix| {
+                let mut n = 0;
+                for blob in &orphans {
+                    n += u64::from(ix.drop_inline_if_orphan(blob)?);
                 }
-                Ok(())
+                Ok(n)
             })?;
-            report.removed_tmp = self.layout.clean_tmp()?;
+            self.report.removed_orphans += removed;
         }
-        report.bytes_on_disk = self.index().totals()?.3;
-        progress.finish();
-        Ok(report)
+        Ok(page.len() < STEP_ITEMS as usize)
+    }
+
+    /// One step of the walk over blob files: each file no entry points at (or not named
+    /// like a blob) is deleted, the check and the deletion under the lock. Returns true
+    /// when the walk is over.
+    fn files_step(&mut self) -> Result<bool, Error> {
+        let store = self.store;
+        let _guard = store.gc_lock.exclusive()?;
+        let mut budget = Budget::new();
+        while !budget.exhausted() {
+            let Some((path, id)) = self.walk.next(&store.layout, &mut budget)? else {
+                return Ok(true);
+            };
+            budget.spend();
+            let orphan = match id {
+                Some(id) => !store.index().blob_referenced(&id)?,
+                None => true,
+            };
+            if orphan {
+                store.pause_at(PausePoint::GcOrphan);
+                let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+                if remove_file_if_exists(&path)? {
+                    self.report.removed_orphans += 1;
+                    self.report.freed_bytes += len;
+                }
+            }
+        }
+        Ok(false)
     }
 }

@@ -108,53 +108,6 @@ impl Layout {
             Err(e) => Err(io_err(&self.tmp, e)),
         }
     }
-
-    /// Calls `f` with the path of every file under `blobs/` and its id when the file's
-    /// name is a well-formed blob name in the right shard (None for stray files). Reads
-    /// one directory at a time, so memory stays flat however many blobs there are.
-    pub fn walk_blobs(
-        &self,
-        mut f: impl FnMut(&Path, Option<BlobId>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        for level1 in read_dir_sorted(&self.blobs)? {
-            if !level1.is_dir() {
-                f(&level1, None)?;
-                continue;
-            }
-            for level2 in read_dir_sorted(&level1)? {
-                if !level2.is_dir() {
-                    f(&level2, None)?;
-                    continue;
-                }
-                let entries = fs::read_dir(&level2).map_err(|e| io_err(&level2, e))?;
-                for entry in entries {
-                    let path = entry.map_err(|e| io_err(&level2, e))?.path();
-                    let id = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| n.parse::<BlobId>().ok())
-                        .filter(|id| self.blob_path(id) == path);
-                    f(&path, id)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Directory entries of `dir` (a few hundred at most for shard directories), sorted.
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        out.push(entry.map_err(|e| io_err(dir, e))?.path());
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// Removes a file; a file already gone is fine. Returns whether it removed one.

@@ -15,15 +15,15 @@
 //! | [`Store::put`], [`Store::put_with`], [`EntryMeta`] | store bytes under a key |
 //! | [`Store::put_many`], [`PutEntry`] | store many entries in one index transaction, writing each distinct blob once |
 //! | [`Store::remove`], [`Store::clear`] | forget one entry, or all |
-//! | [`Store::gc`], [`GcOptions`], [`GcReport`] | LRU eviction to a size cap; orphan and temp file removal |
-//! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`] | check every blob; optionally repair |
+//! | [`Store::gc`], [`GcOptions`], [`GcReport`], [`Store::gc_steps`], [`GcRun`] | LRU eviction to a size cap; orphan and temp file removal; in short steps |
+//! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`], [`Store::verify_steps`], [`VerifyRun`] | check every blob; optionally repair; in short steps |
 //! | [`Store::stats`], [`Stats`], [`Store::for_each_entry`], [`EntryInfo`] | what is in the cache, hit and miss counts |
 //! | [`Store::last_unit`], [`UnitRecord`], [`UnitState`] | the last entry stored for a unit, to explain a miss |
 //! | [`Store::lock_compile`], [`CompileLock`] | single flight: one compiler per missing key across processes |
 //! | [`BlobId`], [`Damage`], [`Store::blob_path`] | blob names and what can be wrong with a blob file |
 //! | [`ManualClock`], [`PausePoint`] | test hooks: a settable clock, a pause between the steps of a put |
 //! | [`Progress`], [`NoProgress`] | progress reports for long work |
-//! | [`Error`] | everything that can go wrong, each naming its path |
+//! | [`Error`] | everything that can go wrong, each naming its path ([`Error::Busy`]: a bounded wait ran out) |
 //!
 //! # Example
 //!
@@ -60,8 +60,13 @@
 //!   writer killed at any point leaves no half-written blob visible.
 //! - A hit is not a write: last-access times and hit/miss counters are batched in
 //!   memory ([`StoreConfig::access_flush_interval`], [`Store::flush`], drop).
-//! - gc, verify and clear hold a lock that writers take shared from writing a blob
-//!   until it is indexed; readers take no lock.
+//! - gc, verify and clear work in short steps, each holding for a few milliseconds a
+//!   lock that writers take shared from writing a blob until it is indexed; readers take
+//!   no lock.
+//! - Every wait in a JIT's path is bounded: a lookup that cannot read the index within
+//!   [`StoreConfig::lookup_timeout`] is a miss; a put that cannot be written within
+//!   [`StoreConfig::write_timeout`] fails with [`Error::Busy`] and is counted; a flush
+//!   of access times due during a lookup never waits on another process.
 //!
 //! The on-disk format (key encoding, schema, blob format, locking protocol) is
 //! described in `docs/format.md`.
@@ -84,6 +89,7 @@ mod lock;
 mod pause_point;
 mod progress;
 mod stats;
+mod step;
 mod store;
 pub mod sync;
 mod verify;
@@ -94,7 +100,7 @@ pub use config::{Durability, StoreConfig};
 pub use entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 pub use error::Error;
 pub use flight::CompileLock;
-pub use gc::{GcOptions, GcReport};
+pub use gc::{GcOptions, GcReport, GcRun};
 pub use index::SCHEMA_VERSION;
 pub use key::{FlagOrder, KEY_FORMAT_VERSION, Key, KeyBuilder, KeyComponents, KeyField};
 pub use layout::FORMAT_DIR;
@@ -102,4 +108,4 @@ pub use pause_point::{PAUSE_ENV, PausePoint};
 pub use progress::{NoProgress, Progress};
 pub use stats::Stats;
 pub use store::Store;
-pub use verify::{DamagedBlob, VerifyReport};
+pub use verify::{DamagedBlob, VerifyReport, VerifyRun};

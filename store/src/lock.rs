@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, io_err};
 
@@ -49,11 +50,31 @@ impl LockFile {
         }
     }
 
-    /// Waits for a shared lock (held by writers between writing a blob and indexing it).
-    pub fn shared(&self) -> Result<LockGuard, Error> {
+    /// Waits until `deadline` for a shared lock; [`Error::Busy`] naming the lock file
+    /// (and `what` it is) when it stays held exclusively that long. `flock` has no
+    /// timeout, so this polls: 50 µs sleeps for the first 5 ms, then 500 µs ones.
+    pub fn shared_until(&self, deadline: Instant, what: &'static str) -> Result<LockGuard, Error> {
         let file = self.open()?;
-        file.lock_shared().map_err(|e| io_err(&self.path, e))?;
-        Ok(LockGuard { _file: file })
+        let started = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => return Ok(LockGuard { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&self.path, e)),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Busy {
+                    path: self.path.clone(),
+                    what,
+                    waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            std::thread::sleep(poll_pause(tries).min(deadline - now));
+            tries = tries.saturating_add(1);
+        }
     }
 
     /// Waits for an exclusive lock (gc, verify, clear).
@@ -74,5 +95,16 @@ impl LockFile {
             }
             Err(std::fs::TryLockError::Error(e)) => Err(io_err(&self.path, e)),
         }
+    }
+}
+
+/// The sleep before try `tries + 1` of a polled lock: 50 µs for the first 100 tries
+/// (5 ms), then 500 µs. A step of gc holds the lock for a few milliseconds, so a waiter
+/// polling this often takes it within a fraction of a millisecond of its release.
+pub(crate) fn poll_pause(tries: u32) -> Duration {
+    if tries < 100 {
+        Duration::from_micros(50)
+    } else {
+        Duration::from_micros(500)
     }
 }

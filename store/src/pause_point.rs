@@ -1,5 +1,5 @@
 //! A test-only fault-injection hook: `JITCACHE_STORE_PAUSE=<point>` (read once, at open)
-//! makes every `put` stop at that point, print `jitcache-store: paused at <point>` on
+//! makes every `put` (or every step of `gc`, for the gc points) stop at that point, print `jitcache-store: paused at <point>` on
 //! stderr and wait: a line on stdin resumes the put; end of input (or no stdin) leaves
 //! it paused until killed. Crash tests use it to SIGKILL a writer between the steps of
 //! a put, and lock tests to hold a writer mid-put. Unset, it costs one comparison per
@@ -21,14 +21,38 @@ pub enum PausePoint {
     AfterRename,
     /// The index row is committed; the gc lock is still held.
     AfterIndex,
+    /// A step of gc has committed the eviction of a page of entries and holds the gc
+    /// lock; the blob files of those entries are not deleted yet.
+    GcEvicted,
+    /// A step of gc holds the gc lock and is about to delete an orphaned blob file.
+    GcOrphan,
+    /// Between two steps of gc: the gc lock is free.
+    GcBetweenSteps,
 }
 
 impl PausePoint {
     /// Every pause point.
-    pub const ALL: [PausePoint; 3] = [
+    pub const ALL: [PausePoint; 6] = [
         PausePoint::AfterTmp,
         PausePoint::AfterRename,
         PausePoint::AfterIndex,
+        PausePoint::GcEvicted,
+        PausePoint::GcOrphan,
+        PausePoint::GcBetweenSteps,
+    ];
+
+    /// The pause points of a put.
+    pub const PUT: [PausePoint; 3] = [
+        PausePoint::AfterTmp,
+        PausePoint::AfterRename,
+        PausePoint::AfterIndex,
+    ];
+
+    /// The pause points of gc.
+    pub const GC: [PausePoint; 3] = [
+        PausePoint::GcEvicted,
+        PausePoint::GcOrphan,
+        PausePoint::GcBetweenSteps,
     ];
 
     /// The value of [`PAUSE_ENV`] selecting this point.
@@ -37,6 +61,9 @@ impl PausePoint {
             PausePoint::AfterTmp => "after-tmp",
             PausePoint::AfterRename => "after-rename",
             PausePoint::AfterIndex => "after-index",
+            PausePoint::GcEvicted => "gc-evicted",
+            PausePoint::GcOrphan => "gc-orphan",
+            PausePoint::GcBetweenSteps => "gc-between-steps",
         }
     }
 

@@ -30,6 +30,13 @@ pub struct Stats {
     pub corrupt: u64,
     /// Times a corrupt index database was moved aside and replaced.
     pub corrupt_index_recoveries: u64,
+    /// Lookups that could not read the index within
+    /// [`StoreConfig::lookup_timeout`](crate::StoreConfig::lookup_timeout): each was a
+    /// miss (and is counted in `misses` too).
+    pub lookup_timeouts: u64,
+    /// Puts not written because the cache stayed busy past
+    /// [`StoreConfig::write_timeout`](crate::StoreConfig::write_timeout).
+    pub puts_dropped: u64,
 }
 
 /// Hits, misses and last-access times not yet written to the index.
@@ -38,6 +45,11 @@ pub(crate) struct AccessBatch {
     pub times: HashMap<Key, i64>,
     pub hits: i64,
     pub misses: i64,
+    pub lookup_timeouts: i64,
+    pub puts_dropped: i64,
+    /// The last write of a batch failed: only the interval makes it due again (not the
+    /// number of keys waiting), so a busy cache is not tried at every lookup.
+    failed: bool,
     /// The last hit whose access time was queued; kept across flushes (see
     /// `Store::touch_along`).
     pub last_recorded_hit: Option<Key>,
@@ -53,6 +65,9 @@ impl AccessBatch {
             times: HashMap::new(),
             hits: 0,
             misses: 0,
+            lookup_timeouts: 0,
+            puts_dropped: 0,
+            failed: false,
             last_recorded_hit: None,
             last_flush: Instant::now(),
         }
@@ -60,11 +75,15 @@ impl AccessBatch {
 
     /// Whether the batch should be written now.
     pub fn due(&self, interval: Duration) -> bool {
-        self.times.len() >= MAX_PENDING || self.last_flush.elapsed() >= interval
+        (self.times.len() >= MAX_PENDING && !self.failed) || self.last_flush.elapsed() >= interval
     }
 
     pub fn is_empty(&self) -> bool {
-        self.times.is_empty() && self.hits == 0 && self.misses == 0
+        self.times.is_empty()
+            && self.hits == 0
+            && self.misses == 0
+            && self.lookup_timeouts == 0
+            && self.puts_dropped == 0
     }
 
     /// Takes the pending work, leaving the batch empty and its timer restarted.
@@ -73,18 +92,32 @@ impl AccessBatch {
             times: std::mem::take(&mut self.times),
             hits: std::mem::take(&mut self.hits),
             misses: std::mem::take(&mut self.misses),
+            lookup_timeouts: std::mem::take(&mut self.lookup_timeouts),
+            puts_dropped: std::mem::take(&mut self.puts_dropped),
+            failed: false,
             last_recorded_hit: self.last_recorded_hit,
             last_flush: self.last_flush,
         };
+        self.failed = false;
         self.last_flush = Instant::now();
         taken
     }
 
-    /// Puts back the counters of a batch that could not be written (access times are
-    /// dropped: they only steer eviction order).
-    pub fn restore_counters(&mut self, failed: &AccessBatch) {
+    /// Puts back a batch that could not be written: its counters always; its access
+    /// times when the cache was only busy (they are written at a later flush) and the
+    /// batch stays small, else they are dropped (they only steer eviction order).
+    pub fn restore(&mut self, failed: AccessBatch, busy: bool) {
         self.hits += failed.hits;
         self.misses += failed.misses;
+        self.lookup_timeouts += failed.lookup_timeouts;
+        self.puts_dropped += failed.puts_dropped;
+        self.failed = true;
+        if busy && self.times.len() + failed.times.len() <= 4 * MAX_PENDING {
+            for (key, ms) in failed.times {
+                let at = self.times.entry(key).or_insert(ms);
+                *at = (*at).max(ms);
+            }
+        }
     }
 }
 
@@ -113,8 +146,9 @@ impl ReadCounters {
         }
     }
 
-    /// Adds `hits` and `misses` to the file's counts (creating it).
-    pub fn add(&self, hits: u64, misses: u64) -> std::io::Result<()> {
+    /// Adds `hits` and `misses` to the file's counts (creating it), waiting for another
+    /// process's lock on it until `deadline` (then failing with `WouldBlock`).
+    pub fn add(&self, hits: u64, misses: u64, deadline: Instant) -> std::io::Result<()> {
         use std::io::{Seek, SeekFrom, Write};
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
@@ -124,7 +158,20 @@ impl ReadCounters {
             .truncate(false)
             .mode(0o600)
             .open(&self.path)?;
-        file.lock()?;
+        let mut tries = 0u32;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            std::thread::sleep(crate::lock::poll_pause(tries).min(deadline - now));
+            tries = tries.saturating_add(1);
+        }
         let mut buf = [0u8; READ_COUNTERS_LEN + 1];
         let n = read_full(&mut file, &mut buf)?;
         let (old_hits, old_misses) = parse(&buf[..n]).unwrap_or((0, 0));
@@ -190,20 +237,21 @@ mod tests {
         let path = dir.path().join("read-counters");
         let counters = ReadCounters::new(&path);
         assert_eq!(counters.read().expect("read"), (0, 0), "no file yet");
-        counters.add(3, 1).expect("add");
-        ReadCounters::new(&path).add(2, 5).expect("add");
+        let soon = || Instant::now() + Duration::from_secs(1);
+        counters.add(3, 1, soon()).expect("add");
+        ReadCounters::new(&path).add(2, 5, soon()).expect("add");
         assert_eq!(counters.read().expect("read"), (5, 6));
         assert_eq!(std::fs::read(&path).expect("bytes").len(), 24);
         // A damaged file restarts the counts instead of failing.
         std::fs::write(&path, b"garbage").expect("damage");
         assert_eq!(counters.read().expect("read"), (0, 0));
-        counters.add(1, 0).expect("add");
+        counters.add(1, 0, soon()).expect("add");
         assert_eq!(counters.read().expect("read"), (1, 0));
         // Too long: cut back to its size.
         let mut long = std::fs::read(&path).expect("bytes");
         long.extend_from_slice(b"tail");
         std::fs::write(&path, &long).expect("lengthen");
-        counters.add(0, 0).expect("add");
+        counters.add(0, 0, soon()).expect("add");
         assert_eq!(std::fs::read(&path).expect("bytes").len(), 24);
     }
 }

@@ -5,15 +5,16 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::blob::{self, BlobId, Damage, ReadFailure};
 use crate::config::{Durability, StoreConfig};
 use crate::entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
-use crate::error::{Error, io_err, write_err};
-use crate::index::{Found, Index, NewEntry, Reaper, counter};
+use crate::error::{Error, io_err, is_busy, write_err};
+use crate::index::{Found, Index, NewEntry, Reaper, counter, without_waiting};
 use crate::key::Key;
 use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
-use crate::lock::LockFile;
+use crate::lock::{LockFile, poll_pause};
 use crate::pause_point::{self, PausePoint};
 use crate::stats::{AccessBatch, ReadCounters, Stats};
 use crate::sync::lock;
@@ -35,7 +36,7 @@ pub struct Store {
     read_counters: ReadCounters,
     pub(crate) gc_lock: LockFile,
     pub(crate) writable: bool,
-    pause: Option<PausePoint>,
+    pub(crate) pause: Option<PausePoint>,
 }
 
 impl std::fmt::Debug for Store {
@@ -117,14 +118,48 @@ impl Store {
 
     /// The entry of `key`, looked up through a read snapshot a few milliseconds old at
     /// most (which never answers a miss; see `index/snapshot.rs`).
-    fn lookup_recent(&self, key: &Key) -> Result<Option<Found>, Error> {
-        let mut index = lock(&self.index);
-        let (found, began) = index.lookup_recent(key)?;
-        drop(index);
+    fn lookup_recent(&self, key: &Key, deadline: Instant) -> Result<Option<Found>, Error> {
+        let (found, began) = self.retry_index(deadline, |index| index.lookup_recent(key))?;
         if let Some(began) = began {
             self.reaper.arm(began);
         }
         Ok(found)
+    }
+
+    /// Runs `f` on the index without letting SQLite wait inside it: when another
+    /// process holds a lock `f` needs, `f` fails at once, the index is let go (so this
+    /// process's other threads keep using it), and `f` is tried again after a short
+    /// sleep, until `deadline`. Then the result is [`Error::Busy`] with the time waited.
+    /// `f` must be safe to repeat after a busy failure: a failed transaction has rolled
+    /// back.
+    pub(crate) fn retry_index<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(&mut Index) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            let result = {
+                let mut index = lock(&self.index);
+                without_waiting(|| f(&mut index))
+            };
+            match result {
+                Err(Error::Busy { path, what, .. }) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(Error::Busy {
+                            path,
+                            what,
+                            waited_ms: millis(started.elapsed()),
+                        });
+                    }
+                    std::thread::sleep(poll_pause(tries).min(deadline - now));
+                    tries = tries.saturating_add(1);
+                }
+                other => return other,
+            }
+        }
     }
 
     fn batch(&self) -> MutexGuard<'_, AccessBatch> {
@@ -140,14 +175,31 @@ impl Store {
 
     /// Like [`Store::get`], reading into `out` (its contents are replaced; its capacity
     /// is reused). Returns whether it was a hit; on a miss `out` is empty.
+    ///
+    /// Waits at most [`StoreConfig::lookup_timeout`] for the index: a lookup that cannot
+    /// read it in time is a miss (counted in [`Stats::lookup_timeouts`]).
     pub fn get_into(&self, key: &Key, out: &mut Vec<u8>) -> Result<bool, Error> {
+        let deadline = Instant::now() + self.config.lookup_timeout;
         // Two tries: a blob missing at the first may be a concurrent gc and re-put.
         for attempt in 0..2 {
             // The second try looks in the current state: the first one's blob was gone.
             let found = if attempt == 0 {
-                self.lookup_recent(key)?
+                self.lookup_recent(key, deadline)
             } else {
-                self.index().lookup(key)?
+                self.retry_index(deadline, |index| {
+                    index.end_snapshot();
+                    index.lookup(key)
+                })
+            };
+            let found = match found {
+                Ok(found) => found,
+                Err(e) if is_busy(&e) => {
+                    out.clear();
+                    self.batch().lookup_timeouts += 1;
+                    self.note(None);
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
             };
             let Some(found) = found else {
                 out.clear();
@@ -177,8 +229,24 @@ impl Store {
     /// [`Store::get`] of many keys at once: one read transaction for all the index
     /// lookups, then one read and decompression per blob (spread over threads when the
     /// batch is large). Each result is verified like a single `get`.
+    ///
+    /// Waits at most [`StoreConfig::lookup_timeout`] for the index, like [`Store::get`]:
+    /// a batch that cannot read it in time is all misses.
     pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        let found = self.index().lookup_many(keys)?;
+        let deadline = Instant::now() + self.config.lookup_timeout;
+        let found = match self.retry_index(deadline, |index| {
+            index.end_snapshot();
+            index.lookup_many(keys)
+        }) {
+            Ok(found) => found,
+            Err(e) if is_busy(&e) => {
+                let mut batch = self.batch();
+                batch.lookup_timeouts += keys.len() as i64;
+                batch.misses += keys.len() as i64;
+                return Ok(vec![None; keys.len()]);
+            }
+            Err(e) => return Err(e),
+        };
         // Each read says whether it recorded its own hit or miss already.
         type Read = (Option<Vec<u8>>, bool);
         let read = |key: &Key, entry: &Option<Found>| -> Result<Read, Error> {
@@ -247,7 +315,7 @@ impl Store {
         if batch.due(self.config.access_flush_interval) {
             let taken = batch.take();
             drop(batch);
-            let _ = self.write_batch(taken);
+            self.flush_from_lookup(taken);
         }
         Ok(results.into_iter().map(|(bytes, _)| bytes).collect())
     }
@@ -326,39 +394,70 @@ impl Store {
         if batch.due(self.config.access_flush_interval) {
             let taken = batch.take();
             drop(batch);
-            let _ = self.write_batch(taken);
+            self.flush_from_lookup(taken);
         }
     }
 
-    fn write_batch(&self, taken: AccessBatch) -> Result<(), Error> {
+    /// Writes a batch that fell due during a lookup, on the lookup's thread, without
+    /// waiting on any other process: one try, and if another process holds the lock
+    /// the batch goes back and is written at a later flush.
+    fn flush_from_lookup(&self, taken: AccessBatch) {
+        let _ = self.write_batch(taken, Instant::now());
+    }
+
+    /// Writes `taken`, waiting for other processes until `deadline`; on failure its
+    /// counters (and, when the cache was only busy, its access times) go back into
+    /// the batch for a later flush.
+    fn write_batch(&self, taken: AccessBatch, deadline: Instant) -> Result<(), Error> {
         if taken.is_empty() || !self.writable {
             return Ok(());
         }
-        let result = if taken.times.is_empty() {
-            // Counts alone are not worth an index write (see `ReadCounters`).
-            let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            self.read_counters
-                .add(count(taken.hits), count(taken.misses))
-                .map_err(|e| write_err(&self.layout.read_counters, e))
-        } else {
-            let resolution =
-                i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
-            self.index().flush(
-                &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
-                &[(counter::HITS, taken.hits), (counter::MISSES, taken.misses)],
-                resolution,
-            )
-        };
-        if result.is_err() {
-            self.batch().restore_counters(&taken);
+        let result =
+            if taken.times.is_empty() && taken.lookup_timeouts == 0 && taken.puts_dropped == 0 {
+                // Counts alone are not worth an index write (see `ReadCounters`).
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                self.read_counters
+                    .add(count(taken.hits), count(taken.misses), deadline)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::WouldBlock => Error::Busy {
+                            path: self.layout.read_counters.clone(),
+                            what: "the read counters' lock",
+                            waited_ms: 0,
+                        },
+                        _ => write_err(&self.layout.read_counters, e),
+                    })
+            } else {
+                let resolution =
+                    i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+                self.retry_index(deadline, |index| {
+                    index.flush(
+                        &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
+                        &[
+                            (counter::HITS, taken.hits),
+                            (counter::MISSES, taken.misses),
+                            (counter::LOOKUP_TIMEOUTS, taken.lookup_timeouts),
+                            (counter::PUTS_DROPPED, taken.puts_dropped),
+                        ],
+                        resolution,
+                    )
+                })
+            };
+        if let Err(e) = &result {
+            self.batch().restore(taken, is_busy(e));
         }
         result
     }
 
-    /// Writes batched last-access times and hit/miss counters to the index now.
+    /// Writes batched last-access times and hit/miss counters to the index now, waiting
+    /// up to [`StoreConfig::busy_timeout`] for other processes.
     pub fn flush(&self) -> Result<(), Error> {
+        self.flush_until(Instant::now() + self.config.busy_timeout)
+    }
+
+    /// [`Store::flush`], waiting for other processes only until `deadline`.
+    fn flush_until(&self, deadline: Instant) -> Result<(), Error> {
         let taken = self.batch().take();
-        self.write_batch(taken)
+        self.write_batch(taken, deadline)
     }
 
     /// Stores `bytes` under `key`, replacing any previous entry for the key.
@@ -372,7 +471,47 @@ impl Store {
     /// place, then indexed; if a sound blob with the same bytes already exists it is
     /// shared. On a full or read-only disk this fails with [`Error::DiskFull`] or
     /// [`Error::ReadOnly`] and nothing already stored is touched.
+    ///
+    /// Waits at most [`StoreConfig::write_timeout`] for other processes (a step of gc,
+    /// another writer's transaction); a put that cannot be written in time fails with
+    /// [`Error::Busy`], indexes nothing, and is counted in [`Stats::puts_dropped`].
     pub fn put_with(&self, key: &Key, bytes: &[u8], meta: &EntryMeta) -> Result<(), Error> {
+        let result = self.put_until(key, bytes, meta, self.config.write_timeout);
+        self.count_dropped(&result, 1);
+        result
+    }
+
+    /// Takes the gc lock shared, waiting at most `wait`; returns it with what is left
+    /// of the wait for the index.
+    fn shared_gc_lock(
+        &self,
+        wait: Duration,
+    ) -> Result<(crate::lock::LockGuard, WaitBudget), Error> {
+        let started = Instant::now();
+        let guard = self.gc_lock.shared_until(started + wait, "the gc lock")?;
+        Ok((
+            guard,
+            WaitBudget {
+                left: wait.saturating_sub(started.elapsed()),
+            },
+        ))
+    }
+
+    fn count_dropped(&self, result: &Result<(), Error>, puts: usize) {
+        if let Err(e) = result
+            && is_busy(e)
+        {
+            self.batch().puts_dropped += puts as i64;
+        }
+    }
+
+    fn put_until(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        meta: &EntryMeta,
+        wait: Duration,
+    ) -> Result<(), Error> {
         if !self.writable {
             return Err(Error::ReadOnly {
                 path: self.layout.dir.clone(),
@@ -382,11 +521,12 @@ impl Store {
         let size = bytes.len() as u64;
         // Held until the entry is indexed: gc cannot collect the blob meanwhile, nor
         // remove our temp file.
-        let _shared = self.gc_lock.shared()?;
+        let (_shared, deadline) = self.shared_gc_lock(wait)?;
         let stored = self.store_blob(&id, bytes)?;
+        let deadline = deadline.after_work();
         self.pause_at(PausePoint::AfterRename);
         let now_ms = self.config.clock.now_ms();
-        self.index().insert(&NewEntry {
+        let row = NewEntry {
             key,
             blob: &id,
             size,
@@ -395,7 +535,8 @@ impl Store {
             components: meta.components.as_ref(),
             now_ms,
             inline: stored.inline(),
-        })?;
+        };
+        self.retry_index(deadline, |index| index.insert(&row))?;
         self.pause_at(PausePoint::AfterIndex);
         Ok(())
     }
@@ -406,11 +547,17 @@ impl Store {
     /// the bytes of its last occurrence.
     ///
     /// The transaction holds the index's write lock until it commits, and other
-    /// writers wait for it (up to [`StoreConfig::busy_timeout`]): split very large
-    /// fills (hundreds of thousands of entries) into batches. Failures are as for
+    /// writers wait for it (up to [`StoreConfig::write_timeout`]): split large fills
+    /// (more than a few thousand entries) into batches. Failures are as for
     /// [`Store::put_with`]; a failed batch indexes none of its entries (blobs already
     /// written stay, as orphans for [`Store::gc`] if nothing else uses them).
     pub fn put_many(&self, entries: &[PutEntry<'_>]) -> Result<(), Error> {
+        let result = self.put_many_until(entries, self.config.write_timeout);
+        self.count_dropped(&result, entries.len());
+        result
+    }
+
+    fn put_many_until(&self, entries: &[PutEntry<'_>], wait: Duration) -> Result<(), Error> {
         if !self.writable {
             return Err(Error::ReadOnly {
                 path: self.layout.dir.clone(),
@@ -420,7 +567,7 @@ impl Store {
             return Ok(());
         }
         // Held until the entries are indexed, as in `put_with`.
-        let _shared = self.gc_lock.shared()?;
+        let (_shared, deadline) = self.shared_gc_lock(wait)?;
         // Entries often share byte slices (the same object under several keys): a slice
         // seen before, same address and length, is not hashed again. The slices are
         // borrowed for the whole call, so equal address and length mean equal bytes.
@@ -454,12 +601,12 @@ impl Store {
         // Key order turns random B-tree inserts into appends; the sort is stable, so
         // the last occurrence of a key is still inserted last.
         rows.sort_by_key(|row| *row.key);
-        self.index().insert_many(&rows)?;
+        self.retry_index(deadline.after_work(), |index| index.insert_many(&rows))?;
         self.pause_at(PausePoint::AfterIndex);
         Ok(())
     }
 
-    fn pause_at(&self, point: PausePoint) {
+    pub(crate) fn pause_at(&self, point: PausePoint) {
         if self.pause == Some(point) {
             pause_point::pause(point);
         }
@@ -567,6 +714,8 @@ impl Store {
             evictions: index.counter(counter::EVICTIONS)?,
             corrupt: index.counter(counter::CORRUPT)?,
             corrupt_index_recoveries: index.counter(counter::CORRUPT_INDEX_RECOVERIES)?,
+            lookup_timeouts: index.counter(counter::LOOKUP_TIMEOUTS)?,
+            puts_dropped: index.counter(counter::PUTS_DROPPED)?,
         })
     }
 
@@ -596,39 +745,31 @@ impl Store {
     pub fn last_unit(&self, namespace: &str, name: &str) -> Result<Option<UnitRecord>, Error> {
         self.index().last_unit(namespace, name)
     }
-
-    /// Removes every entry and blob (counters are kept). Waits for active writers.
-    pub fn clear(&self) -> Result<(), Error> {
-        if !self.writable {
-            return Err(Error::ReadOnly {
-                path: self.layout.dir.clone(),
-            });
-        }
-        let _guard = self.gc_lock.exclusive()?;
-        self.flush()?;
-        self.index().clear()?;
-        let blobs = &self.layout.blobs;
-        match std::fs::remove_dir_all(blobs) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_err(blobs, e)),
-        }
-        create_private_dir(blobs).map_err(|e| write_err(blobs, e))?;
-        let components = self.layout.dir.join("components");
-        match std::fs::remove_dir_all(&components) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(write_err(&components, e)),
-        }
-        self.layout.clean_tmp()?;
-        Ok(())
-    }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.flush();
+        // Bounded like a put: dropping a store never waits long on another process.
+        let _ = self.flush_until(Instant::now() + self.config.write_timeout);
     }
+}
+
+/// What is left of a put's wait: the time spent compressing and writing the blob is
+/// work, not waiting, and does not count against [`StoreConfig::write_timeout`].
+struct WaitBudget {
+    left: Duration,
+}
+
+impl WaitBudget {
+    /// The deadline for the waits after the work done so far.
+    fn after_work(&self) -> Instant {
+        Instant::now() + self.left
+    }
+}
+
+/// `d` in whole milliseconds.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Maps the index again when dropped (see [`Store::unmapped`]).

@@ -8,7 +8,13 @@
 //! (`cargo run --release -p jitcache-bench -- --only 4`). This handler sleeps 50 µs for
 //! the first 100 tries (5 ms), then 1 ms, and gives up after the configured busy
 //! timeout, measured from the tries' schedule.
+//!
+//! A thread can also ask for no wait at all ([`without_waiting`]): the JIT's paths
+//! (lookups, puts, access-time flushes) try once, and on a busy database let go of the
+//! store's index and wait outside it, up to their own bound (`Store::retry_index`), so
+//! no thread ever holds the index while it waits on another process.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,6 +29,24 @@ const LONG: Duration = Duration::from_millis(1);
 /// is a plain function (what SQLite calls), so it cannot carry each connection's own;
 /// stores of one process normally share one configuration.
 static TIMEOUT_US: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set while this thread runs [`without_waiting`]: the handler gives up at once.
+    static NO_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the busy handler giving up at once on this thread: a statement that
+/// meets another connection's lock fails with `SQLITE_BUSY` instead of sleeping.
+pub(crate) fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NO_WAIT.with(|w| w.set(self.0));
+        }
+    }
+    let _reset = Reset(NO_WAIT.with(|w| w.replace(true)));
+    f()
+}
 
 /// Installs the handler on `conn`, waiting up to `timeout` for a lock.
 pub(super) fn wait_up_to(conn: &mut Connection, timeout: Duration) -> rusqlite::Result<()> {
@@ -42,6 +66,9 @@ fn waited(tries: u64) -> Duration {
 /// SQLite's busy callback: `tries` is how many times it was called for this lock.
 /// Returns whether to try again.
 fn on_busy(tries: i32) -> bool {
+    if NO_WAIT.with(Cell::get) {
+        return false;
+    }
     let tries = u64::try_from(tries).unwrap_or(0);
     let timeout = Duration::from_micros(TIMEOUT_US.load(Ordering::Relaxed));
     if waited(tries) >= timeout {

@@ -355,40 +355,35 @@ impl Index {
         drop_inline_if_orphan(&self.conn, blob.as_bytes()).map_err(|e| self.err(e))
     }
 
-    /// Inline blobs no entry points at (a crash cannot leave any: they go in the
-    /// transaction that drops their last entry; counted by verify all the same).
-    pub fn inline_orphans(&self) -> Result<u64, Error> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM inline_blobs i
-                 WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.blob = i.blob)",
-                [],
-                |r| r.get::<_, i64>(0),
+    /// Up to `limit` blobs kept in the index with ids greater than `after`, in id order,
+    /// with whether any entry points at each.
+    pub fn inline_page(
+        &self,
+        after: Option<&BlobId>,
+        limit: u32,
+    ) -> Result<Vec<(BlobId, bool)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT blob, EXISTS (SELECT 1 FROM entries e WHERE e.blob = i.blob)
+                 FROM inline_blobs i WHERE blob > ?1 ORDER BY blob LIMIT ?2",
             )
-            .map(to_u64)
-            .map_err(|e| self.err(e))
-    }
-
-    /// How many blobs are kept in the index.
-    pub fn inline_count(&self) -> Result<u64, Error> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM inline_blobs", [], |r| {
-                r.get::<_, i64>(0)
+            .map_err(|e| self.err(e))?;
+        let after = after.map_or(&[][..], |b| b.as_bytes().as_slice());
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?))
             })
-            .map(to_u64)
-            .map_err(|e| self.err(e))
-    }
-
-    /// Deletes the blobs counted by [`Index::inline_orphans`]; returns how many.
-    pub fn delete_inline_orphans(&self) -> Result<u64, Error> {
-        self.conn
-            .execute(
-                "DELETE FROM inline_blobs
-                 WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.blob = inline_blobs.blob)",
-                [],
-            )
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (blob, referenced) = row.map_err(|e| self.err(e))?;
+            // A malformed id sorts like any other; it is skipped (verify reports it).
+            if let Ok(blob) = <[u8; 32]>::try_from(blob) {
+                out.push((BlobId::from_bytes(blob), referenced));
+            }
+        }
+        Ok(out)
     }
 
     /// Entries pointing at a blob whose id is not 32 bytes (only a damaged index has
@@ -413,18 +408,6 @@ impl Index {
             )
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
-    }
-
-    /// Deletes every entry, marking present units evicted.
-    pub fn clear(&mut self) -> Result<u64, Error> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE units SET state = ?1 WHERE state = ?2",
-                params![UnitState::Evicted.code(), UnitState::Present.code()],
-            )?;
-            tx.execute("DELETE FROM inline_blobs", [])?;
-            Ok(tx.execute("DELETE FROM entries", [])? as u64)
-        })
     }
 
     /// Deletes one entry unconditionally (used by gc, which holds the gc lock).

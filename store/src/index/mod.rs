@@ -26,6 +26,7 @@ use crate::entry::UnitState;
 use crate::error::{Error, sql_err};
 use crate::key::{Key, KeyComponents};
 
+pub(crate) use busy_handler::without_waiting;
 pub(crate) use entries::Found;
 pub use schema::SCHEMA_VERSION;
 pub(crate) use snapshot::Reaper;
@@ -38,6 +39,11 @@ pub(crate) mod counter {
     pub const EVICTIONS: &str = "evictions";
     pub const CORRUPT: &str = "corrupt";
     pub const CORRUPT_INDEX_RECOVERIES: &str = "corrupt_index_recoveries";
+    /// Lookups that could not read the index within `StoreConfig::lookup_timeout` (each
+    /// was a miss).
+    pub const LOOKUP_TIMEOUTS: &str = "lookup_timeouts";
+    /// Puts not written because the cache stayed busy past `StoreConfig::write_timeout`.
+    pub const PUTS_DROPPED: &str = "puts_dropped";
 }
 
 /// How much of the database file lookups read through a memory map (SQLite's

@@ -258,6 +258,7 @@ pub fn child_main() {
         "keys" => crate::key::child_keys(&arg),
         "mp-worker" => crate::multiprocess::child_worker(&arg),
         "fault-put" => crate::faults::child_put(&arg),
+        "fault-gc" => crate::faults::child_gc(&arg),
         "read-only" => crate::bad_states::child_read_only(&arg),
         "disk-full" => crate::bad_states::child_disk_full(&arg),
         other => panic!("unknown child role {other}"),

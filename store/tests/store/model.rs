@@ -1,13 +1,15 @@
 //! Model-based test: random sequences of put, get, remove, gc, reopen, verify and
-//! blob damage against an in-memory model. The store may miss where the model allows
-//! it (after damage or a size-capped gc), but never returns bytes the model does not
-//! hold for that key, and never misses an entry nothing could have taken away.
+//! blob damage against an in-memory model, with gc and verify also run one step at a
+//! time, interleaved with everything else (a reopen abandons the runs in progress, as a
+//! process that exits mid-gc does). The store may miss where the model allows it (after
+//! damage or a size-capped gc), but never returns bytes the model does not hold for that
+//! key, and never misses an entry nothing could have taken away.
 
 use std::collections::HashMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use jitcache_store::{GcOptions, NoProgress, Store, StoreConfig};
+use jitcache_store::{GcOptions, GcRun, NoProgress, Store, StoreConfig, VerifyRun};
 use proptest::prelude::*;
 
 use crate::common::{blob_file, fast_config, key, noise};
@@ -32,6 +34,10 @@ enum Op {
     Damage(u8, Damage),
     Verify(bool),
     Flush,
+    /// One step of a gc run (started, with this cap, when none is in progress).
+    GcStep(Option<u32>),
+    /// One step of a verify run (started, repairing or not, when none is in progress).
+    VerifyStep(bool),
 }
 
 /// Content `i` of a small pool, so that keys share blobs. Sizes from empty to 64 KiB,
@@ -68,6 +74,8 @@ fn op() -> impl Strategy<Value = Op> {
         ]).prop_map(|(k, d)| Op::Damage(k, d)),
         1 => any::<bool>().prop_map(Op::Verify),
         1 => Just(Op::Flush),
+        4 => prop::option::of(0u32..150_000).prop_map(Op::GcStep),
+        4 => any::<bool>().prop_map(Op::VerifyStep),
     ]
 }
 
@@ -113,6 +121,13 @@ fn damage_file(path: &Path, how: Damage) {
     }
 }
 
+/// A verify run in progress, and whether a blob was damaged since it began (then a
+/// repair may have missed it).
+struct Verifying<'a> {
+    run: VerifyRun<'a>,
+    damaged_since: bool,
+}
+
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("cache");
@@ -123,103 +138,21 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         ..fast_config()
     };
     let open = || Store::open(&root, config.clone()).expect("open");
-    let mut store = open();
     let mut model: HashMap<u8, Expect> = HashMap::new();
     let mut buf = Vec::new();
-    for op in ops {
-        match *op {
-            Op::Put(k, c) => {
-                store.put(&key(k.into()), &content(c)).expect("put");
-                model.insert(
-                    k,
-                    Expect {
-                        content: c,
-                        must_hit: true,
-                    },
-                );
-            }
-            Op::Get(k) => {
-                let hit = store.get_into(&key(k.into()), &mut buf).expect("get");
-                match (hit, model.get(&k)) {
-                    (true, Some(e)) => {
-                        prop_assert!(buf == content(e.content), "wrong bytes for key {}", k)
-                    }
-                    (true, None) => prop_assert!(false, "hit on key {} the model does not hold", k),
-                    (false, Some(e)) => {
-                        prop_assert!(!e.must_hit, "miss on key {} that must be there", k);
-                        model.remove(&k);
-                    }
-                    (false, None) => {}
-                }
-            }
-            Op::GetMany(ref ks) => {
-                let keys: Vec<_> = ks.iter().map(|k| key((*k).into())).collect();
-                let found = store.get_many(&keys).expect("get_many");
-                prop_assert_eq!(found.len(), ks.len());
-                for (k, got) in ks.iter().zip(found) {
-                    match (got, model.get(k)) {
-                        (Some(bytes), Some(e)) => {
-                            prop_assert!(bytes == content(e.content), "wrong bytes for key {}", k)
-                        }
-                        (Some(_), None) => {
-                            prop_assert!(false, "hit on key {} the model does not hold", k)
-                        }
-                        (None, Some(e)) => {
-                            prop_assert!(!e.must_hit, "miss on key {} that must be there", k);
-                            model.remove(k);
-                        }
-                        (None, None) => {}
-                    }
-                }
-            }
-            Op::Remove(k) => {
-                let removed = store.remove(&key(k.into())).expect("remove");
-                let expected = model.remove(&k);
-                if expected.is_some_and(|e| e.must_hit) {
-                    prop_assert!(removed);
-                }
-                if expected.is_none() {
-                    prop_assert!(!removed);
-                }
-            }
-            Op::Gc(cap) => {
-                let opts = GcOptions {
-                    max_size: cap.map(u64::from),
-                    ..GcOptions::default()
-                };
-                store.gc(&opts, &NoProgress).expect("gc");
-                if cap.is_some() {
-                    for e in model.values_mut() {
-                        e.must_hit = false;
-                    }
-                }
-            }
-            Op::Reopen => {
-                drop(store);
-                store = open();
-            }
-            Op::Damage(k, how) => {
-                if let Some(e) = model.get(&k).copied() {
-                    damage_file(&blob_file(&store, &content(e.content)), how);
-                    for other in model.values_mut() {
-                        if content(other.content) == content(e.content) {
-                            other.must_hit = false;
-                        }
-                    }
-                }
-            }
-            Op::Verify(repair) => {
-                let report = store.verify(repair, &NoProgress).expect("verify");
-                prop_assert!(report.index_problems.is_empty());
-                if repair {
-                    let again = store.verify(false, &NoProgress).expect("verify");
-                    prop_assert!(again.is_clean(), "{:?}", again);
-                    prop_assert_eq!(again.orphaned_blobs, 0);
-                }
-            }
-            Op::Flush => store.flush().expect("flush"),
+    // Each segment between reopens is one process's life.
+    for segment in ops.split(|op| matches!(op, Op::Reopen)) {
+        let store = open();
+        let mut gc: Option<GcRun<'_>> = None;
+        let mut verifying: Option<Verifying<'_>> = None;
+        for op in segment {
+            run_op(&store, op, &mut model, &mut buf, &mut gc, &mut verifying)?;
         }
+        // The process ends with its runs unfinished, or finished: either way the next
+        // one finds a sound store.
+        drop((gc, verifying));
     }
+    let store = open();
     // Whatever happened, a repair leaves a clean store that still holds every entry
     // nothing could have taken away.
     store.verify(true, &NoProgress).expect("repair");
@@ -234,11 +167,161 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The model's answer to a read of `k` that returned `got`.
+fn check_read(
+    model: &mut HashMap<u8, Expect>,
+    k: u8,
+    got: Option<&[u8]>,
+) -> Result<(), TestCaseError> {
+    match (got, model.get(&k)) {
+        (Some(bytes), Some(e)) => {
+            prop_assert!(bytes == content(e.content), "wrong bytes for key {}", k)
+        }
+        (Some(_), None) => prop_assert!(false, "hit on key {} the model does not hold", k),
+        (None, Some(e)) => {
+            prop_assert!(!e.must_hit, "miss on key {} that must be there", k);
+            model.remove(&k);
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+fn run_op<'a>(
+    store: &'a Store,
+    op: &Op,
+    model: &mut HashMap<u8, Expect>,
+    buf: &mut Vec<u8>,
+    gc: &mut Option<GcRun<'a>>,
+    verifying: &mut Option<Verifying<'a>>,
+) -> Result<(), TestCaseError> {
+    // A size-capped gc in progress may evict anything, including what is put meanwhile.
+    let capped_gc = model_capped(gc);
+    match *op {
+        Op::Put(k, c) => {
+            store.put(&key(k.into()), &content(c)).expect("put");
+            model.insert(
+                k,
+                Expect {
+                    content: c,
+                    must_hit: !capped_gc,
+                },
+            );
+        }
+        Op::Get(k) => {
+            let hit = store.get_into(&key(k.into()), buf).expect("get");
+            check_read(model, k, hit.then_some(buf.as_slice()))?;
+        }
+        Op::GetMany(ref ks) => {
+            let keys: Vec<_> = ks.iter().map(|k| key((*k).into())).collect();
+            let found = store.get_many(&keys).expect("get_many");
+            prop_assert_eq!(found.len(), ks.len());
+            for (k, got) in ks.iter().zip(found) {
+                check_read(model, *k, got.as_deref())?;
+            }
+        }
+        Op::Remove(k) => {
+            let removed = store.remove(&key(k.into())).expect("remove");
+            let expected = model.remove(&k);
+            if expected.is_some_and(|e| e.must_hit) {
+                prop_assert!(removed);
+            }
+            if expected.is_none() {
+                prop_assert!(!removed);
+            }
+        }
+        Op::Gc(cap) => {
+            let opts = GcOptions {
+                max_size: cap.map(u64::from),
+                ..GcOptions::default()
+            };
+            store.gc(&opts, &NoProgress).expect("gc");
+            if cap.is_some() {
+                for e in model.values_mut() {
+                    e.must_hit = false;
+                }
+            }
+        }
+        Op::Reopen => unreachable!("segments are split at reopens"),
+        Op::Damage(k, how) => {
+            if let Some(e) = model.get(&k).copied() {
+                damage_file(&blob_file(store, &content(e.content)), how);
+                for other in model.values_mut() {
+                    if content(other.content) == content(e.content) {
+                        other.must_hit = false;
+                    }
+                }
+                if let Some(v) = verifying.as_mut() {
+                    v.damaged_since = true;
+                }
+            }
+        }
+        Op::Verify(repair) => {
+            let report = store.verify(repair, &NoProgress).expect("verify");
+            prop_assert!(report.index_problems.is_empty());
+            if repair {
+                let again = store.verify(false, &NoProgress).expect("verify");
+                prop_assert!(again.is_clean(), "{:?}", again);
+                prop_assert_eq!(again.orphaned_blobs, 0);
+            }
+        }
+        Op::Flush => store.flush().expect("flush"),
+        Op::GcStep(cap) => {
+            let run = match gc.take() {
+                Some(run) => run,
+                None => {
+                    let opts = GcOptions {
+                        max_size: cap.map(u64::from),
+                        ..GcOptions::default()
+                    };
+                    if cap.is_some() {
+                        for e in model.values_mut() {
+                            e.must_hit = false;
+                        }
+                    }
+                    store.gc_steps(&opts, &NoProgress).expect("gc run")
+                }
+            };
+            let mut run = run;
+            if !run.step().expect("gc step") {
+                *gc = Some(run);
+            }
+        }
+        Op::VerifyStep(repair) => {
+            let mut v = match verifying.take() {
+                Some(v) => v,
+                None => Verifying {
+                    run: store.verify_steps(repair, &NoProgress).expect("verify run"),
+                    damaged_since: false,
+                },
+            };
+            if v.run.step().expect("verify step") {
+                let report = v.run.into_report();
+                prop_assert!(report.index_problems.is_empty(), "{:?}", report);
+                if report.repaired && !v.damaged_since {
+                    // Nothing was damaged while it ran, and gc removes nothing sound:
+                    // the repair left a clean store.
+                    let again = store.verify(false, &NoProgress).expect("verify");
+                    prop_assert!(again.is_clean(), "{:?}", again);
+                }
+            } else {
+                *verifying = Some(v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the gc run in progress has a size cap.
+fn model_capped(gc: &Option<GcRun<'_>>) -> bool {
+    gc.as_ref().is_some_and(GcRun::is_capped)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_agrees_with_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn store_agrees_with_model(ops in prop::collection::vec(op(), 1..60)) {
         run(&ops)?;
     }
 }

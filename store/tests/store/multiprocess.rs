@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use jitcache_store::{GcOptions, NoProgress, Store, StoreConfig};
+use jitcache_store::{Error, GcOptions, NoProgress, Store, StoreConfig};
 
 use crate::common::{assert_blob_files_sound, check_tagged, key, spawn_child, tagged};
 
@@ -77,7 +77,7 @@ pub fn child_worker(root: &Path) {
         rng ^= rng << 17;
         rng
     };
-    let (mut hits, mut misses, mut puts) = (0u64, 0u64, 0u64);
+    let (mut hits, mut misses, mut puts, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::new();
     for i in 0..OPS {
         let k = next() % KEYS;
@@ -90,8 +90,13 @@ pub fn child_worker(root: &Path) {
             };
             // Versions collide across workers on purpose: identical bytes share blobs.
             let version = next() % 4;
-            store.put(&key(k), &tagged(k, version, size)).expect("put");
-            puts += 1;
+            // A put the cache was too busy to take in its bounded wait is dropped (and
+            // counted by the store); anything else is a failure.
+            match store.put(&key(k), &tagged(k, version, size)) {
+                Ok(()) => puts += 1,
+                Err(Error::Busy { .. }) => dropped += 1,
+                Err(e) => panic!("worker {worker}: put: {e}"),
+            }
         } else if dice < 97 {
             if store.get_into(&key(k), &mut buf).expect("get") {
                 assert!(
@@ -119,5 +124,5 @@ pub fn child_worker(root: &Path) {
     }
     store.flush().expect("flush");
     // On a line of its own: libtest has already printed "test ... " without a newline.
-    println!("\nRESULT hits={hits} misses={misses} puts={puts}");
+    println!("\nRESULT hits={hits} misses={misses} puts={puts} dropped={dropped}");
 }
