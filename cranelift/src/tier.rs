@@ -133,13 +133,19 @@ impl Tier {
 
     /// The bytes stored under `key` (or waiting to be written under it); any store
     /// error is a miss.
+    ///
+    /// The lookup is a batch of one (`Store::get_many`): its own read transaction. A
+    /// `Store::get` in a burst of lookups keeps a read snapshot open, and looks a miss
+    /// up again in a new one, waking the store's snapshot reaper: a cold module misses
+    /// on every function, and 1,000 misses on an empty store took ~9 ms that way against
+    /// ~3 ms as batches of one.
     pub(crate) fn get(&self, key: &Key) -> Option<Vec<u8>> {
         if let Some(pending) = self.state.borrow().pending.get(key) {
             return Some(pending.bytes.clone());
         }
         let store = self.store.as_ref()?;
-        match store.get(key) {
-            Ok(found) => found,
+        match store.get_many(std::slice::from_ref(key)) {
+            Ok(mut found) => found.pop().flatten(),
             Err(err) => {
                 self.bypass(err.to_string());
                 None
