@@ -168,7 +168,8 @@ impl Tier {
     }
 
     /// Writes every queued entry in one index transaction; returns how many were
-    /// written. A failure (read-only, full disk) warns once and stops further writes.
+    /// written. A busy store drops the batch; any other failure (read-only, full disk)
+    /// warns once and stops further writes.
     pub(crate) fn flush(&self) -> u64 {
         let pending = std::mem::take(&mut self.state.borrow_mut().pending);
         let Some(store) = self.store.as_ref().filter(|_| !pending.is_empty()) else {
@@ -194,6 +195,9 @@ impl Tier {
             .collect();
         match store.put_many(&entries) {
             Ok(()) => entries.len() as u64,
+            // A cache too busy to take the batch within its bound: this batch is dropped
+            // (the store counts it in `puts_dropped`), later ones are tried.
+            Err(jitcache_store::Error::Busy { .. }) => 0,
             Err(err) => {
                 self.state.borrow_mut().writes_failed = true;
                 self.bypass(err.to_string());
