@@ -31,12 +31,21 @@
 //!
 //! Functions compiled by `define_function` (and `define_function_with_control_plane`):
 //! Cranelift's compiled code of the function, as `Context::compile_with_cache`
-//! serializes it, under a key made of the function's IR without its numeric ids (the
-//! functions and data it refers to by name, linkage and signature), the ISA, every
-//! setting and CPU feature, the Cranelift version and [`CACHE_REVISION`] (the `key`
-//! module's documentation lists every input). A function whose context asks for a
-//! disassembly (`ctx.want_disasm`), or that refers to an external name the module never
-//! declared, is compiled without the cache.
+//! serializes it. Its key is made of
+//!
+//! - Cranelift's own key of the function: a SHA-256 of its stencil (the IR without its
+//!   name and its table of external names, which is where the numeric ids live) and of
+//!   the ISA (name, triple, shared and ISA flags);
+//! - what each entry of that table refers to, in order, by what it is rather than by
+//!   id: a function's name (or that it is anonymous), linkage and signature; a data
+//!   object's name, linkage, writability and thread-locality;
+//! - the function's own name;
+//! - `cranelift` and `cranelift_codegen::VERSION`;
+//! - every shared and ISA setting as `name=value`, and [`CACHE_REVISION`];
+//! - the triple, the ISA's name and the enabled ISA flags (the CPU features).
+//!
+//! A function whose context asks for a disassembly (`ctx.want_disasm`), or that refers
+//! to an external name the module never declared, is compiled without the cache.
 //!
 //! Not cached: data objects (`define_data` copies their bytes into memory, as
 //! `cranelift_jit` does; a lookup would cost more), functions given as bytes
