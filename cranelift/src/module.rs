@@ -155,6 +155,8 @@ enum Compiled {
     Hit,
     Miss,
     Uncached,
+    /// A hit whose stored code did not fit, compiled again.
+    Recompiled,
 }
 
 /// An error that `cranelift_jit` reports with a panic.
@@ -558,8 +560,7 @@ impl JITModule {
                 // result under the same key.
                 lookup.skip = true;
                 compile(&mut lookup, ctx)?;
-                outcome = Compiled::Uncached;
-                self.cache.stats.update(|s| s.recompiled += 1);
+                outcome = Compiled::Recompiled;
                 relocs_of(ctx).map_err(refused)?
             }
             (Err(message), _) => return Err(refused(message)),
@@ -671,10 +672,16 @@ impl Module for JITModule {
                     s.misses += 1;
                     s.compiles += 1;
                 }
-                Ok((_, Compiled::Uncached)) | Err(_) => {
+                Ok((_, Compiled::Uncached)) => {
                     s.uncached += 1;
                     s.compiles += 1;
                 }
+                Ok((_, Compiled::Recompiled)) => {
+                    s.recompiled += 1;
+                    s.compiles += 1;
+                }
+                // A function Cranelift refused is neither cached nor counted.
+                Err(_) => {}
             }
         });
         let (relocs, _) = result?;

@@ -10,7 +10,7 @@ use jitcache_store::sync::lock;
 /// Counters of one [`JITModule`](crate::JITModule)'s use of the cache.
 ///
 /// `compiles == misses + uncached + recompiled`: every function Cranelift compiled, and
-/// why. A warm process that defines the same functions as a cold one has
+/// why (a definition that fails, a verifier error say, counts in none of them). A warm process that defines the same functions as a cold one has
 /// `compiles == 0` and `hits` equal to the cold process's `stored`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {

@@ -562,7 +562,16 @@ fn errors_are_cranelift_jits() {
     let builder = cranelift_jit::JITBuilder::new(default_libcall_names()).expect("builder");
     let expected = errors_of(&mut cranelift_jit::JITModule::new(builder));
     let dir = tempfile::tempdir().expect("tempdir");
-    assert_eq!(errors_of(&mut module_in(dir.path())), expected);
+    let mut module = module_in(dir.path());
+    assert_eq!(errors_of(&mut module), expected);
+    // Only the one definition that worked counts: refused ones are neither compiles
+    // nor cached.
+    let stats = module.cache_stats();
+    assert_eq!(
+        (stats.misses, stats.compiles, stats.uncached),
+        (1, 1, 0),
+        "{stats}"
+    );
     assert!(expected[0].contains("DuplicateDefinition"), "{expected:?}");
     assert!(
         expected[1].contains("InvalidImportDefinition"),
