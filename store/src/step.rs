@@ -1,0 +1,137 @@
+//! Maintenance in short steps.
+//!
+//! gc, verify and clear never hold the gc lock for their whole run: each step takes it
+//! exclusively, does at most [`STEP_ITEMS`] items or [`STEP_TIME`] of work (whichever
+//! comes first, and always at least one item), and lets go. A writer that wants the lock
+//! meanwhile waits for one step at most; between steps it gets the lock (the run
+//! sleeps [`STEP_GAP`] first, longer than a waiter's poll). Every decision that needs
+//! the lock (is this blob referenced? delete it) is made and acted on within one step,
+//! so what the lock protects is the same as when a run held it throughout: a blob about
+//! to be indexed is never collected, and a reader whose blob is collected under it gets
+//! a miss.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::blob::BlobId;
+use crate::error::{Error, io_err};
+use crate::layout::Layout;
+
+/// Most items (entries, blobs, files, directories) a step handles.
+pub(crate) const STEP_ITEMS: u32 = 256;
+/// Most time a step spends before it lets go of the lock.
+pub(crate) const STEP_TIME: Duration = Duration::from_millis(4);
+/// Pause between two steps of a run, so waiting writers take the lock.
+pub(crate) const STEP_GAP: Duration = Duration::from_millis(1);
+
+/// What one step may still spend.
+pub(crate) struct Budget {
+    started: Instant,
+    items: u32,
+}
+
+impl Budget {
+    pub fn new() -> Budget {
+        Budget {
+            started: Instant::now(),
+            items: 0,
+        }
+    }
+
+    /// Counts one item done.
+    pub fn spend(&mut self) {
+        self.items += 1;
+    }
+
+    /// Whether the step is over: [`STEP_ITEMS`] items done or [`STEP_TIME`] spent, once
+    /// at least one item is done.
+    pub fn exhausted(&self) -> bool {
+        self.items > 0 && (self.items >= STEP_ITEMS || self.started.elapsed() >= STEP_TIME)
+    }
+}
+
+/// A walk over every file under `blobs/` that can stop after any file and resume in a
+/// later step. Directories are read when reached, one at a time, so memory stays flat;
+/// a file added behind the walk's position is not seen (it was added after the run
+/// began, and the next run sees it).
+#[derive(Default)]
+pub(crate) struct BlobWalk {
+    level1: Option<Vec<PathBuf>>,
+    i: usize,
+    level2: Vec<PathBuf>,
+    j: usize,
+    files: Vec<PathBuf>,
+    k: usize,
+}
+
+impl BlobWalk {
+    /// The next file and its id when its name is a well-formed blob name in the right
+    /// shard (None for stray files); `Ok(None)` at the end. Reading a directory counts as
+    /// an item of `budget`.
+    pub fn next(
+        &mut self,
+        layout: &Layout,
+        budget: &mut Budget,
+    ) -> Result<Option<(PathBuf, Option<BlobId>)>, Error> {
+        loop {
+            if let Some(path) = self.files.get(self.k) {
+                self.k += 1;
+                let id = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<BlobId>().ok())
+                    .filter(|id| layout.blob_path(id) == *path);
+                return Ok(Some((path.clone(), id)));
+            }
+            if let Some(dir) = self.level2.get(self.j).cloned() {
+                self.j += 1;
+                if !dir.is_dir() {
+                    return Ok(Some((dir, None)));
+                }
+                budget.spend();
+                self.files = read_dir(&dir)?;
+                self.k = 0;
+                continue;
+            }
+            let level1 = match &self.level1 {
+                Some(level1) => level1,
+                None => {
+                    budget.spend();
+                    self.level1 = Some(read_dir_sorted(&layout.blobs)?);
+                    continue;
+                }
+            };
+            let Some(dir) = level1.get(self.i).cloned() else {
+                return Ok(None);
+            };
+            self.i += 1;
+            if !dir.is_dir() {
+                return Ok(Some((dir, None)));
+            }
+            budget.spend();
+            self.level2 = read_dir_sorted(&dir)?;
+            self.j = 0;
+        }
+    }
+}
+
+/// The entries of `dir`; none when it is gone (a concurrent clear).
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        out.push(entry.map_err(|e| io_err(dir, e))?.path());
+    }
+    Ok(out)
+}
+
+/// [`read_dir`], sorted (a few hundred entries at most for shard directories).
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out = read_dir(dir)?;
+    out.sort();
+    Ok(out)
+}
