@@ -42,9 +42,11 @@ pub(crate) const MAX_ENTRIES: usize = 8;
 /// of a common file system (FAT's 2 s; ext4 and XFS record nanoseconds from a clock that
 /// ticks every few milliseconds).
 pub(crate) const TRUST_AGE: Duration = Duration::from_secs(2);
-/// A compile whose inputs were modified this close before it started, or after, may have
-/// read a mix of versions: its object is not stored.
-pub(crate) const COMPILE_MARGIN: Duration = Duration::from_millis(20);
+/// A compile whose inputs were modified after it started (by the file system's clock,
+/// which lags the wall clock by at most a tick, so a file written before the compile
+/// never counts) may have read a mix of versions: its object is not stored. No margin:
+/// a file written just before a compile is the common case (an edit, then a run).
+pub(crate) const COMPILE_MARGIN: Duration = Duration::ZERO;
 
 /// The store counter of units whose manifest named an object with unchanged files.
 pub(crate) const HITS_COUNTER: &str = "manifest.hits";
