@@ -5,10 +5,11 @@
 //!
 //! A second process compiles nothing (the adapter's counters and the host's logging hook
 //! on LLVM's code generation agree); a changed module, optimisation level, CPU or salt
-//! misses; the same under `ConcurrentIRCompiler` with several threads; and through the
-//! no-LLVM path (`jitcache::llvm::Loader`) a warm process neither parses IR nor runs
-//! LLVM's code generator. Without LLVM the tests skip, except when `CI` is set: then
-//! they fail.
+//! misses; the same under `ConcurrentIRCompiler` with several threads and under MCJIT
+//! (`ExecutionEngine::setObjectCache`); and through the no-LLVM path
+//! (`jitcache::llvm::Loader`) a warm process neither parses IR nor runs LLVM's code
+//! generator. The guide's example (`hosts/llvm_example.cpp`) runs both paths. Without
+//! LLVM the tests skip, except when `CI` is set: then they fail.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -243,6 +244,11 @@ fn llvm_orc_concurrent_compiler_second_process_compiles_nothing() {
 }
 
 #[test]
+fn llvm_mcjit_second_process_compiles_nothing() {
+    cold_then_warm("mcjit");
+}
+
+#[test]
 fn llvm_orc_changed_module_opt_level_cpu_or_salt_miss() {
     let Some(llvm) = llvm_or_fail() else { return };
     let exe = host(llvm);
@@ -369,4 +375,38 @@ fn llvm_direct_path_warm_process_runs_no_llvm() {
         assert_eq!(run.program, cold.program, "{extra:?}");
     }
     assert_eq!(direct(&[]).codegen, 0);
+}
+
+#[test]
+fn llvm_example_of_the_guide_runs_both_paths_from_the_cache() {
+    let Some(llvm) = llvm_or_fail() else { return };
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi/hosts");
+    std::fs::create_dir_all(&dir).expect("create hosts dir");
+    let exe = dir.join("llvm_example");
+    let source = crate::support::hosts().join("llvm_example.cpp");
+    build_llvm_program(&source, &exe, llvm);
+    let tmp = scratch("llvm-example");
+    let run = |mode: &str| {
+        let out = Command::new(&exe)
+            .arg(mode)
+            .arg(tmp.path().join(mode))
+            .output()
+            .expect("run llvm_example");
+        let stdout = success(&format!("llvm_example {mode}"), &out);
+        assert!(stdout.contains("sum of squares to 10: 385\n"), "{stdout}");
+        stdout
+    };
+    assert!(run("orc").contains("hits=0 misses=3 stores=3"));
+    assert!(run("orc").contains("hits=3 misses=0 stores=0"));
+    assert!(run("direct").contains("codegen=3 disk_hits=0"));
+    assert!(run("direct").contains("codegen=0 disk_hits=3"));
+
+    // docs/integration.md shows the example as it is.
+    let guide = std::fs::read_to_string(crate::support::repo().join("docs/integration.md"))
+        .expect("docs/integration.md");
+    let text = std::fs::read_to_string(&source).expect("read the example");
+    assert!(
+        guide.contains(&format!("```cpp\n{text}```")),
+        "docs/integration.md must contain capi/tests/hosts/llvm_example.cpp verbatim in a ```cpp block"
+    );
 }

@@ -181,6 +181,15 @@ fn pip_installed_package_serves_llvmlite_from_the_cache() {
         "{salted}"
     );
 
+    // docs/integration.md shows the program as it is.
+    let guide =
+        std::fs::read_to_string(repo().join("docs/integration.md")).expect("docs/integration.md");
+    let text = std::fs::read_to_string(&demo).expect("read the demo");
+    assert!(
+        guide.contains(&format!("```python\n{text}```")),
+        "docs/integration.md must contain python/examples/llvmlite_demo.py verbatim"
+    );
+
     // Damaged entries: each a miss, compiled and stored again; then hits.
     for mode in ["flip", "garbage", "truncate"] {
         let out = run_python(&[&damage, &mode, &cache], &site, &[]);

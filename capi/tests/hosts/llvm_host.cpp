@@ -11,6 +11,7 @@
 //   direct DIR          jitcache::llvm::Loader: each unit looked up by the host's own
 //                       key (its source) before any IR exists; on a hit the object is
 //                       loaded by jitcache's linker and LLVM does nothing at all.
+//   mcjit DIR           MCJIT with the adapter as its ObjectCache (setObjectCache).
 //   nocache             LLJIT as it comes, no cache (the baseline).
 //
 // Options: --opt N (0-3, default 2), --cpu NAME (default: the host's), --salt TEXT,
@@ -29,10 +30,13 @@
 
 #include <jitcache_llvm.hpp>
 
+#include <llvm/ExecutionEngine/ExecutionEngine.h>
+#include <llvm/ExecutionEngine/MCJIT.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IRReader/IRReader.h>
+#include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/SourceMgr.h>
 #include <llvm/Support/TargetSelect.h>
 
@@ -437,6 +441,58 @@ bool runOrc(const Options &options, LoggedCache *cache, bool concurrent) {
 }
 
 // ---------------------------------------------------------------------------------
+// Path 1 under MCJIT: the adapter given to ExecutionEngine::setObjectCache.
+
+bool runMcjit(const Options &options, LoggedCache &cache) {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+    llvm::sys::DynamicLibrary::LoadLibraryPermanently(nullptr); // libc for the modules
+
+    std::vector<Definition> defs = frontEnd(options.variant);
+    defs.push_back(hostModule());
+    llvm::LLVMContext context;
+    std::vector<std::unique_ptr<llvm::Module>> modules;
+    for (const Definition &def : defs) {
+        std::string error;
+        auto module = parse(def, context, error);
+        if (!module) {
+            return fail("parsing " + def.name + ": " + error);
+        }
+        jitcache::llvm::Loader::optimizeModule(*module, nullptr, options.opt);
+        modules.push_back(std::move(module));
+    }
+    std::string error;
+    llvm::EngineBuilder builder(std::move(modules[0]));
+    builder.setEngineKind(llvm::EngineKind::JIT).setErrorStr(&error);
+    if (!options.cpu.empty()) {
+        builder.setMCPU(options.cpu);
+    }
+    std::unique_ptr<llvm::ExecutionEngine> engine(builder.create());
+    if (!engine) {
+        return fail("creating MCJIT: " + error);
+    }
+    cache.setTarget(*engine->getTargetMachine());
+    engine->setObjectCache(&cache);
+    for (size_t i = 1; i < modules.size(); ++i) {
+        engine->addModule(std::move(modules[i]));
+    }
+    engine->finalizeObject();
+    auto entry = reinterpret_cast<int64_t (*)()>(engine->getFunctionAddress("entry"));
+    auto hostValue = reinterpret_cast<int64_t (*)()>(engine->getFunctionAddress("host_value"));
+    if (entry == nullptr || hostValue == nullptr) {
+        return fail("MCJIT: no entry or host_value");
+    }
+    const int64_t result = entry();
+    std::printf("host_value=%" PRId64 "\n", hostValue());
+    std::fflush(stdout);
+    std::printf("entry=%" PRId64 "\n", result);
+    printAdapter(cache);
+    std::printf("codegen=%" PRIu64 " ir=%" PRIu64 "\n", codegens.load(), irParsed.load());
+    return true;
+}
+
+// ---------------------------------------------------------------------------------
 // Path 2: the host's own keys, jitcache's linker, LLVM only on a miss.
 
 bool runDirect(const Options &options) {
@@ -541,7 +597,7 @@ bool parseOptions(int argc, char **argv, Options &options) {
 int main(int argc, char **argv) {
     Options options;
     if (!parseOptions(argc, argv, options)) {
-        std::fprintf(stderr, "usage: llvm_host orc|orc-concurrent|direct DIR [options] | "
+        std::fprintf(stderr, "usage: llvm_host orc|orc-concurrent|mcjit|direct DIR [options] | "
                              "llvm_host nocache [options]\n");
         return 2;
     }
@@ -552,6 +608,12 @@ int main(int argc, char **argv) {
             return fail(cache.error()) ? 0 : 1;
         }
         ok = runOrc(options, &cache, options.mode == "orc-concurrent");
+    } else if (options.mode == "mcjit") {
+        LoggedCache cache(options.dir, options.salt);
+        if (!cache.ok()) {
+            return fail(cache.error()) ? 0 : 1;
+        }
+        ok = runMcjit(options, cache);
     } else if (options.mode == "nocache") {
         ok = runOrc(options, nullptr, false);
     } else if (options.mode == "direct") {
