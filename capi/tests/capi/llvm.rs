@@ -410,3 +410,46 @@ fn llvm_example_of_the_guide_runs_both_paths_from_the_cache() {
         "docs/integration.md must contain capi/tests/hosts/llvm_example.cpp verbatim in a ```cpp block"
     );
 }
+
+#[test]
+fn llvm_orc_damaged_entries_are_misses() {
+    let Some(llvm) = llvm_or_fail() else { return };
+    let exe = host(llvm);
+    let tmp = scratch("llvm-damage");
+    let cache = tmp.path().join("cache");
+    let log = tmp.path().join("codegen.log");
+    let cold = run_host(exe, &["orc"], Some(&cache), &log);
+    assert_eq!(
+        cold.adapter,
+        Some([0, MODULES, MODULES, 1]),
+        "{}",
+        cold.stdout
+    );
+    for damage in ["garbage", "truncate"] {
+        let out = Command::new(exe)
+            .arg("orc")
+            .arg(&cache)
+            .env("JITCACHE_TEST_COMPILE_LOG", &log)
+            .env("JITCACHE_TEST_DAMAGE", damage)
+            .output()
+            .expect("run llvm_host");
+        let run = parse_run(success(&format!("llvm_host with {damage} entries"), &out));
+        // Every entry was damaged just before its lookup: every module misses, is
+        // compiled and stored again, and the program runs as before.
+        assert_eq!(run.program, PROGRAM, "{damage}: {}", run.stdout);
+        assert_eq!(
+            run.adapter,
+            Some([0, MODULES, MODULES, 1]),
+            "{damage}: {}",
+            run.stdout
+        );
+        assert_eq!(run.codegen, MODULES + 1, "{damage}: {}", run.stdout);
+        let again = run_host(exe, &["orc"], Some(&cache), &log);
+        assert_eq!(
+            again.adapter,
+            Some([MODULES, 0, 0, 1]),
+            "{damage}: {}",
+            again.stdout
+        );
+    }
+}

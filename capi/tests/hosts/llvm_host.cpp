@@ -25,6 +25,7 @@
 //   stats memory_hits=.. disk_hits=.. misses=.. compiles=..   (direct)
 // and appends "codegen <module>" to $JITCACHE_TEST_COMPILE_LOG for each code
 // generation (a hook on LLVM's notification that it compiled a module).
+// $JITCACHE_TEST_DAMAGE (garbage, truncate) damages each entry before it is looked up.
 //
 // Usage: llvm_host MODE [DIR] [options]
 
@@ -94,6 +95,26 @@ void logCodegen(const std::string &module) {
 class LoggedCache : public jitcache::llvm::ObjectCache {
 public:
     using jitcache::llvm::ObjectCache::ObjectCache;
+    // With $JITCACHE_TEST_DAMAGE set, the test's damage: before each lookup, bytes that
+    // are no object (or, with "truncate", the stored object's first half) go under the
+    // module's key. The adapter must take them for a miss.
+    std::unique_ptr<llvm::MemoryBuffer> getObject(const llvm::Module *module) override {
+        const char *damage = std::getenv("JITCACHE_TEST_DAMAGE");
+        jitcache_key key;
+        if (damage != nullptr && module != nullptr && !isUncacheable(*module) &&
+            moduleKey(*module, &key)) {
+            std::string bytes = "this is not an object file";
+            jitcache_bytes stored{};
+            if (std::string(damage) == "truncate" &&
+                jitcache_lookup(handle(), &key, &stored) == JITCACHE_OK) {
+                bytes.assign(reinterpret_cast<const char *>(stored.data), stored.len / 2);
+                jitcache_bytes_free(&stored);
+            }
+            jitcache_insert(handle(), &key, reinterpret_cast<const uint8_t *>(bytes.data()),
+                            bytes.size());
+        }
+        return jitcache::llvm::ObjectCache::getObject(module);
+    }
     void notifyObjectCompiled(const llvm::Module *module, llvm::MemoryBufferRef object) override {
         logCodegen(module->getModuleIdentifier());
         jitcache::llvm::ObjectCache::notifyObjectCompiled(module, object);
