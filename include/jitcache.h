@@ -189,6 +189,15 @@ JITCACHE_API jitcache_status jitcache_open(const char *dir,
                                            const jitcache_config *config,
                                            jitcache_cache **out_cache);
 
+/* Sets the cache directory's own maximum size in bytes (0 removes it). It is
+ * kept in the cache and shared by every process using the directory: a process
+ * that stores code notices when the blobs take more and trims the least recently
+ * used entries in the background (at most once per 5 minutes across processes,
+ * never on the thread of a lookup). JITCACHE_MAX_SIZE in the environment
+ * overrides it. JITCACHE_ERR_BYPASSED when the persistent cache is not in use. */
+JITCACHE_API jitcache_status jitcache_set_max_size(jitcache_cache *cache,
+                                                   uint64_t max_size);
+
 /* Closes a cache: frees the handle and every unit handle of it, and unloads all
  * code loaded through it (destructors run; every address from it dangles).
  * If another thread is inside a call on this cache, that call completes and the

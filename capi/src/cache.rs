@@ -155,6 +155,28 @@ pub unsafe extern "C" fn jitcache_open(
     })
 }
 
+/// `jitcache_set_max_size`: sets the cache directory's own maximum size (0 removes
+/// it), shared by every process using the directory.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_set_max_size(cache: *mut JitcacheCache, max_size: u64) -> Status {
+    guard(|| {
+        let obj = cache_obj(cache)?;
+        let Some(store) = obj.cache.store() else {
+            return Err(ApiError::new(
+                Status::Bypassed,
+                "the persistent cache is bypassed: there is no cache directory to set",
+            ));
+        };
+        store
+            .set_max_size_setting((max_size != 0).then_some(max_size))
+            .map_err(|e| ApiError::new(Status::Store, e.to_string()))
+    })
+}
+
 /// `jitcache_close`: closes a cache and every unit handle of it. NULL is a no-op.
 ///
 /// # Safety

@@ -78,6 +78,15 @@ pub struct GcArgs {
     pub max_size: Option<u64>,
 }
 
+/// Arguments of `jitcache max-size`.
+#[derive(clap::Args, Debug)]
+pub struct MaxSizeArgs {
+    /// The new maximum (`500M`, `2G`), or `none` to remove it. Without it, the maximum in
+    /// force is shown and where it comes from.
+    #[arg(value_name = "SIZE|none")]
+    pub size: Option<String>,
+}
+
 /// Arguments of `jitcache verify`.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
@@ -537,6 +546,48 @@ pub fn verify(dir: &Path, args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `jitcache max-size`: shows or changes the cache's own maximum size. Every process
+/// using the cache trims it to that size in the background (at most once per
+/// interval across processes); `JITCACHE_MAX_SIZE` overrides it.
+pub fn max_size(dir: &Path, args: &MaxSizeArgs, json: bool) -> Result<ExitCode> {
+    let store = open_store(dir)?;
+    if let Some(text) = &args.size {
+        let new = if text.eq_ignore_ascii_case("none") {
+            None
+        } else {
+            Some(parse_size(text).map_err(anyhow::Error::msg)?)
+        };
+        store.set_max_size_setting(new)?;
+    }
+    let setting = store.max_size_setting()?;
+    let in_force = store.max_size()?;
+    let from_env = in_force.is_some() && in_force != setting;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "setting": setting,
+                "in_force": in_force,
+                "from": if from_env { jitcache_store::MAX_SIZE_ENV } else { "cache" },
+            })
+        );
+    } else {
+        match (setting, in_force) {
+            (_, Some(max)) if from_env => println!(
+                "max size {} (from {}; the cache's setting is {})",
+                format_size(max),
+                jitcache_store::MAX_SIZE_ENV,
+                setting.map_or_else(|| "none".to_owned(), format_size)
+            ),
+            (Some(max), _) => println!("max size {}", format_size(max)),
+            (None, _) => {
+                println!("max size none (the cache is only trimmed by `jitcache gc --max-size`)")
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `jitcache clear`: removes every entry and blob.

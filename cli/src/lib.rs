@@ -47,6 +47,7 @@ is and ignored elsewhere.
   get                       yes          -       yes: read after a local miss, kept locally
   stats                     yes          yes     yes: shows it, its breaker and counters
   ls, gc, verify, clear     yes          yes     -
+  max-size                  yes          yes     -
   run                       yes          yes     yes
   exec                      -            -       -
   demo                      -            yes     -
@@ -95,6 +96,8 @@ pub enum Command {
     Verify(admin::VerifyArgs),
     /// Remove every entry and blob.
     Clear,
+    /// Show or change the cache's maximum size, which a background trim keeps it under.
+    MaxSize(admin::MaxSizeArgs),
     /// Run a Lisp (.clj), C (.c or a directory) or CLIF (.clif) program through the cache.
     Run(run::RunArgs),
     /// Link relocatable objects in-process and call their entry point.
@@ -122,6 +125,7 @@ impl Command {
             Command::Gc(_) => "gc",
             Command::Verify(_) => "verify",
             Command::Clear => "clear",
+            Command::MaxSize(_) => "max-size",
             Command::Run(_) => "run",
             Command::Exec(_) => "exec",
             Command::Demo(_) => "demo",
@@ -135,9 +139,14 @@ impl Command {
         match (self, id) {
             (Command::Key(_), "cache_dir" | "remote") => Some("it computes a key without a cache"),
             (Command::Get(_), "json") => Some("it writes the stored bytes as they are"),
-            (Command::Ls | Command::Gc(_) | Command::Verify(_) | Command::Clear, "remote") => {
-                Some("it works on the local cache only")
-            }
+            (
+                Command::Ls
+                | Command::Gc(_)
+                | Command::Verify(_)
+                | Command::Clear
+                | Command::MaxSize(_),
+                "remote",
+            ) => Some("it works on the local cache only"),
             (Command::Exec(_), "cache_dir" | "remote") => Some("it links objects without a cache"),
             (Command::Exec(_), "json") => Some("it prints no report, only the program's output"),
             (Command::Demo(_), "cache_dir") => {
@@ -226,6 +235,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Gc(args) => admin::gc(&cache_dir(cli)?, args, json),
         Command::Verify(args) => admin::verify(&cache_dir(cli)?, args, json),
         Command::Clear => admin::clear(&cache_dir(cli)?, json),
+        Command::MaxSize(args) => admin::max_size(&cache_dir(cli)?, args, json),
         Command::Run(args) => run::run(&cache_dir(cli)?, args, remote_config(cli), json),
         Command::Exec(args) => exec::exec(args),
         Command::Demo(args) => demo::demo(args, json),

@@ -63,6 +63,16 @@ pub struct StoreConfig {
     /// every object in a file). A hit on such an object reads no file: the lookup
     /// brings its bytes. Larger objects are faster as files, and keep the index small.
     pub inline_max: u64,
+    /// The most bytes the cache's blobs may take on disk before a trim evicts least
+    /// recently used entries (default `None`: then `JITCACHE_MAX_SIZE`, then the
+    /// cache's own setting, [`Store::set_max_size_setting`], decide; with none of them
+    /// nothing is trimmed). A trim runs in the background of a process that puts, at
+    /// most once per [`StoreConfig::trim_interval`] across all processes (see
+    /// `store/src/trim.rs`), never on a lookup's thread.
+    pub max_size: Option<u64>,
+    /// How often, at most, a trim to the maximum size starts, across every process
+    /// sharing the cache (default 5 minutes).
+    pub trim_interval: Duration,
     /// Time source for creation and access times (default the system clock).
     pub clock: Clock,
 }
@@ -78,6 +88,8 @@ impl Default for StoreConfig {
             access_flush_interval: Duration::from_secs(2),
             access_resolution: Duration::from_secs(60),
             inline_max: 16 << 10,
+            max_size: None,
+            trim_interval: Duration::from_secs(300),
             clock: Clock::System,
         }
     }

@@ -17,6 +17,7 @@
 //! | [`Store::remove`], [`Store::clear`] | forget one entry, or all |
 //! | [`Store::gc`], [`GcOptions`], [`GcReport`], [`Store::gc_steps`], [`GcRun`] | LRU eviction to a size cap; orphan and temp file removal; in short steps |
 //! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`], [`Store::verify_steps`], [`VerifyRun`] | check every blob; optionally repair; in short steps |
+//! | [`Store::max_size`], [`Store::set_max_size_setting`], [`MAX_SIZE_ENV`], [`StoreConfig::max_size`] | automatic size management: a trim in the background, at most once per interval across processes |
 //! | [`Store::stats`], [`Stats`], [`Store::for_each_entry`], [`EntryInfo`] | what is in the cache, hit and miss counts |
 //! | [`Store::last_unit`], [`UnitRecord`], [`UnitState`] | the last entry stored for a unit, to explain a miss |
 //! | [`Store::lock_compile`], [`CompileLock`] | single flight: one compiler per missing key across processes |
@@ -92,6 +93,7 @@ mod stats;
 mod step;
 mod store;
 pub mod sync;
+mod trim;
 mod verify;
 
 pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage, split_stored};
@@ -108,4 +110,5 @@ pub use pause_point::{PAUSE_ENV, PausePoint};
 pub use progress::{NoProgress, Progress};
 pub use stats::Stats;
 pub use store::Store;
+pub use trim::{MAX_SIZE_ENV, parse_size};
 pub use verify::{DamagedBlob, VerifyReport, VerifyRun};

@@ -37,6 +37,10 @@ pub struct Store {
     pub(crate) gc_lock: LockFile,
     pub(crate) writable: bool,
     pub(crate) pause: Option<PausePoint>,
+    /// When this process looks at the index again for a due trim (`trim.rs`).
+    pub(crate) next_trim_check: Mutex<Option<Instant>>,
+    /// The background trim this store started, if any.
+    pub(crate) trimmer: Mutex<Option<crate::trim::Trimmer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -84,6 +88,8 @@ impl Store {
             gc_lock,
             writable,
             pause: PausePoint::from_env(),
+            next_trim_check: Mutex::new(None),
+            trimmer: Mutex::new(None),
         })
     }
 
@@ -478,6 +484,9 @@ impl Store {
     pub fn put_with(&self, key: &Key, bytes: &[u8], meta: &EntryMeta) -> Result<(), Error> {
         let result = self.put_until(key, bytes, meta, self.config.write_timeout);
         self.count_dropped(&result, 1);
+        if result.is_ok() {
+            self.maybe_trim();
+        }
         result
     }
 
@@ -554,6 +563,9 @@ impl Store {
     pub fn put_many(&self, entries: &[PutEntry<'_>]) -> Result<(), Error> {
         let result = self.put_many_until(entries, self.config.write_timeout);
         self.count_dropped(&result, entries.len());
+        if result.is_ok() {
+            self.maybe_trim();
+        }
         result
     }
 
@@ -749,6 +761,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.stop_trim();
         // Bounded like a put: dropping a store never waits long on another process.
         let _ = self.flush_until(Instant::now() + self.config.write_timeout);
     }

@@ -33,6 +33,34 @@ impl Index {
         })
     }
 
+    /// Claims a periodic job: in one IMMEDIATE transaction, if the time recorded under
+    /// `name` is at least `interval_ms` before `now_ms` (or none is recorded), records
+    /// `now_ms` and returns true; otherwise changes nothing and returns false. Of
+    /// processes claiming at once, one wins.
+    pub fn claim_periodic(
+        &mut self,
+        name: &str,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> Result<bool, Error> {
+        self.write(|tx| {
+            let last: Option<i64> = tx
+                .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?;
+            if last.is_some_and(|last| now_ms.saturating_sub(last) < interval_ms && last <= now_ms)
+            {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT INTO counters (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![name, now_ms])?;
+            Ok(true)
+        })
+    }
+
     /// Adds to persisted counters in one transaction.
     pub fn add_counters(&self, counters: &[(&str, i64)]) -> Result<(), Error> {
         for (name, n) in counters {

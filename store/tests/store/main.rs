@@ -12,6 +12,7 @@ mod key;
 mod model;
 mod multiprocess;
 mod snapshot;
+mod trim;
 
 /// Entry point of child processes: does nothing in a normal run; when this binary is
 /// re-executed with `JITCACHE_STORE_TEST_CHILD` set, plays that role and exits.
