@@ -105,21 +105,32 @@ pub(crate) fn pch_variants(header: &Path) -> [PathBuf; 2] {
 /// tells: directories that did not exist when probed first (their place is not
 /// printed, so they are taken to come before every other), then the `"..."` list, then
 /// the `<...>` list; made absolute against `cwd`, without duplicates. Each is marked
-/// whether it is a system directory: not named by `-I`, `-iquote` or `CPATH`.
+/// whether it is a system directory: not named by `-I`, `-iquote` or `CPATH`. Also
+/// returns how many of the first directories are those that did not exist.
 pub(crate) fn search_dirs(
     list: &SearchList,
     cwd: &Path,
     user_dirs: &[PathBuf],
-) -> Vec<(PathBuf, bool)> {
+) -> (Vec<(PathBuf, bool)>, usize) {
     let mut out: Vec<(PathBuf, bool)> = Vec::new();
-    for dir in list.missing.iter().chain(&list.quote).chain(&list.bracket) {
+    let mut unplaced = 0;
+    for (n, dir) in list
+        .missing
+        .iter()
+        .chain(&list.quote)
+        .chain(&list.bracket)
+        .enumerate()
+    {
         let dir = normalize(cwd, Path::new(dir));
         if !out.iter().any(|(d, _)| *d == dir) {
             let system = !user_dirs.contains(&dir);
             out.push((dir, system));
+            if n < list.missing.len() {
+                unplaced += 1;
+            }
         }
     }
-    out
+    (out, unplaced)
 }
 
 /// The `CPATH` directories of `env` (`NAME=value` entries), against `cwd` (an empty
@@ -145,6 +156,10 @@ pub(crate) fn cpath_dirs(env: &[String], cwd: &Path) -> Vec<PathBuf> {
 /// stands for every candidate below it (libstdc++'s ~150 headers need one entry,
 /// `/usr/local/include/c++`, not 150). Creating that directory invalidates too.
 ///
+/// The first `unplaced` directories of `search` did not exist when the compiler was
+/// probed, so where they stand in the search order is unknown: for a header found in
+/// one of them, every other search directory counts as earlier.
+///
 /// The work is bounded by (headers) × (search directories + includer directories)
 /// `stat` calls (each path's existence asked once), and runs only when a unit is
 /// compiled.
@@ -153,6 +168,7 @@ pub(crate) fn shadowing(
     pch_able: &[PathBuf],
     source: &Path,
     search: &[(PathBuf, bool)],
+    unplaced: usize,
 ) -> Vec<PathBuf> {
     let mut includers: Vec<&Path> = Vec::new();
     let sources = std::iter::once(source).chain(
@@ -198,7 +214,11 @@ pub(crate) fn shadowing(
             let Ok(rel) = header.strip_prefix(dir) else {
                 continue;
             };
-            let earlier = search[..i].iter().map(|(d, _)| d.as_path());
+            let earlier = search
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| if i < unplaced { *j != i } else { *j < i })
+                .map(|(_, (d, _))| d.as_path());
             for other in earlier.chain(includers.iter().copied()) {
                 if other.join(rel) == *header {
                     continue;
@@ -372,7 +392,7 @@ mod tests {
             (root.join("sys"), true),
         ];
         let headers = vec![root.join("d2/val.h"), root.join("sys/std.h")];
-        let absent = shadowing(&headers, &[], &root.join("src/main.c"), &search);
+        let absent = shadowing(&headers, &[], &root.join("src/main.c"), &search, 0);
         let want: Vec<PathBuf> = ["d1/std.h", "d1/val.h", "d2/std.h", "src/std.h", "src/val.h"]
             .iter()
             .map(|p| root.join(p))
@@ -385,8 +405,15 @@ mod tests {
             &headers[..1],
             &root.join("src/main.c"),
             &search,
+            0,
         );
         assert!(absent.contains(&root.join("d2/val.h.gch")));
         assert!(absent.contains(&root.join("d1/val.h.gch")));
+
+        // d2 did not exist when probed: its place is unknown, so a header found there
+        // is shadowed by every other search directory, later ones included.
+        let absent = shadowing(&headers[..1], &[], &root.join("src/main.c"), &search, 2);
+        assert!(absent.contains(&root.join("d1/val.h")), "{absent:?}");
+        assert!(absent.contains(&root.join("sys/val.h")), "{absent:?}");
     }
 }

@@ -608,7 +608,7 @@ impl CcBackend {
         // What could have been read instead.
         let mut user_dirs = flag_files.user_dirs.clone();
         user_dirs.extend(inputs::cpath_dirs(&probe.env, of.cwd));
-        let search = inputs::search_dirs(&probe.search, of.cwd, &user_dirs);
+        let (search, unplaced) = inputs::search_dirs(&probe.search, of.cwd, &user_dirs);
         let mut pch_able: Vec<PathBuf> = Vec::new();
         if !probe.is_clang() {
             pch_able.extend(
@@ -619,7 +619,9 @@ impl CcBackend {
             );
             pch_able.extend(flag_files.includes.iter().cloned());
         }
-        absent.extend(inputs::shadowing(&headers, &pch_able, of.source, &search));
+        absent.extend(inputs::shadowing(
+            &headers, &pch_able, of.source, &search, unplaced,
+        ));
         absent.retain(|p| read.binary_search(p).is_err() && !p.starts_with(of.tmp) && !p.exists());
         absent.sort();
         absent.dedup();
