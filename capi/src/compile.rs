@@ -511,15 +511,12 @@ pub unsafe extern "C" fn jitcache_compile_output_add_input(
     output: *mut OutputC,
     path: *const c_char,
 ) -> Status {
-    guard(|| {
-        let output = output_obj(output)?;
-        output.check_reports_inputs("jitcache_compile_output_add_input")?;
-        // SAFETY: forwarded contract.
-        let path = unsafe { str_arg(path, "path") }?;
-        let path = output.resolve(path, "path")?;
-        output.state().read.push(path);
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        add_path(output, path, "jitcache_compile_output_add_input", |s| {
+            &mut s.read
+        })
+    }
 }
 
 /// `jitcache_compile_output_add_absent`: a path that did not exist and whose creation
@@ -533,13 +530,33 @@ pub unsafe extern "C" fn jitcache_compile_output_add_absent(
     output: *mut OutputC,
     path: *const c_char,
 ) -> Status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        add_path(output, path, "jitcache_compile_output_add_absent", |s| {
+            &mut s.absent
+        })
+    }
+}
+
+/// Adds `path`, made absolute, to the list of `output`'s reports that `list` picks;
+/// `function` names the caller in errors.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+unsafe fn add_path(
+    output: *mut OutputC,
+    path: *const c_char,
+    function: &'static str,
+    list: fn(&mut OutputState) -> &mut Vec<PathBuf>,
+) -> Status {
     guard(|| {
         let output = output_obj(output)?;
-        output.check_reports_inputs("jitcache_compile_output_add_absent")?;
+        output.check_reports_inputs(function)?;
         // SAFETY: forwarded contract.
         let path = unsafe { str_arg(path, "path") }?;
         let path = output.resolve(path, "path")?;
-        output.state().absent.push(path);
+        list(&mut output.state()).push(path);
         Ok(())
     })
 }
