@@ -30,9 +30,19 @@ impl fmt::Display for Location {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Unsupported {
-    /// Thread-local storage: a `SHF_TLS` section, an `STT_TLS` symbol or a TLS relocation.
-    /// The string says which.
+    /// A thread-local construct the linker does not serve: a TLS relocation objects do not
+    /// carry, a thread-local of the host process, a non-TLS reference to a thread-local
+    /// variable. The string says which.
     ThreadLocal(String),
+    /// An initial-exec or local-exec thread-local access (`R_X86_64_GOTTPOFF`,
+    /// `R_X86_64_TPOFF32`), which assumes a static TLS block fixed at start-up that
+    /// loaded code cannot join; `-fPIC` (or `-ftls-model=global-dynamic`) avoids it.
+    StaticTls {
+        /// `"initial-exec"` or `"local-exec"`.
+        model: &'static str,
+        /// The `R_X86_64_*` name.
+        relocation: &'static str,
+    },
     /// An `STT_GNU_IFUNC` symbol defined by the object (the named symbol).
     Ifunc(String),
     /// A relocation kind the linker does not apply.
@@ -59,6 +69,12 @@ impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unsupported::ThreadLocal(what) => write!(f, "thread-local storage ({what})"),
+            Unsupported::StaticTls { model, relocation } => write!(
+                f,
+                "{model} TLS access ({relocation}): it needs the static TLS block fixed at \
+                 start-up; compile with -fPIC (and no -ftls-model=initial-exec/local-exec) \
+                 or -ftls-model=global-dynamic"
+            ),
             Unsupported::Ifunc(symbol) => write!(f, "IFUNC symbol `{symbol}`"),
             Unsupported::Relocation { r_type, name } => {
                 write!(f, "relocation {name} (type {r_type})")
@@ -166,6 +182,19 @@ pub enum Error {
     TooLarge {
         /// Bytes the layout asked for.
         size: u64,
+    },
+    /// The unit cannot be unloaded yet: other threads that are still running hold C++
+    /// `thread_local` objects of it whose destructors run when those threads exit. (The
+    /// unloading thread's own run at unload.) The unit stays loaded and usable.
+    #[error(
+        "unit {unit} stays loaded: {destructors} thread_local destructor(s) of it are \
+         pending in threads that have not exited"
+    )]
+    ThreadLocalsInUse {
+        /// The unit.
+        unit: UnitId,
+        /// Destructors registered by other threads and not yet run.
+        destructors: usize,
     },
     /// The unit id does not name a loaded unit.
     #[error("no loaded unit {0}")]

@@ -5,9 +5,14 @@
 //! 0 → | text: .text*, call stubs, atexit thunk                   | read + execute
 //!     | read-only: .rodata*, .eh_frame (+4 zero bytes per run),  | read-only
 //!     |   .gcc_except_table, .data.rel.ro*, .init_array,         |
-//!     |   .fini_array, .preinit_array, GOT                       |
+//!     |   .fini_array, .preinit_array, .tdata* (TLS template),   |
+//!     |   GOT, TLS table (tls_index pairs, descriptors)          |
 //!     | data: .data*, .bss*, COMMON                              | read + write
 //! ```
+//!
+//! Thread-local sections also get an offset in the unit's TLS block (`Layout::tls`):
+//! `.tdata*` first, back to back as they are placed in the template, then `.tbss*`, which
+//! takes no memory in the unit (each thread's block is zero there).
 //!
 //! `.data.rel.ro`, the arrays and the GOT are written only by relocation, so they are
 //! read-only once protected (what RELRO does for a shared object). Offsets honour each
@@ -23,6 +28,7 @@ use crate::error::Error;
 use crate::memory::Segment;
 use crate::parse::{Object, SectionKind};
 use crate::per_object::PerObject;
+use crate::symbols::FastMap;
 use crate::x86_64::{ATEXIT_THUNK_SIZE, STUB_SIZE};
 
 /// Largest unit accepted: PC-relative references inside a unit must stay within ±2 GiB.
@@ -43,6 +49,10 @@ pub(crate) struct Layout {
     pub stubs: u64,
     /// Offset of the `atexit` thunk (meaningful when one was asked for).
     pub atexit_thunk: u64,
+    /// Offset of the TLS table: the `tls_index` pairs and descriptors (8-aligned).
+    pub tls_table: u64,
+    /// The unit's TLS block, if it has thread-local sections.
+    pub tls: Option<TlsBlock>,
     /// Offsets of the `.eh_frame` runs (sections back to back), each followed by a zero
     /// terminator: what is registered with the unwinder.
     pub eh_frames: Vec<u64>,
@@ -50,6 +60,28 @@ pub(crate) struct Layout {
     pub segments: [Range<u64>; 3],
     /// Alignment each segment's start needs at run time.
     pub align: [u64; 3],
+}
+
+/// A unit's TLS block: its template in the read-only segment and its shape.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsBlock {
+    /// Layout offset of the template (the `.tdata*` sections, back to back).
+    pub template: u64,
+    /// Bytes of the template; the rest of the block is zero.
+    pub init_len: u64,
+    /// Size of a block.
+    pub size: u64,
+    /// Alignment of a block (the largest of its sections').
+    pub align: u64,
+    /// `(object, section)` → offset of a thread-local section in the block.
+    pub offsets: FastMap<(usize, usize), u64>,
+}
+
+impl TlsBlock {
+    /// The offset in the block of a thread-local section.
+    pub(crate) fn offset(&self, obj: usize, sec: usize) -> Option<u64> {
+        self.offsets.get(&(obj, sec)).copied()
+    }
 }
 
 struct Cursor {
@@ -76,9 +108,10 @@ impl Cursor {
 /// The segment a kind of section goes to (`None`: not loaded).
 fn segment(kind: SectionKind) -> Option<Segment> {
     match kind {
-        SectionKind::Skip => None,
+        SectionKind::Skip | SectionKind::TlsBss => None,
         SectionKind::Text => Some(Segment::Text),
-        SectionKind::ReadOnly
+        SectionKind::TlsData
+        | SectionKind::ReadOnly
         | SectionKind::RelRo
         | SectionKind::EhFrame
         | SectionKind::InitArray(_)
@@ -91,7 +124,8 @@ fn segment(kind: SectionKind) -> Option<Segment> {
 impl Layout {
     /// Lays out the unit. `commons` are (size, align) pairs. With `handle`, the text
     /// segment is at least one byte long: its start is the unit's `__dso_handle`, which
-    /// must be an address no other live unit has.
+    /// must be an address no other live unit has. `tls_table` is the size in bytes of the
+    /// TLS table.
     pub(crate) fn new(
         objects: &[Object<'_>],
         commons: &[(u64, u64)],
@@ -99,12 +133,13 @@ impl Layout {
         stubs: usize,
         atexit_thunk: bool,
         handle: bool,
+        tls_table: u64,
     ) -> Result<Layout, Error> {
         let mut sections: PerObject<u64> =
             PerObject::new(objects.iter().map(|o| o.sections.len()), NOT_PLACED);
         // One pass: each loaded section into its group (in placement order below), and
         // each segment's alignment, the largest of what it holds.
-        let mut groups: [Vec<(usize, usize)>; 6] = Default::default();
+        let mut groups: [Vec<(usize, usize)>; 8] = Default::default();
         let mut align = [1_u64, 8, 1];
         for (oi, object) in objects.iter().enumerate() {
             for (si, s) in object.sections.iter().enumerate() {
@@ -118,6 +153,8 @@ impl Layout {
                     | SectionKind::PreinitArray => 3,
                     SectionKind::Data => 4,
                     SectionKind::Bss => 5,
+                    SectionKind::TlsData => 6,
+                    SectionKind::TlsBss => 7,
                 };
                 groups[group].push((oi, si));
                 if let Some(seg) = segment(s.kind) {
@@ -193,7 +230,9 @@ impl Layout {
             c.place(4, 1)?;
         }
         place_group(&mut c, &mut sections, &groups[3])?;
+        let tls = tls_block(&mut c, &mut sections, &groups[6], &groups[7], section)?;
         let got = c.place(8 * got_entries as u64, 8)?;
+        let tls_table = c.place(tls_table, 8)?;
         let read_only = ro_start..c.at;
 
         // Data.
@@ -211,6 +250,8 @@ impl Layout {
             got,
             stubs: stubs_off,
             atexit_thunk: atexit_off,
+            tls_table,
+            tls,
             eh_frames,
             segments: [text, read_only, data],
             align,
@@ -236,4 +277,51 @@ impl Layout {
             .copied()
             .filter(|&o| o != NOT_PLACED)
     }
+}
+
+/// Places the `.tdata*` sections (`data`) as one template at the cursor, with the offsets
+/// they have in the TLS block, and gives the `.tbss*` sections (`bss`) their offsets after
+/// them. `None` when the unit has no thread-local section.
+fn tls_block<'o, 's: 'o>(
+    c: &mut Cursor,
+    sections: &mut PerObject<u64>,
+    data: &[(usize, usize)],
+    bss: &[(usize, usize)],
+    section: impl Fn(usize, usize) -> Option<&'o crate::parse::Section<'s>>,
+) -> Result<Option<TlsBlock>, Error> {
+    if data.is_empty() && bss.is_empty() {
+        return Ok(None);
+    }
+    let too_large = || Error::TooLarge { size: u64::MAX };
+    let mut block = TlsBlock {
+        template: c.at,
+        align: 1,
+        ..TlsBlock::default()
+    };
+    // Offsets in the block; the template is the block's first `init_len` bytes.
+    let mut at = 0_u64;
+    for (is_data, group) in [(true, data), (false, bss)] {
+        for &(oi, si) in group {
+            let Some(s) = section(oi, si) else {
+                continue;
+            };
+            let offset = at.checked_next_multiple_of(s.align).ok_or_else(too_large)?;
+            at = offset.checked_add(s.size).ok_or_else(too_large)?;
+            if at > MAX_UNIT {
+                return Err(Error::TooLarge { size: at });
+            }
+            block.align = block.align.max(s.align);
+            block.offsets.insert((oi, si), offset);
+            if is_data {
+                c.at = block.template + offset;
+                let placed = c.place(s.size, 1)?;
+                if let Some(slot) = sections.get_mut(oi, si) {
+                    *slot = placed;
+                }
+                block.init_len = at;
+            }
+        }
+    }
+    block.size = at;
+    Ok(Some(block))
 }

@@ -50,6 +50,7 @@ mod parse;
 mod per_object;
 mod pool;
 mod symbols;
+mod tls;
 mod unit;
 mod x86_64;
 
@@ -299,6 +300,16 @@ impl Linker {
             .map(Unit::mapped_bytes)
     }
 
+    /// How many threads have a block of `unit`'s thread-local variables (made on a
+    /// thread's first access, freed when the thread exits or the unit is unloaded). `None`
+    /// for an unknown unit.
+    pub fn thread_local_blocks(&self, unit: UnitId) -> Option<usize> {
+        self.units
+            .iter()
+            .find(|u| u.id == unit)
+            .map(Unit::tls_blocks)
+    }
+
     /// What this linker has mapped, for reporting bytes per loaded unit:
     /// `touched_bytes / units` is the memory per unit, `mapped_bytes / units` the address
     /// space per unit.
@@ -325,8 +336,16 @@ impl Linker {
     /// back to the arena for later units; a mapping of its own is unmapped). Addresses
     /// from it are dangling afterwards; later units that resolved symbols to it
     /// (including symbols of COMDAT groups it loaded first) must be unloaded first.
+    ///
+    /// C++ `thread_local` objects of the unit that the calling thread made are destroyed
+    /// first (as at its exit); while other threads that have not exited still hold some,
+    /// the unit stays loaded and this returns [`Error::ThreadLocalsInUse`]. Each thread's
+    /// TLS blocks of the unit are freed.
     pub fn unload(&mut self, unit: UnitId) -> Result<(), Error> {
         let index = self.index(unit)?;
+        if let Some(Err(destructors)) = self.units.get(index).map(Unit::end_thread_destructors) {
+            return Err(Error::ThreadLocalsInUse { unit, destructors });
+        }
         let removed = self.units.remove(index);
         self.forget(&removed);
         drop(removed);
@@ -388,7 +407,13 @@ impl Linker {
 impl Drop for Linker {
     fn drop(&mut self) {
         while let Some(unit) = self.units.pop() {
-            drop(unit);
+            // A unit whose thread_local destructors are pending in other threads stays
+            // mapped for them, as if kept until exit.
+            if unit.end_thread_destructors().is_err() {
+                let _ = unit.keep_until_exit();
+            } else {
+                drop(unit);
+            }
         }
     }
 }

@@ -13,7 +13,8 @@
 //! 5. **allocate** — a piece of the code arena for each segment (or the unit's own
 //!    mapping), writable only through a view that is never executable, placed as needed.
 //! 6. **copy** — section contents into it (`.bss` and COMMON stay zero).
-//! 7. **apply** — GOT entries, stubs, and every relocation with range-checked writes.
+//! 7. **apply** — GOT entries, stubs, the TLS table, and every relocation with
+//!    range-checked writes.
 //! 8. **protect** — text read + execute, read-only data read-only; icache flush.
 //! 9. **register unwind info** — each `.eh_frame` with `__register_frame`.
 //!
@@ -25,11 +26,12 @@ use std::sync::Arc;
 use crate::arena::Arena;
 use crate::error::{Error, Location};
 use crate::host_symbols::HostSymbols;
-use crate::layout::Layout;
+use crate::layout::{Layout, TlsBlock};
 use crate::memory::{Image, Memory, Placement, Request, Segment};
 use crate::parse::{self, Bind, Def, Object, SectionKind};
 use crate::per_object::PerObject;
 use crate::symbols::{Export, FastMap, GlobalDef, UnitSymbol, UnitSymbols};
+use crate::tls::{self, TlsSymbol, UnitTls};
 use crate::unit::Unit;
 use crate::x86_64::{self, Field, Inputs, RelocKind, STUB_SIZE};
 use crate::{ObjectFile, Resolver, UnitId};
@@ -57,6 +59,8 @@ pub(crate) struct Linked {
     pub dso_handle: Option<usize>,
     /// Signatures of the COMDAT groups this unit loaded.
     pub groups: Vec<Arc<str>>,
+    /// The unit's TLS module and thread-local variables, if it has any.
+    pub tls: Option<UnitTls>,
 }
 
 /// Runs passes 1–8 (9 is done by the unit's owner so deregistration pairs with it).
@@ -86,6 +90,7 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], mut env: Env<'_>) -> Result<Linked
         scan.stub_len,
         resolved.cxa_atexit.is_some(),
         resolved.uses_dso_handle,
+        scan.tls.bytes(),
     )?;
 
     // 5. Allocate.
@@ -96,11 +101,22 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], mut env: Env<'_>) -> Result<Linked
     };
     let mut memory = Memory::allocate(env.arena, &request)
         .map_err(|source| Error::Memory { op: "mmap", source })?;
-    let addresses = Addresses {
+    let mut addresses = Addresses {
         bases: Segment::ALL.map(|s| memory.base(s) as u64),
         layout: &layout,
+        tls_module: 0,
     };
     let handle = addresses.at(0);
+    // The unit's TLS module: a slot in the process-wide registry (freed again if a later
+    // pass fails, when `module` drops).
+    let module = match &layout.tls {
+        Some(block) => Some(register_tls(block, &addresses)?),
+        None => None,
+    };
+    addresses.tls_module = module.as_ref().map_or(0, tls::Module::word);
+    if scan.tls.desc_len > 0 {
+        tls::prepare_descriptors();
+    }
 
     let Some(mut image) = memory.image() else {
         return Err(internal("fresh memory is not writable"));
@@ -113,7 +129,7 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], mut env: Env<'_>) -> Result<Linked
         source,
     })?;
 
-    let symbols = unit_symbols(&objects, &unit, &addresses);
+    let (symbols, tls_symbols) = unit_symbols(&objects, &unit, &addresses);
     let frames = layout
         .eh_frames
         .iter()
@@ -131,7 +147,20 @@ pub(crate) fn link(inputs: &[ObjectFile<'_>], mut env: Env<'_>) -> Result<Linked
         fini,
         dso_handle,
         groups: groups.into_iter().map(Arc::from).collect(),
+        tls: module.map(|module| UnitTls::new(module, tls_symbols)),
     })
+}
+
+/// Registers the unit's TLS block, whose template is in the unit's memory.
+fn register_tls(block: &TlsBlock, addresses: &Addresses<'_>) -> Result<tls::Module, Error> {
+    let size = |v: u64| usize::try_from(v).map_err(|_| Error::TooLarge { size: v });
+    let template = tls::Template {
+        addr: addresses.at(block.template) as usize,
+        init_len: size(block.init_len)?,
+        size: size(block.size)?,
+        align: size(block.align)?,
+    };
+    tls::Module::register(template).ok_or_else(|| internal("TLS module"))
 }
 
 /// Passes 6 and 7: copies the sections into the unit's memory and applies the GOT,
@@ -179,6 +208,7 @@ fn fill(
             }
         }
     }
+    tls_table(bytes, scan, resolved, addresses)?;
     if let Some(cxa_atexit) = resolved.cxa_atexit {
         let at = addresses.at(layout.atexit_thunk);
         let thunk =
@@ -196,6 +226,50 @@ fn fill(
         }
     }
     arrays(bytes, objects, layout)
+}
+
+/// Writes the TLS table: the unit's `tls_index` pair for `TLSLD` (offset 0), a pair per
+/// `TLSGD` symbol, a descriptor `{resolver, module, offset}` per `TLSDESC` symbol. An
+/// entry whose symbol is not thread-local stays zero; its relocation reports it.
+fn tls_table(
+    bytes: &mut Image<'_>,
+    scan: &Scan,
+    resolved: &Resolved,
+    addresses: &Addresses<'_>,
+) -> Result<(), Error> {
+    let slots = &scan.tls;
+    let base = addresses.layout.tls_table;
+    let pair = |module: u64, offset: u64| {
+        let mut b = [0_u8; 16];
+        b[..8].copy_from_slice(&module.to_le_bytes());
+        b[8..].copy_from_slice(&offset.to_le_bytes());
+        b
+    };
+    if slots.ld {
+        write(bytes, base, &pair(addresses.tls_module, 0))?;
+    }
+    let target_of = |&(oi, sym): &(usize, usize)| {
+        resolved
+            .targets
+            .get(oi, sym)
+            .copied()
+            .flatten()
+            .and_then(|r| addresses.tls_of(r.target))
+    };
+    for (key, &slot) in &slots.gd {
+        if let Some((module, offset)) = target_of(key) {
+            write(bytes, base + slots.gd_offset(slot), &pair(module, offset))?;
+        }
+    }
+    let resolver = tls::tlsdesc_resolver as *const () as u64;
+    for (key, &slot) in &slots.desc {
+        if let Some((module, offset)) = target_of(key) {
+            let at = base + slots.desc_offset(slot);
+            write(bytes, at, &resolver.to_le_bytes())?;
+            write(bytes, at + 8, &pair(module, offset))?;
+        }
+    }
+    Ok(())
 }
 
 fn internal(what: &str) -> Error {
@@ -304,6 +378,63 @@ struct Scan {
     stub_len: usize,
     /// Some field is an absolute 32-bit address: the unit must live in the low 2 GiB.
     low32: bool,
+    /// Entries of the TLS table.
+    tls: TlsSlots,
+}
+
+/// The TLS table's entries: one `tls_index` pair for the unit's `TLSLD` relocations
+/// (offset 0), one pair per symbol of `TLSGD` relocations, one descriptor (a resolver and
+/// a pair) per symbol of `GOTPC32_TLSDESC` relocations. Pairs come first, then
+/// descriptors. Maps rather than per-object tables: most units have no TLS relocation.
+#[derive(Default)]
+struct TlsSlots {
+    ld: bool,
+    /// `(object, symbol)` → pair index (globals of the same name share one).
+    gd: FastMap<(usize, usize), u32>,
+    gd_len: u32,
+    /// `(object, symbol)` → descriptor index.
+    desc: FastMap<(usize, usize), u32>,
+    desc_len: u32,
+}
+
+impl TlsSlots {
+    /// Bytes of the table.
+    fn bytes(&self) -> u64 {
+        16 * (u64::from(self.ld) + u64::from(self.gd_len))
+            + tls::DESCRIPTOR_SIZE * u64::from(self.desc_len)
+    }
+
+    /// Notes the entry a TLS relocation at `(object, symbol)` needs.
+    fn note<'a>(
+        &mut self,
+        kind: RelocKind,
+        at: (usize, usize),
+        key: SlotKey<'a>,
+        gd_keys: &mut FastMap<SlotKey<'a>, u32>,
+        desc_keys: &mut FastMap<SlotKey<'a>, u32>,
+    ) {
+        let (keys, slots) = match kind {
+            RelocKind::TlsLd => {
+                self.ld = true;
+                return;
+            }
+            RelocKind::TlsGd => (gd_keys, &mut self.gd),
+            RelocKind::GotPc32TlsDesc => (desc_keys, &mut self.desc),
+            _ => return,
+        };
+        let next = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        slots.insert(at, *keys.entry(key).or_insert(next));
+    }
+
+    /// Table offset of pair `slot` (the `TLSLD` pair is at 0).
+    fn gd_offset(&self, slot: u32) -> u64 {
+        16 * (u64::from(self.ld) + u64::from(slot))
+    }
+
+    /// Table offset of descriptor `slot`.
+    fn desc_offset(&self, slot: u32) -> u64 {
+        self.gd_offset(self.gd_len) + tls::DESCRIPTOR_SIZE * u64::from(slot)
+    }
 }
 
 /// Key of a GOT entry or stub: globals share one per name, locals have their own.
@@ -320,6 +451,9 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
         PerObject::new(objects.iter().map(|o| o.symbols.len()), None);
     let mut stub_slot = got_slot.clone();
     let mut low32 = false;
+    let mut tls = TlsSlots::default();
+    let mut gd_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
+    let mut desc_keys: FastMap<SlotKey<'_>, u32> = FastMap::default();
     for (oi, object) in objects.iter().enumerate() {
         for s in object
             .sections
@@ -336,6 +470,10 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
                 } else {
                     SlotKey::Global(sym.name)
                 };
+                if r.kind.is_tls() {
+                    tls.note(r.kind, (oi, r.symbol), key, &mut gd_keys, &mut desc_keys);
+                    continue;
+                }
                 if r.kind.needs_got_entry() {
                     if let Some(s @ None) = got_slot.get_mut(oi, r.symbol) {
                         let next = u32::try_from(got_keys.len()).unwrap_or(u32::MAX);
@@ -353,12 +491,15 @@ fn scan(objects: &[Object<'_>], unit: &UnitSymbols<'_>) -> Scan {
             }
         }
     }
+    tls.gd_len = u32::try_from(gd_keys.len()).unwrap_or(u32::MAX);
+    tls.desc_len = u32::try_from(desc_keys.len()).unwrap_or(u32::MAX);
     Scan {
         got_slot,
         got_len: got_keys.len(),
         stub_slot,
         stub_len: stub_keys.len(),
         low32,
+        tls,
     }
 }
 
@@ -382,11 +523,24 @@ enum Target {
     AtExit,
     /// A local symbol of a discarded COMDAT group (only `.eh_frame` may refer to one).
     Discarded,
+    /// A thread-local variable of this unit: in a TLS section of an object, plus an offset.
+    Tls { obj: usize, sec: usize, value: u64 },
+    /// `_TLS_MODULE_BASE_`: offset 0 of this unit's TLS block.
+    TlsBase,
+    /// A thread-local variable of an earlier unit: its module word and offset.
+    ForeignTls { module: u64, offset: u64 },
 }
 
 impl Target {
     fn in_unit(self) -> bool {
         !matches!(self, Target::Address(_))
+    }
+
+    fn is_tls(self) -> bool {
+        matches!(
+            self,
+            Target::Tls { .. } | Target::TlsBase | Target::ForeignTls { .. }
+        )
     }
 }
 
@@ -429,7 +583,8 @@ fn resolve(
                     Some(done) => *done,
                     None => {
                         let at = || object.at(si, r.offset);
-                        let done = resolve_one(objects, unit, oi, r.symbol, env, at)?;
+                        let tls = r.kind.is_tls();
+                        let done = resolve_one(objects, unit, oi, r.symbol, tls, env, at)?;
                         uses_dso_handle |=
                             matches!(done.target, Target::DsoHandle | Target::AtExit);
                         if done.target == Target::AtExit && cxa_atexit.is_none() {
@@ -461,11 +616,14 @@ fn resolve(
     })
 }
 
+/// The target of one symbol; `tls` when a TLS relocation refers to it (a thread-local
+/// symbol is looked for among the thread-locals of units only).
 fn resolve_one(
     objects: &[Object<'_>],
     unit: &UnitSymbols<'_>,
     obj: usize,
     sym: usize,
+    tls: bool,
     env: &mut Env<'_>,
     at: impl Fn() -> Location,
 ) -> Result<Resolution, Error> {
@@ -486,6 +644,11 @@ fn resolve_one(
                     is_code: bool|
      -> Result<Resolution, Error> {
         let target = match def {
+            Def::Section { index, value } if is_tls_section(object, index) => Target::Tls {
+                obj,
+                sec: index,
+                value,
+            },
             Def::Section { index, value } => Target::Section {
                 obj,
                 sec: index,
@@ -529,6 +692,9 @@ fn resolve_one(
         }
         None => {}
     }
+    if tls || symbol.tls {
+        return thread_local(name, symbol.def, env, at);
+    }
     // A COMDAT group kept by an earlier unit: that unit's copy, hidden or not.
     if let Def::Discarded(Some(owner)) = symbol.def
         && let Some(s) = env
@@ -559,6 +725,60 @@ fn resolve_one(
     })
 }
 
+fn is_tls_section(object: &Object<'_>, index: usize) -> bool {
+    object
+        .sections
+        .get(index)
+        .is_some_and(|s| matches!(s.kind, SectionKind::TlsData | SectionKind::TlsBss))
+}
+
+/// A thread-local global that the unit does not define: `_TLS_MODULE_BASE_` (the unit's
+/// own block), the copy of the earlier unit that kept its COMDAT group, or the first
+/// earlier unit that exports it. Thread-locals of the host process are not reachable
+/// (they live in the C library's TLS blocks, not in ours).
+fn thread_local(
+    name: &str,
+    def: Def,
+    env: &mut Env<'_>,
+    at: impl Fn() -> Location,
+) -> Result<Resolution, Error> {
+    let found = |module: u64, offset: u64| Resolution {
+        target: Target::ForeignTls { module, offset },
+        is_code: false,
+    };
+    if name == "_TLS_MODULE_BASE_" {
+        return Ok(Resolution {
+            target: Target::TlsBase,
+            is_code: false,
+        });
+    }
+    if let Def::Discarded(Some(owner)) = def
+        && let Some((module, offset)) = env
+            .units
+            .iter()
+            .find(|u| u.id == owner)
+            .and_then(|u| u.thread_local(name, true))
+    {
+        return Ok(found(module, offset));
+    }
+    if let Some((module, offset)) = env.units.iter().find_map(|u| u.thread_local(name, false)) {
+        return Ok(found(module, offset));
+    }
+    if env.host.lookup(name).is_some() {
+        return Err(Error::Unsupported {
+            at: at(),
+            kind: crate::error::Unsupported::ThreadLocal(format!(
+                "`{name}` is a thread-local variable of the host process or a library, \
+                 outside the loaded units"
+            )),
+        });
+    }
+    Err(Error::UndefinedSymbol {
+        at: at(),
+        symbol: name.to_owned(),
+    })
+}
+
 /// A global that the unit does not define: the GOT base, the unit's handle, units
 /// loaded before, the caller's resolver, the `atexit` thunk, then the host and the
 /// opened libraries.
@@ -573,6 +793,20 @@ fn outside(name: &str, env: &mut Env<'_>) -> Option<Resolution> {
         return Some(Resolution {
             target: Target::DsoHandle,
             is_code: false,
+        });
+    }
+    // Loaded units' thread-locals are served by this crate, not by the C library.
+    let tls_function = match name {
+        "__tls_get_addr" => Some(tls::tls_get_addr_entry as *const () as usize),
+        "__cxa_thread_atexit" | "__cxa_thread_atexit_impl" => {
+            Some(tls::thread_atexit as *const () as usize)
+        }
+        _ => None,
+    };
+    if let Some(addr) = tls_function {
+        return Some(Resolution {
+            target: Target::Address(addr as u64),
+            is_code: true,
         });
     }
     // Units loaded before this one.
@@ -627,6 +861,8 @@ fn placement(scan: &Scan, resolved: &Resolved) -> Placement {
 struct Addresses<'a> {
     bases: [u64; 3],
     layout: &'a Layout,
+    /// The unit's TLS module word (0 when it has no TLS block).
+    tls_module: u64,
 }
 
 impl Addresses<'_> {
@@ -646,9 +882,25 @@ impl Addresses<'_> {
             Target::GotBase => Some(self.layout.got),
             Target::DsoHandle => Some(0),
             Target::AtExit => Some(self.layout.atexit_thunk),
-            Target::Discarded => None,
+            Target::Discarded
+            | Target::Tls { .. }
+            | Target::TlsBase
+            | Target::ForeignTls { .. } => None,
         };
         off.map_or(0, |o| self.at(o))
+    }
+
+    /// The module word and block offset of a thread-local target.
+    fn tls_of(&self, target: Target) -> Option<(u64, u64)> {
+        match target {
+            Target::Tls { obj, sec, value } => {
+                let block = self.layout.tls.as_ref()?.offset(obj, sec)?;
+                Some((self.tls_module, block.wrapping_add(value)))
+            }
+            Target::TlsBase => self.layout.tls.as_ref().map(|_| (self.tls_module, 0)),
+            Target::ForeignTls { module, offset } => Some((module, offset)),
+            _ => None,
+        }
     }
 }
 
@@ -691,11 +943,15 @@ fn apply(
             kind: crate::error::Unsupported::DiscardedSection(symbol_name(object, r.symbol)),
         });
     }
-    let got_slot = scan.got_slot.get(oi, r.symbol).copied().flatten();
-    let stub_slot = scan.stub_slot.get(oi, r.symbol).copied().flatten();
     let offset_in_unit = section_off
         .checked_add(r.offset)
         .ok_or_else(|| internal("offset"))?;
+    if r.kind.is_tls() || resolution.target.is_tls() {
+        let place = (object, oi, si, offset_in_unit);
+        return apply_tls(bytes, place, r, resolution.target, &scan.tls, addresses);
+    }
+    let got_slot = scan.got_slot.get(oi, r.symbol).copied().flatten();
+    let stub_slot = scan.stub_slot.get(oi, r.symbol).copied().flatten();
     let layout = addresses.layout;
     let mut inputs = Inputs {
         s: addresses.of(resolution.target),
@@ -723,6 +979,87 @@ fn apply(
             at: object.at(si, r.offset),
             relocation: r.kind.name(),
             symbol: symbol_name(object, r.symbol),
+            value: i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX }),
+            bits,
+        }),
+    }
+}
+
+/// Applies a thread-local relocation (or refuses a non-TLS one against a thread-local):
+/// `S` is the symbol's offset in its block, the entry is its `tls_index` pair or
+/// descriptor in the TLS table. `place` is the object, the section and the field's
+/// offset in the unit.
+fn apply_tls(
+    bytes: &mut Image<'_>,
+    (object, oi, si, offset_in_unit): (&Object<'_>, usize, usize, u64),
+    r: &parse::Reloc,
+    target: Target,
+    slots: &TlsSlots,
+    addresses: &Addresses<'_>,
+) -> Result<(), Error> {
+    let refuse = |what: String| Error::Unsupported {
+        at: object.at(si, r.offset),
+        kind: crate::error::Unsupported::ThreadLocal(what),
+    };
+    let name = || symbol_name(object, r.symbol);
+    if r.kind == RelocKind::TlsDescCall {
+        return Ok(());
+    }
+    if !r.kind.is_tls() {
+        return Err(refuse(format!(
+            "relocation {} against thread-local `{}`",
+            r.kind.name(),
+            name()
+        )));
+    }
+    let Some((module, offset)) = addresses.tls_of(target) else {
+        return Err(refuse(format!(
+            "relocation {} against `{}`, which is not thread-local",
+            r.kind.name(),
+            name()
+        )));
+    };
+    let own = || {
+        if module == addresses.tls_module {
+            Ok(())
+        } else {
+            Err(refuse(format!(
+                "relocation {} against `{}` of another unit",
+                r.kind.name(),
+                name()
+            )))
+        }
+    };
+    let key = (oi, r.symbol);
+    let table = addresses.layout.tls_table;
+    let entry = match r.kind {
+        RelocKind::TlsGd => slots.gd.get(&key).map(|&g| table + slots.gd_offset(g)),
+        RelocKind::GotPc32TlsDesc => slots.desc.get(&key).map(|&d| table + slots.desc_offset(d)),
+        RelocKind::TlsLd => {
+            own()?;
+            Some(table)
+        }
+        _ => {
+            own()?;
+            Some(0)
+        }
+    };
+    let entry = entry.ok_or_else(|| internal("TLS table entry"))?;
+    let inputs = Inputs {
+        s: offset,
+        a: r.addend,
+        p: addresses.at(offset_in_unit),
+        got: 0,
+        got_entry: addresses.at(entry),
+    };
+    match x86_64::compute(r.kind, &inputs) {
+        Field::Nothing => Ok(()),
+        Field::Bytes4(b) => write(bytes, offset_in_unit, &b),
+        Field::Bytes8(b) => write(bytes, offset_in_unit, &b),
+        Field::Overflow { value, bits } => Err(Error::OutOfRange {
+            at: object.at(si, r.offset),
+            relocation: r.kind.name(),
+            symbol: name(),
             value: i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX }),
             bits,
         }),
@@ -791,13 +1128,15 @@ fn arrays(
     Ok((read(init)?, read(fini)?))
 }
 
-/// Every global of the unit with its address.
+/// Every global of the unit with its address, and apart, its thread-local globals with
+/// their offsets in the unit's TLS block (they have an address per thread).
 fn unit_symbols(
     objects: &[Object<'_>],
     unit: &UnitSymbols<'_>,
     addresses: &Addresses<'_>,
-) -> FastMap<Arc<str>, UnitSymbol> {
+) -> (FastMap<Arc<str>, UnitSymbol>, FastMap<Arc<str>, TlsSymbol>) {
     let mut out = FastMap::default();
+    let mut tls_out = FastMap::default();
     out.reserve(unit.len());
     for (name, def) in unit.iter() {
         let (target, is_code, exported) = match def {
@@ -815,6 +1154,15 @@ fn unit_symbols(
                     Def::Absolute(v) => Target::Address(v),
                     _ => continue,
                 };
+                if let (Target::Section { obj, sec, value }, Some(o)) = (target, objects.get(obj))
+                    && is_tls_section(o, sec)
+                {
+                    if let Some((_, offset)) = addresses.tls_of(Target::Tls { obj, sec, value }) {
+                        let exported = s.exported;
+                        tls_out.insert(Arc::from(name), TlsSymbol { offset, exported });
+                    }
+                    continue;
+                }
                 (target, s.is_code, s.exported)
             }
         };
@@ -827,5 +1175,5 @@ fn unit_symbols(
             },
         );
     }
-    out
+    (out, tls_out)
 }

@@ -42,10 +42,15 @@ pub(crate) enum SectionKind {
     FiniArray(u32),
     /// `.preinit_array`: run before `.init_array`.
     PreinitArray,
+    /// `.tdata*` (`SHF_TLS`, `SHT_PROGBITS`): the initial bytes of the unit's TLS block,
+    /// placed read-only as the template each thread's block is copied from.
+    TlsData,
+    /// `.tbss*` (`SHF_TLS`, `SHT_NOBITS`): the zero part of the TLS block; not placed.
+    TlsBss,
 }
 
-/// One section of an object. Invariant: `data.len() == size` unless `kind` is `Bss`
-/// or `Skip`; every relocation's field lies inside `0..size`.
+/// One section of an object. Invariant: `data.len() == size` unless `kind` is `Bss`,
+/// `TlsBss` or `Skip`; every relocation's field lies inside `0..size`.
 pub(crate) struct Section<'a> {
     /// Empty for sections that are not loaded (see [`Object::at`] for their name).
     pub name: &'a str,
@@ -95,6 +100,8 @@ pub(crate) struct Symbol<'a> {
     pub is_code: bool,
     /// Default or protected visibility: visible to later units.
     pub exported: bool,
+    /// `STT_TLS`, or defined in a TLS section: a thread-local variable.
+    pub tls: bool,
 }
 
 /// One relocation. Invariant: `symbol < symbols.len()`, `offset + width <= size`.
@@ -350,12 +357,7 @@ fn section<'a>(
             "section {sec_name}: alignment {align} not a power of two up to 1 MiB"
         )));
     }
-    if flags & u64::from(elf::SHF_TLS) != 0 {
-        return Err(Error::Unsupported {
-            at: at(0),
-            kind: Unsupported::ThreadLocal(format!("section {sec_name}")),
-        });
-    }
+    let tls = flags & u64::from(elf::SHF_TLS) != 0;
     if flags & u64::from(elf::SHF_COMPRESSED) != 0 {
         return Err(Error::Unsupported {
             at: at(0),
@@ -371,6 +373,14 @@ fn section<'a>(
     let write = flags & u64::from(elf::SHF_WRITE) != 0;
     let exec = flags & u64::from(elf::SHF_EXECINSTR) != 0;
     let kind = match sh_type {
+        elf::SHT_NOBITS if tls => SectionKind::TlsBss,
+        elf::SHT_PROGBITS if tls => SectionKind::TlsData,
+        _ if tls => {
+            return Err(Error::Unsupported {
+                at: at(0),
+                kind: Unsupported::ThreadLocal(format!("section {sec_name} of type {sh_type:#x}")),
+            });
+        }
         elf::SHT_NOBITS => SectionKind::Bss,
         elf::SHT_INIT_ARRAY => SectionKind::InitArray(priority(sec_name)),
         elf::SHT_FINI_ARRAY => SectionKind::FiniArray(priority(sec_name)),
@@ -388,7 +398,7 @@ fn section<'a>(
             });
         }
     };
-    let data: &[u8] = if kind == SectionKind::Bss {
+    let data: &[u8] = if matches!(kind, SectionKind::Bss | SectionKind::TlsBss) {
         &[]
     } else {
         let data = sh
@@ -473,12 +483,15 @@ fn symbols<'a>(
                 },
             },
         };
+        let in_tls_section = matches!(def, Def::Section { index, .. }
+        if object.sections.get(index).is_some_and(|s| {
+            matches!(s.kind, SectionKind::TlsData | SectionKind::TlsBss)
+        }));
         if let Def::Section { index: i, value } = def {
-            if st_type == elf::STT_TLS {
-                return Err(Error::Unsupported {
-                    at: object.at(i, value),
-                    kind: Unsupported::ThreadLocal(format!("symbol `{name}`")),
-                });
+            if st_type == elf::STT_TLS && !in_tls_section {
+                return Err(malformed(format!(
+                    "thread-local symbol `{name}` defined outside a TLS section"
+                )));
             }
             if st_type == elf::STT_GNU_IFUNC {
                 return Err(Error::Unsupported {
@@ -486,6 +499,12 @@ fn symbols<'a>(
                     kind: Unsupported::Ifunc(name.to_owned()),
                 });
             }
+        }
+        if st_type == elf::STT_TLS && matches!(def, Def::Common { .. }) {
+            return Err(Error::Unsupported {
+                at: object.at(0, 0),
+                kind: Unsupported::ThreadLocal(format!("common thread-local symbol `{name}`")),
+            });
         }
         let is_code = st_type == elf::STT_FUNC
             || matches!(def, Def::Section { index, .. }
@@ -498,6 +517,7 @@ fn symbols<'a>(
             def,
             is_code,
             exported,
+            tls: st_type == elf::STT_TLS || in_tls_section,
         });
     }
     Ok(out)
@@ -516,6 +536,7 @@ fn reloc(
         at: object.at(target, offset),
         kind: match refused {
             Refused::ThreadLocal(name) => Unsupported::ThreadLocal(format!("relocation {name}")),
+            Refused::StaticTls(relocation, model) => Unsupported::StaticTls { model, relocation },
             Refused::Other(name) => Unsupported::Relocation { r_type, name },
         },
     })?;
@@ -529,7 +550,7 @@ fn reloc(
     let Some(section) = object.sections.get(target) else {
         return Err(malformed("no such section"));
     };
-    if section.kind == SectionKind::Bss && kind != RelocKind::None {
+    if matches!(section.kind, SectionKind::Bss | SectionKind::TlsBss) && kind != RelocKind::None {
         return Err(malformed("relocation in a section without contents"));
     }
     match offset.checked_add(kind.width()) {

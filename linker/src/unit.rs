@@ -10,6 +10,7 @@ use crate::call;
 use crate::link::Linked;
 use crate::memory::{Memory, State};
 use crate::symbols::{Export, FastMap, UnitSymbol};
+use crate::tls::{self, UnitTls};
 
 pub(crate) struct Unit {
     pub id: UnitId,
@@ -18,6 +19,8 @@ pub(crate) struct Unit {
     pub groups: Vec<Arc<str>>,
     /// Whether its globals are visible to later units ([`crate::LoadOptions::export`]).
     pub exports: bool,
+    /// Its TLS module (freed before its memory: the template lives there).
+    tls: Option<UnitTls>,
     memory: Memory,
     frames: Vec<usize>,
     init: Vec<usize>,
@@ -47,6 +50,7 @@ impl Unit {
             symbols: linked.symbols,
             groups: linked.groups,
             exports,
+            tls: linked.tls,
             memory: linked.memory,
             frames: linked.frames,
             init: linked.init,
@@ -98,6 +102,26 @@ impl Unit {
             is_code: s.is_code,
             unit: self.id,
         })
+    }
+
+    /// The module word and block offset of thread-local global `name`, if the unit
+    /// exports it (or, with `hidden`, defines it at all).
+    pub(crate) fn thread_local(&self, name: &str, hidden: bool) -> Option<(u64, u64)> {
+        self.tls
+            .as_ref()
+            .filter(|_| hidden || self.exports)?
+            .symbol(name, hidden)
+    }
+
+    /// How many threads have a TLS block of the unit.
+    pub(crate) fn tls_blocks(&self) -> usize {
+        self.tls.as_ref().map_or(0, UnitTls::blocks)
+    }
+
+    /// Before unloading: runs the calling thread's pending C++ `thread_local` destructors
+    /// of the unit, or returns how many other threads still have pending.
+    pub(crate) fn end_thread_destructors(&self) -> Result<(), usize> {
+        self.dso_handle.map_or(Ok(()), tls::end_thread_destructors)
     }
 
     /// Whether the unit has a mapping of its own rather than pieces of the arena.

@@ -57,12 +57,33 @@ pub(crate) enum RelocKind {
     /// `R_X86_64_PLTOFF64`: `L + A - GOT`, 64 bits (large model, PIC). A 64-bit field
     /// reaches anything, so `L` is always `S` here.
     PltOff64,
+    /// `R_X86_64_TLSGD`: `GD + A - P`, signed 32 bits, where `GD` is the address of the
+    /// symbol's `tls_index` pair. `data16 lea x@tlsgd(%rip), %rdi`, then `call
+    /// __tls_get_addr` (general dynamic).
+    TlsGd,
+    /// `R_X86_64_TLSLD`: `LD + A - P`, signed 32 bits, where `LD` is the address of the
+    /// unit's `tls_index` pair for offset 0. `lea x@tlsld(%rip), %rdi` (local dynamic).
+    TlsLd,
+    /// `R_X86_64_DTPOFF32`: `S + A`, signed 32 bits, `S` being the symbol's offset in its
+    /// unit's TLS block. `lea x@dtpoff(%rax), %rdx` after a local-dynamic call.
+    DtpOff32,
+    /// `R_X86_64_DTPOFF64`: `S + A`, 64 bits, as `DTPOFF32`.
+    DtpOff64,
+    /// `R_X86_64_GOTPC32_TLSDESC`: `D + A - P`, signed 32 bits, where `D` is the address
+    /// of the symbol's TLS descriptor. `lea x@tlsdesc(%rip), %rax` (`-mtls-dialect=gnu2`).
+    GotPc32TlsDesc,
+    /// `R_X86_64_TLSDESC_CALL`: marks `call *x@tlscall(%rax)`; nothing is written.
+    TlsDescCall,
 }
 
 /// Why a raw relocation type is refused.
 pub(crate) enum Refused {
-    /// A thread-local storage relocation.
+    /// A thread-local storage relocation of a kind objects do not carry (`DTPMOD64`,
+    /// `TLSDESC`: dynamic relocations; the APX `CODE_*` forms).
     ThreadLocal(&'static str),
+    /// An initial-exec or local-exec access: an offset from the thread pointer that
+    /// assumes a static TLS block laid out at start-up. The second string is the model.
+    StaticTls(&'static str, &'static str),
     /// Anything else not in [`RelocKind`].
     Other(&'static str),
 }
@@ -87,12 +108,18 @@ impl RelocKind {
             elf::R_X86_64_GOTPC64 => RelocKind::GotPc64,
             elf::R_X86_64_GOT64 => RelocKind::Got64,
             elf::R_X86_64_PLTOFF64 => RelocKind::PltOff64,
+            elf::R_X86_64_TLSGD => RelocKind::TlsGd,
+            elf::R_X86_64_TLSLD => RelocKind::TlsLd,
+            elf::R_X86_64_DTPOFF32 => RelocKind::DtpOff32,
+            elf::R_X86_64_DTPOFF64 => RelocKind::DtpOff64,
+            elf::R_X86_64_GOTPC32_TLSDESC => RelocKind::GotPc32TlsDesc,
+            elf::R_X86_64_TLSDESC_CALL => RelocKind::TlsDescCall,
             other => {
                 let name = raw_name(other);
-                return Err(if is_tls(other) {
-                    Refused::ThreadLocal(name)
-                } else {
-                    Refused::Other(name)
+                return Err(match static_tls_model(other) {
+                    Some(model) => Refused::StaticTls(name, model),
+                    None if is_tls(other) => Refused::ThreadLocal(name),
+                    None => Refused::Other(name),
                 });
             }
         })
@@ -117,14 +144,21 @@ impl RelocKind {
             RelocKind::GotPc64 => "R_X86_64_GOTPC64",
             RelocKind::Got64 => "R_X86_64_GOT64",
             RelocKind::PltOff64 => "R_X86_64_PLTOFF64",
+            RelocKind::TlsGd => "R_X86_64_TLSGD",
+            RelocKind::TlsLd => "R_X86_64_TLSLD",
+            RelocKind::DtpOff32 => "R_X86_64_DTPOFF32",
+            RelocKind::DtpOff64 => "R_X86_64_DTPOFF64",
+            RelocKind::GotPc32TlsDesc => "R_X86_64_GOTPC32_TLSDESC",
+            RelocKind::TlsDescCall => "R_X86_64_TLSDESC_CALL",
         }
     }
 
     /// Bytes written at `P`.
     pub(crate) fn width(self) -> u64 {
         match self {
-            RelocKind::None => 0,
+            RelocKind::None | RelocKind::TlsDescCall => 0,
             RelocKind::Abs64
+            | RelocKind::DtpOff64
             | RelocKind::Pc64
             | RelocKind::GotPcRel64
             | RelocKind::GotOff64
@@ -147,6 +181,20 @@ impl RelocKind {
         )
     }
 
+    /// Whether this is a thread-local kind: its symbol must be a thread-local variable,
+    /// and `S` is the symbol's offset in its TLS block.
+    pub(crate) fn is_tls(self) -> bool {
+        matches!(
+            self,
+            RelocKind::TlsGd
+                | RelocKind::TlsLd
+                | RelocKind::DtpOff32
+                | RelocKind::DtpOff64
+                | RelocKind::GotPc32TlsDesc
+                | RelocKind::TlsDescCall
+        )
+    }
+
     /// Whether the field holds an absolute 32-bit address (needs low memory).
     pub(crate) fn is_abs32(self) -> bool {
         matches!(self, RelocKind::Abs32 | RelocKind::Abs32S)
@@ -163,7 +211,9 @@ pub(crate) struct Inputs {
     pub p: u64,
     /// `GOT`.
     pub got: u64,
-    /// `GOT + G`: the address of the symbol's GOT entry (0 when it has none).
+    /// `GOT + G`: the address of the symbol's GOT entry (0 when it has none); for
+    /// `TLSGD`, `TLSLD` and `GOTPC32_TLSDESC`, the address of its `tls_index` pair or
+    /// descriptor (`GD`, `LD`, `D`).
     pub got_entry: u64,
 }
 
@@ -192,8 +242,8 @@ pub(crate) fn compute(kind: RelocKind, i: &Inputs) -> Field {
     let got = i128::from(i.got);
     let got_entry = i128::from(i.got_entry);
     match kind {
-        RelocKind::None => Field::Nothing,
-        RelocKind::Abs64 => wrap64(s + a),
+        RelocKind::None | RelocKind::TlsDescCall => Field::Nothing,
+        RelocKind::Abs64 | RelocKind::DtpOff64 => wrap64(s + a),
         RelocKind::Pc64 => wrap64(s + a - p),
         RelocKind::GotPcRel64 => wrap64(got_entry + a - p),
         RelocKind::GotOff64 => wrap64(s + a - got),
@@ -201,9 +251,13 @@ pub(crate) fn compute(kind: RelocKind, i: &Inputs) -> Field {
         RelocKind::Got64 => wrap64(got_entry - got + a),
         RelocKind::PltOff64 => wrap64(s + a - got),
         RelocKind::Pc32 | RelocKind::Plt32 => signed32(s + a - p),
-        RelocKind::GotPcRel | RelocKind::GotPcRelX | RelocKind::RexGotPcRelX => {
-            signed32(got_entry + a - p)
-        }
+        RelocKind::GotPcRel
+        | RelocKind::GotPcRelX
+        | RelocKind::RexGotPcRelX
+        | RelocKind::TlsGd
+        | RelocKind::TlsLd
+        | RelocKind::GotPc32TlsDesc => signed32(got_entry + a - p),
+        RelocKind::DtpOff32 => signed32(s + a),
         RelocKind::GotPc32 => signed32(got + a - p),
         RelocKind::Abs32S => signed32(s + a),
         RelocKind::Abs32 => match u32::try_from(s + a) {
@@ -285,6 +339,18 @@ pub(crate) fn atexit_thunk(
     b[9..15].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
     b[15..23].copy_from_slice(&cxa_atexit.to_le_bytes());
     Some(b)
+}
+
+/// The TLS model of a relocation that needs a static TLS block, or `None`.
+fn static_tls_model(r_type: u32) -> Option<&'static str> {
+    match r_type {
+        elf::R_X86_64_GOTTPOFF
+        | elf::R_X86_64_CODE_4_GOTTPOFF
+        | elf::R_X86_64_CODE_5_GOTTPOFF
+        | elf::R_X86_64_CODE_6_GOTTPOFF => Some("initial-exec"),
+        elf::R_X86_64_TPOFF32 | elf::R_X86_64_TPOFF64 => Some("local-exec"),
+        _ => None,
+    }
 }
 
 fn is_tls(r_type: u32) -> bool {
