@@ -17,43 +17,115 @@ fn load(name: &str, bytes: &[u8]) -> Result<(), Error> {
         .map(|_| ())
 }
 
+/// Initial-exec and local-exec accesses (non-PIC code, or an explicit `-ftls-model`)
+/// assume a static TLS block fixed at start-up: a typed error naming the model, the
+/// relocation and the flags that avoid it.
 #[test]
-fn thread_local_storage_is_unsupported() {
-    let bytes = cc(
-        "tls",
-        "__thread int counter;\nint bump(void) { return ++counter; }\n",
-        &["-O2", "-fPIC"],
-    );
-    let err = load("tls.o", &bytes).expect_err("TLS");
-    match &err {
-        Error::Unsupported {
-            at,
-            kind: Unsupported::ThreadLocal(what),
-        } => {
-            assert_eq!(at.object, "tls.o");
-            assert!(
-                at.section.starts_with(".tbss") || at.section.starts_with(".tdata"),
-                "{err}"
-            );
-            assert!(what.contains(".tbss") || what.contains(".tdata"), "{err}");
+fn static_tls_models_name_the_model_and_the_fix() {
+    let local = "__thread int mine;\nint get(void) { return mine; }\n";
+    let external = "extern __thread int theirs;\nint get(void) { return theirs; }\n";
+    for (source, flags, model, relocation) in [
+        (
+            local,
+            &["-O2", "-fno-pic"][..],
+            "local-exec",
+            "R_X86_64_TPOFF32",
+        ),
+        (
+            external,
+            &["-O2", "-fno-pic"][..],
+            "initial-exec",
+            "R_X86_64_GOTTPOFF",
+        ),
+        (
+            local,
+            &["-O0", "-fPIE"][..],
+            "local-exec",
+            "R_X86_64_TPOFF32",
+        ),
+        (
+            local,
+            &["-O2", "-fPIC", "-ftls-model=initial-exec"][..],
+            "initial-exec",
+            "R_X86_64_GOTTPOFF",
+        ),
+        (
+            local,
+            &["-O2", "-fPIC", "-ftls-model=local-exec"][..],
+            "local-exec",
+            "R_X86_64_TPOFF32",
+        ),
+    ] {
+        let name = format!(
+            "static_tls_{}{}",
+            source.len(),
+            flags.join("").replace(['-', '='], "_")
+        );
+        let bytes = cc(&name, source, flags);
+        let err = load("static_tls.o", &bytes).expect_err("static TLS");
+        match &err {
+            Error::Unsupported {
+                at,
+                kind:
+                    Unsupported::StaticTls {
+                        model: m,
+                        relocation: r,
+                    },
+            } => {
+                assert_eq!((*m, *r), (model, relocation), "{flags:?}: {err}");
+                assert_eq!(
+                    (at.object.as_str(), at.section.as_str()),
+                    ("static_tls.o", ".text")
+                );
+            }
+            other => panic!("{flags:?}: expected a static TLS error, got {other}"),
         }
-        other => panic!("expected a TLS error, got {other}"),
+        let message = err.to_string();
+        assert!(
+            message.contains(model) && message.contains(relocation) && message.contains("-fPIC"),
+            "{message}"
+        );
+        assert!(message.contains("-ftls-model=global-dynamic"), "{message}");
     }
-    assert!(err.to_string().contains("thread-local storage"));
 }
 
 #[test]
-fn tls_relocations_are_unsupported_too() {
+fn an_undefined_thread_local_is_an_undefined_symbol() {
     let bytes = cc(
         "tls_extern",
         "extern __thread int counter;\nint get(void) { return counter; }\n",
         &["-O2", "-fPIC"],
     );
-    let err = load("tls_extern.o", &bytes).expect_err("TLS");
+    let err = load("tls_extern.o", &bytes).expect_err("undefined");
     assert!(
-        matches!(&err, Error::Unsupported { at, kind: Unsupported::ThreadLocal(what) } if at.section == ".text" && what.contains("R_X86_64_")),
+        matches!(&err, Error::UndefinedSymbol { at, symbol } if symbol == "counter" && at.section == ".text"),
         "{err}"
     );
+}
+
+#[test]
+fn a_plain_reference_to_a_thread_local_is_refused() {
+    // The address of a thread-local is per thread: `.quad counter` in data has no value.
+    let bytes = cc(
+        "tls_plain_ref",
+        "__thread int counter;\n__asm__(\".section .data.refs,\\\"aw\\\"\\n.quad counter\\n.text\");\n\
+         int get(void) { return counter; }\n",
+        &["-O2", "-fPIC"],
+    );
+    let err = load("tls_plain_ref.o", &bytes).expect_err("a plain reference");
+    match &err {
+        Error::Unsupported {
+            at,
+            kind: Unsupported::ThreadLocal(what),
+        } => {
+            assert_eq!(at.section, ".data.refs");
+            assert!(
+                what.contains("R_X86_64_64") && what.contains("`counter`"),
+                "{err}"
+            );
+        }
+        other => panic!("expected a thread-local error, got {other}"),
+    }
 }
 
 #[test]

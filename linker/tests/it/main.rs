@@ -6,5 +6,6 @@ mod common;
 mod cranelift;
 mod errors;
 mod mutation;
+mod tls;
 mod units;
 mod unwind;
