@@ -487,6 +487,46 @@ mod tests {
     }
 
     #[test]
+    fn tls_formulas() {
+        // TLSGD/TLSLD/TLSDESC point PC-relatively at the pair or descriptor.
+        for kind in [
+            RelocKind::TlsGd,
+            RelocKind::TlsLd,
+            RelocKind::GotPc32TlsDesc,
+        ] {
+            match compute(kind, &inputs(0x40, -4, 0x1000)) {
+                Field::Bytes4(b) => assert_eq!(i32::from_le_bytes(b), 0x10 - 4, "{kind:?}"),
+                _ => panic!("expected a 4-byte field"),
+            }
+        }
+        // DTPOFF is the offset in the block plus the addend.
+        match compute(RelocKind::DtpOff32, &inputs(0x40, 8, 0x1000)) {
+            Field::Bytes4(b) => assert_eq!(i32::from_le_bytes(b), 0x48),
+            _ => panic!("expected a 4-byte field"),
+        }
+        match compute(RelocKind::DtpOff64, &inputs(0x40, 8, 0x1000)) {
+            Field::Bytes8(b) => assert_eq!(i64::from_le_bytes(b), 0x48),
+            _ => panic!("expected an 8-byte field"),
+        }
+        assert!(matches!(
+            compute(RelocKind::TlsDescCall, &inputs(0x40, 0, 0x1000)),
+            Field::Nothing
+        ));
+        assert!(matches!(
+            RelocKind::from_raw(elf::R_X86_64_GOTTPOFF),
+            Err(Refused::StaticTls(_, "initial-exec"))
+        ));
+        assert!(matches!(
+            RelocKind::from_raw(elf::R_X86_64_TPOFF32),
+            Err(Refused::StaticTls(_, "local-exec"))
+        ));
+        assert!(matches!(
+            RelocKind::from_raw(elf::R_X86_64_DTPMOD64),
+            Err(Refused::ThreadLocal(_))
+        ));
+    }
+
+    #[test]
     fn stub_encodes_an_indirect_jump() {
         let s = stub(0x1122_3344_5566_7788);
         assert_eq!(&s[..6], &[0xff, 0x25, 0, 0, 0, 0]);

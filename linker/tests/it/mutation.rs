@@ -28,19 +28,34 @@ int run(int x) {
 }
 "#;
 
+const TLS_SOURCE: &str = r#"
+__thread long counter = 5;
+static __thread long calls;
+static __thread int table[8] = { 1, 2, 3 };
+long bump(long by) { counter += by; calls++; return counter + table[by & 7]; }
+long *where(void) { return &counter; }
+"#;
+
 const CPP_SOURCE: &str = r#"
 #include <stdexcept>
 #include <string>
 extern "C" long f(long x) { try { if (x) throw std::runtime_error(std::to_string(x)); } catch (const std::exception &e) { return 1; } return 0; }
 "#;
 
-/// Valid objects to mutate: gcc at two settings, Cranelift, and g++ where present.
+/// Valid objects to mutate: gcc at two settings and with thread-locals (general dynamic
+/// and descriptors), Cranelift, and g++ where present.
 fn corpus() -> &'static [Vec<u8>] {
     static CORPUS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CORPUS.get_or_init(|| {
         let mut v = vec![
             cc("mutate_pic", C_SOURCE, &["-O2", "-fPIC"]),
             cc("mutate_nopic", C_SOURCE, &["-O0", "-fno-pic"]),
+            cc("mutate_tls", TLS_SOURCE, &["-O2", "-fPIC"]),
+            cc(
+                "mutate_tlsdesc",
+                TLS_SOURCE,
+                &["-O0", "-fPIC", "-mtls-dialect=gnu2"],
+            ),
             crate::cranelift::build(true),
         ];
         if have("c++") {
