@@ -19,10 +19,11 @@
 //!   `{resolver, module word, offset}`; `call *(%rax)` runs [`tlsdesc_resolver`], which
 //!   keeps every register but `%rax` (and the flags) and returns the address minus the
 //!   thread pointer, as the ABI asks.
-//! - **Per-thread tables.** A thread finds its blocks in its own table (a vector indexed
-//!   by slot, each entry the generation it was made for and the block): the common path
-//!   takes no lock. A miss takes the registry lock, makes the block (template bytes, then
-//!   zeros) and records it in both places.
+//! - **Per-thread tables.** A thread finds its blocks in its own table (entries indexed
+//!   by slot, each the generation it was made for and the block), whose address is in a
+//!   TLS variable of this crate: the common path is a few instructions of assembly in
+//!   the two entry points, with no lock and no call. A miss takes the registry lock,
+//!   makes the block (template bytes, then zeros) and records it in both places.
 //! - **Freeing.** The registry owns every block. When a thread exits, a `pthread` key
 //!   destructor (which glibc runs after the thread's C++ `thread_local` destructors)
 //!   frees the blocks it made, and its table. When a unit is unloaded, the unloading
@@ -41,7 +42,6 @@
 //! functions), the blocks' raw memory, and the calls into glibc.
 
 use std::alloc::{self, Layout};
-use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -248,23 +248,107 @@ impl UnitTls {
 // ---------------------------------------------------------------------------------------
 // Per-thread tables.
 
+/// A thread's block of the module in one slot: the generation it was made for (0 for
+/// none) and its address. Read by the descriptor resolver's fast path (`repr(C)`).
+#[repr(C)]
 #[derive(Clone, Copy)]
 struct Entry {
-    generation: u32,
+    generation: u64,
     block: *mut u8,
 }
 
-/// A thread's blocks by slot, and its thread-exit destructor records.
+/// A thread's blocks by slot, and its thread-exit destructor records. The first two
+/// fields are read by the descriptor resolver's fast path: `len` entries at `entries` (a
+/// boxed slice of the table's own).
+#[repr(C)]
 struct Table {
-    entries: Vec<Entry>,
+    entries: *mut Entry,
+    len: usize,
     destructors: Vec<*mut Record>,
 }
 
-thread_local! {
-    /// This thread's table (null until first needed, and again after the thread-exit
-    /// destructor freed it). A `const` cell without a destructor: always accessible, also
-    /// while the thread exits.
-    static TABLE: Cell<*mut Table> = const { Cell::new(ptr::null_mut()) };
+impl Table {
+    fn entries(&self) -> &[Entry] {
+        if self.entries.is_null() {
+            return &[];
+        }
+        // SAFETY: `entries`/`len` are a boxed slice owned by the table (`grow`).
+        unsafe { std::slice::from_raw_parts(self.entries, self.len) }
+    }
+
+    /// Makes room for slot `slot`.
+    fn grow(&mut self, slot: usize) -> &mut [Entry] {
+        if slot >= self.len {
+            let empty = Entry {
+                generation: 0,
+                block: ptr::null_mut(),
+            };
+            let mut bigger = vec![empty; (slot + 1).max(2 * self.len)];
+            bigger[..self.len].copy_from_slice(self.entries());
+            self.free_entries();
+            self.len = bigger.len();
+            self.entries = Box::into_raw(bigger.into_boxed_slice()).cast::<Entry>();
+        }
+        // SAFETY: as in `entries`; `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.entries, self.len) }
+    }
+
+    fn free_entries(&mut self) {
+        if !self.entries.is_null() {
+            // SAFETY: `entries`/`len` came from `Box::into_raw` of a boxed slice in `grow`.
+            drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(self.entries, self.len)) });
+            self.entries = ptr::null_mut();
+            self.len = 0;
+        }
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        self.free_entries();
+    }
+}
+
+// This thread's table pointer (null until first needed, and again after the thread-exit
+// destructor freed it) is a TLS variable of this crate's own, defined here rather than
+// with `thread_local!` so that the descriptor resolver's fast path can reach it without
+// calling Rust code: with a TLS descriptor, which the static linker relaxes to a
+// constant offset in an executable, and which glibc resolves keeping every register in
+// a shared object.
+core::arch::global_asm!(
+    ".section .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".globl jitcache_linker_tls_table",
+    ".hidden jitcache_linker_tls_table",
+    ".type jitcache_linker_tls_table, @tls_object",
+    ".size jitcache_linker_tls_table, 8",
+    "jitcache_linker_tls_table:",
+    ".zero 8",
+    ".text",
+    options(att_syntax),
+);
+
+/// The address of this thread's table pointer (clobbers only `%rax`).
+#[unsafe(naked)]
+extern "C" fn table_slot() -> *mut *mut Table {
+    core::arch::naked_asm!(
+        "lea jitcache_linker_tls_table@TLSDESC(%rip), %rax",
+        "call *jitcache_linker_tls_table@TLSCALL(%rax)",
+        "add %fs:0, %rax",
+        "ret",
+        options(att_syntax),
+    )
+}
+
+/// This thread's table, or null.
+fn current_table() -> *mut Table {
+    // SAFETY: `table_slot` returns this thread's 8-byte TLS variable, aligned.
+    unsafe { table_slot().read() }
+}
+
+fn set_current_table(table: *mut Table) {
+    // SAFETY: as in `current_table`.
+    unsafe { table_slot().write(table) }
 }
 
 /// The `pthread` key whose destructor frees a thread's table at exit.
@@ -281,12 +365,13 @@ fn exit_key() -> Option<libc::pthread_key_t> {
 
 /// This thread's table, made (and registered for freeing at exit) on first use.
 fn table() -> *mut Table {
-    let table = TABLE.with(Cell::get);
+    let table = current_table();
     if !table.is_null() {
         return table;
     }
     let table = Box::into_raw(Box::new(Table {
-        entries: Vec::new(),
+        entries: ptr::null_mut(),
+        len: 0,
         destructors: Vec::new(),
     }));
     if let Some(key) = exit_key() {
@@ -294,7 +379,7 @@ fn table() -> *mut Table {
         // `thread_exit` (glibc calls it again if a later destructor makes a new table).
         unsafe { libc::pthread_setspecific(key, table.cast()) };
     }
-    TABLE.with(|t| t.set(table));
+    set_current_table(table);
     table
 }
 
@@ -302,26 +387,25 @@ fn table() -> *mut Table {
 /// still loaded (those of unloaded modules were freed at unload), then the table.
 unsafe extern "C" fn thread_exit(table: *mut c_void) {
     let table = table.cast::<Table>();
-    TABLE.with(|t| {
-        if t.get() == table {
-            t.set(ptr::null_mut());
-        }
-    });
+    if current_table() == table {
+        set_current_table(ptr::null_mut());
+    }
     if table.is_null() {
         return;
     }
     // SAFETY: `table` came from `Box::into_raw` in `table()` and is freed only here (the
-    // key's value is reset by glibc before this call, and `TABLE` no longer points to it).
+    // key's value is reset by glibc before this call, and the thread's pointer no longer
+    // points to it).
     let table = unsafe { Box::from_raw(table) };
     let mut reg = registry();
-    for (slot, entry) in table.entries.iter().enumerate() {
+    for (slot, entry) in table.entries().iter().enumerate() {
         if entry.block.is_null() {
             continue;
         }
         let Some(s) = reg.slots.get_mut(slot) else {
             continue;
         };
-        if s.generation != entry.generation {
+        if u64::from(s.generation) != entry.generation {
             continue;
         }
         let Some((_, layout)) = s.template else {
@@ -347,12 +431,12 @@ extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
     // unit's read-only data (an R_X86_64_TLSGD/TLSLD target, or a descriptor's tail).
     let TlsIndex { module, offset } = unsafe { index.read() };
     let slot = (module & 0xffff_ffff) as usize;
-    let generation = (module >> 32) as u32;
-    let table = TABLE.with(Cell::get);
+    let generation = module >> 32;
+    let table = current_table();
     if !table.is_null() {
-        // SAFETY: this thread's table, alive until `thread_exit` resets `TABLE`; nothing
-        // else borrows it during this call.
-        let entries = unsafe { &(*table).entries };
+        // SAFETY: this thread's table, alive until `thread_exit` resets the pointer;
+        // nothing else borrows it during this call.
+        let entries = unsafe { (*table).entries() };
         if let Some(e) = entries.get(slot)
             && e.generation == generation
             && !e.block.is_null()
@@ -360,7 +444,7 @@ extern "C" fn tls_get_addr(index: *const TlsIndex) -> *mut u8 {
             return e.block.wrapping_add(offset as usize);
         }
     }
-    make_block(slot, generation).map_or(ptr::null_mut(), |b| b.wrapping_add(offset as usize))
+    make_block(slot, generation as u32).map_or(ptr::null_mut(), |b| b.wrapping_add(offset as usize))
 }
 
 /// Makes this thread's block of a module: template bytes, then zeros.
@@ -386,27 +470,42 @@ fn make_block(slot: usize, generation: u32) -> Option<*mut u8> {
         block
     };
     // SAFETY: this thread's table; no other reference to it is live.
-    let entries = unsafe { &mut (*table).entries };
-    if entries.len() <= slot {
-        entries.resize(
-            slot + 1,
-            Entry {
-                generation: 0,
-                block: ptr::null_mut(),
-            },
-        );
-    }
+    let entries = unsafe { (*table).grow(slot) };
     if let Some(e) = entries.get_mut(slot) {
-        *e = Entry { generation, block };
+        *e = Entry {
+            generation: u64::from(generation),
+            block,
+        };
     }
     Some(block)
 }
 
-/// `__tls_get_addr` for loaded code: realigns the stack (code from older compilers calls
-/// it with the stack 8 bytes off) and calls [`tls_get_addr`].
+/// `__tls_get_addr` for loaded code (`%rdi` = a [`TlsIndex`]). The fast path finds the
+/// thread's block in its table without calling Rust; otherwise it realigns the stack
+/// (code from older compilers calls it with the stack 8 bytes off) and calls
+/// [`tls_get_addr`]. It only changes registers the C ABI lets a call change.
 #[unsafe(naked)]
 pub(crate) extern "C" fn tls_get_addr_entry() {
     core::arch::naked_asm!(
+        "lea rax, [rip + jitcache_linker_tls_table@TLSDESC]",
+        "call [rax + jitcache_linker_tls_table@TLSCALL]",
+        "mov rsi, qword ptr fs:[rax]",
+        "test rsi, rsi",
+        "jz 2f",
+        "mov eax, dword ptr [rdi]",
+        "cmp rax, qword ptr [rsi + 8]",
+        "jae 2f",
+        "shl rax, 4",
+        "add rax, qword ptr [rsi]",
+        "mov edx, dword ptr [rdi + 4]",
+        "cmp rdx, qword ptr [rax]",
+        "jne 2f",
+        "mov rax, qword ptr [rax + 8]",
+        "test rax, rax",
+        "jz 2f",
+        "add rax, qword ptr [rdi + 8]",
+        "ret",
+        "2:",
         "push rbp",
         "mov rbp, rsp",
         "and rsp, -16",
@@ -473,12 +572,44 @@ pub(crate) const DESCRIPTOR_SIZE: u64 = 24;
 
 /// The resolver of every descriptor the linker writes: `%rax` holds the descriptor's
 /// address, `8(%rax)` its [`TlsIndex`]. It returns the variable's address minus the
-/// thread pointer (`%fs:0`) and keeps every other register: the caller-saved general
-/// registers on the stack, the x87/SSE/AVX/AVX-512 state with `xsave` (or `fxsave`),
-/// around a call of [`tls_get_addr`].
+/// thread pointer (`%fs:0`) and keeps every other register. The fast path (the block is
+/// in the thread's table) uses two registers it saves; the slow path saves the
+/// caller-saved general registers and the x87/SSE/AVX/AVX-512 state (`xsave`, or
+/// `fxsave`) around a call of [`tls_get_addr`], which makes the block.
 #[unsafe(naked)]
 pub(crate) extern "C" fn tlsdesc_resolver() {
     core::arch::naked_asm!(
+        // Fast path: this thread's block is in its table. `rdi` = the descriptor, `rsi`
+        // the table, then the entry; only `rax` and the flags change.
+        "push rdi",
+        "push rsi",
+        "mov rdi, rax",
+        "lea rax, [rip + jitcache_linker_tls_table@TLSDESC]",
+        "call [rax + jitcache_linker_tls_table@TLSCALL]",
+        "mov rsi, qword ptr fs:[rax]",
+        "test rsi, rsi",
+        "jz 4f",
+        "mov eax, dword ptr [rdi + 8]",
+        "cmp rax, qword ptr [rsi + 8]",
+        "jae 4f",
+        "shl rax, 4",
+        "add rax, qword ptr [rsi]",
+        "mov esi, dword ptr [rdi + 12]",
+        "cmp rsi, qword ptr [rax]",
+        "jne 4f",
+        "mov rax, qword ptr [rax + 8]",
+        "test rax, rax",
+        "jz 4f",
+        "add rax, qword ptr [rdi + 16]",
+        "sub rax, qword ptr fs:[0]",
+        "pop rsi",
+        "pop rdi",
+        "ret",
+        // Slow path: make the block in Rust, with every register saved.
+        "4:",
+        "mov rax, rdi",
+        "pop rsi",
+        "pop rdi",
         "push rbp",
         "mov rbp, rsp",
         "push rdi",
@@ -615,7 +746,7 @@ unsafe extern "C" fn run_record(record: *mut c_void) {
         dso,
         done,
     } = *unsafe { Box::from_raw(record) };
-    let table = TABLE.with(Cell::get);
+    let table = current_table();
     if !table.is_null() {
         // SAFETY: this thread's table (its thread-exit destructor runs after these).
         unsafe { (*table).destructors.retain(|&r| r != record) };
@@ -656,7 +787,7 @@ pub(crate) fn end_thread_destructors(dso: usize) -> Result<(), usize> {
 
 /// The calling thread's records of `dso` that have not run, oldest first.
 fn own_destructors(dso: usize) -> Vec<*mut Record> {
-    let table = TABLE.with(Cell::get);
+    let table = current_table();
     if table.is_null() {
         return Vec::new();
     }
