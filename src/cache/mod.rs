@@ -348,11 +348,20 @@ impl JitCache {
     /// Unloads the link unit holding `unit` (and every other unit loaded in the same batch):
     /// runs its destructors, unmaps its memory and forgets it, so a later request loads it
     /// anew. Addresses from it are dangling afterwards; units loaded later that call into it
-    /// must be unloaded first.
+    /// must be unloaded first. While other running threads hold C++ `thread_local` objects
+    /// of the unit, the linker refuses ([`jitcache_linker::Error::ThreadLocalsInUse`]) and
+    /// the unit stays loaded and known here.
     pub fn unload(&self, unit: &LoadedUnit) -> Result<(), Error> {
         let link = unit.link;
-        lock(&self.loaded).retain(|_, resident| resident.unit.link != link);
-        lock(&self.linker).unload(link)?;
+        // Out of the map first, so that no lookup hands out a unit being unloaded; back in
+        // if the linker keeps it.
+        let removed: Vec<(Key, Resident)> = lock(&self.loaded)
+            .extract_if(|_, resident| resident.unit.link == link)
+            .collect();
+        if let Err(e) = lock(&self.linker).unload(link) {
+            lock(&self.loaded).extend(removed);
+            return Err(e.into());
+        }
         Ok(())
     }
 
