@@ -14,8 +14,8 @@ use jitcache_linker::{Error, Linker, UnitId, call};
 
 use crate::common::{compile_with, obj};
 
-/// Whether `tool` runs. On CI (`CI` set), where gcc, g++, clang and clang++ are
-/// installed, a missing tool fails the test instead of skipping it.
+/// Whether `tool` runs. On CI (`CI` set), where gcc, g++, clang, clang++ and clang 19
+/// (the first clang with `-mtls-dialect=gnu2`) are installed, a missing tool fails the test instead of skipping it.
 fn need(tool: &str) -> bool {
     let found = Command::new(tool)
         .arg("--version")
@@ -55,7 +55,7 @@ fn work_dir(name: &str) -> PathBuf {
 }
 
 /// The flag sets every program is built with, per compiler that is installed.
-fn configurations(c_family: [&'static str; 2]) -> Vec<(&'static str, Vec<&'static str>)> {
+fn configurations(c_family: [&'static str; 3]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out = Vec::new();
     for compiler in c_family {
         if !need(compiler) {
@@ -197,7 +197,7 @@ int run(char *out, long cap) {
 
 #[test]
 fn c_thread_locals_match_native_runs_from_several_threads() {
-    let configs = configurations(["gcc", "clang"]);
+    let configs = configurations(["gcc", "clang", "clang-19"]);
     for (compiler, flags) in &configs {
         let tag = format!("c_{}", label(compiler, flags));
         let expected = native_output(compiler, "c", C_PROGRAM, flags, &tag);
@@ -233,7 +233,7 @@ long *where(void) { return &counter; }
 
 #[test]
 fn rust_threads_each_see_their_own_values() {
-    for (compiler, flags) in configurations(["gcc", "clang"]) {
+    for (compiler, flags) in configurations(["gcc", "clang", "clang-19"]) {
         let bytes = compile_with(compiler, "counter", "c", C_COUNTER, &flags);
         let mut linker = Linker::new();
         let unit = linker.load(&[obj("counter.o", &bytes)]).expect("load");
@@ -340,7 +340,7 @@ extern "C" int run(char *out, long cap) {
 
 #[test]
 fn cpp_thread_locals_match_native_runs_and_are_destroyed_at_thread_exit() {
-    let configs = configurations(["g++", "clang++"]);
+    let configs = configurations(["g++", "clang++", "clang++-19"]);
     for (compiler, flags) in &configs {
         let tag = format!("cpp_{}", label(compiler, flags));
         let expected = native_output(compiler, "cc", CPP_PROGRAM, flags, &tag);
@@ -404,7 +404,7 @@ fn destroyed_sum() -> usize {
 #[test]
 fn unload_waits_for_threads_that_hold_thread_locals_and_destroys_its_own() {
     const BASE: i64 = 1_000_000;
-    for (compiler, flags) in configurations(["g++", "clang++"]) {
+    for (compiler, flags) in configurations(["g++", "clang++", "clang++-19"]) {
         let mut linker = Linker::new();
         let unit = lifetime_unit(&mut linker, compiler, &flags);
         let touch = linker.symbol(unit, "touch").expect("touch");
@@ -470,7 +470,10 @@ fn unload_waits_for_threads_that_hold_thread_locals_and_destroys_its_own() {
 #[test]
 fn dropping_the_linker_keeps_a_unit_whose_thread_locals_are_still_held() {
     const BASE: i64 = 1_000_000_000;
-    let (compiler, flags) = match configurations(["g++", "clang++"]).into_iter().next() {
+    let (compiler, flags) = match configurations(["g++", "clang++", "clang++-19"])
+        .into_iter()
+        .next()
+    {
         Some(c) => c,
         None => return,
     };
@@ -501,7 +504,7 @@ fn dropping_the_linker_keeps_a_unit_whose_thread_locals_are_still_held() {
 
 #[test]
 fn a_unit_uses_the_thread_locals_an_earlier_unit_exports() {
-    for (compiler, flags) in configurations(["gcc", "clang"]) {
+    for (compiler, flags) in configurations(["gcc", "clang", "clang-19"]) {
         let first = compile_with(
             compiler,
             "tls_first",
@@ -565,7 +568,7 @@ fn inline_thread_locals_of_comdat_groups_are_one_variable_per_thread() {
              extern \"C\" long bump_{tag}() {{ return ++counter; }}\n"
         )
     };
-    for (compiler, flags) in configurations(["g++", "clang++"]) {
+    for (compiler, flags) in configurations(["g++", "clang++", "clang++-19"]) {
         let first = compile_with(compiler, "inline_tl_first", "cc", &source("first"), &flags);
         let second = compile_with(
             compiler,
