@@ -51,6 +51,7 @@ mod per_object;
 mod pool;
 mod symbols;
 mod unit;
+pub mod unwind;
 mod x86_64;
 
 use std::fmt;

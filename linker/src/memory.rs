@@ -194,6 +194,24 @@ impl Memory {
         }
     }
 
+    /// The read-only segment as it runs (its bytes and its address), once protected;
+    /// empty before.
+    pub(crate) fn read_only(&self) -> (&[u8], usize) {
+        let base = self.base(Segment::ReadOnly);
+        let r = &self.segments[Segment::ReadOnly as usize];
+        let len = (r.end - r.start) as usize;
+        if self.state != State::Protected || len == 0 || base == 0 {
+            return (&[], base);
+        }
+        // SAFETY: `base..base+len` is the unit's read-only segment in its run view (its own
+        // mapping, or its piece of the arena's read-only pool), mapped readable for as long
+        // as `self` holds it. Once protected nothing writes these bytes (the copy and
+        // apply passes are done; other units' pieces are other bytes), and the borrow is
+        // tied to `&self`.
+        let bytes = unsafe { std::slice::from_raw_parts(base as *const u8, len) };
+        (bytes, base)
+    }
+
     /// Whether the unit has its own mapping (rather than pieces of the arena).
     pub(crate) fn is_own_mapping(&self) -> bool {
         matches!(self.backing, Backing::Own { .. })

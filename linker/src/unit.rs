@@ -10,6 +10,7 @@ use crate::call;
 use crate::link::Linked;
 use crate::memory::{Memory, State};
 use crate::symbols::{Export, FastMap, UnitSymbol};
+use crate::unwind::Registration;
 
 pub(crate) struct Unit {
     pub id: UnitId,
@@ -19,7 +20,7 @@ pub(crate) struct Unit {
     /// Whether its globals are visible to later units ([`crate::LoadOptions::export`]).
     pub exports: bool,
     memory: Memory,
-    frames: Vec<usize>,
+    unwind: Registration,
     init: Vec<usize>,
     fini: Vec<usize>,
     dso_handle: Option<usize>,
@@ -30,25 +31,24 @@ impl Unit {
     /// Pass 9: registers the unwind info of a linked (protected) unit.
     pub(crate) fn new(
         id: UnitId,
-        mut linked: Linked,
+        linked: Linked,
         register_unwind_info: bool,
         exports: bool,
     ) -> Unit {
         debug_assert_eq!(linked.memory.state(), State::Protected);
-        if register_unwind_info {
-            for &frame in &linked.frames {
-                call::register_frame(frame);
-            }
+        let unwind = if register_unwind_info {
+            let (read_only, base) = linked.memory.read_only();
+            Registration::register(&linked.frames, read_only, base)
         } else {
-            linked.frames.clear();
-        }
+            Registration::default()
+        };
         Unit {
             id,
             symbols: linked.symbols,
             groups: linked.groups,
             exports,
             memory: linked.memory,
-            frames: linked.frames,
+            unwind,
             init: linked.init,
             fini: linked.fini,
             dso_handle: linked.dso_handle,
@@ -132,9 +132,7 @@ impl Drop for Unit {
         if self.constructed {
             call::run_entries(self.fini.iter().rev().copied());
         }
-        for &frame in self.frames.iter().rev() {
-            call::deregister_frame(frame);
-        }
+        self.unwind.deregister();
         // `self.memory` is unmapped or returned to the arena when dropped, after this.
     }
 }
