@@ -108,8 +108,9 @@ enum Backing {
         /// Offsets of the segments in the mapping.
         offsets: [usize; 3],
     },
-    /// Pieces of the linker's arena.
-    Arena(Pieces),
+    /// Pieces of the linker's arena, and, without a writable alias, the text and
+    /// read-only bytes being filled (written into the pieces at `protect`).
+    Arena { pieces: Pieces, staging: Vec<u8> },
 }
 
 /// The system page size.
@@ -152,7 +153,10 @@ impl Memory {
         if let Some(pieces) = arena.pieces(request)? {
             let bases = Segment::ALL.map(|s| pieces.base(s));
             return Ok(Memory {
-                backing: Backing::Arena(pieces),
+                backing: Backing::Arena {
+                    pieces,
+                    staging: Vec::new(),
+                },
                 segments,
                 bases,
                 state: State::Writable,
@@ -190,7 +194,7 @@ impl Memory {
         match &self.backing {
             Backing::Empty => 0,
             Backing::Own { mapping, .. } => mapping.len,
-            Backing::Arena(p) => Segment::ALL.iter().map(|&s| p.len(s)).sum(),
+            Backing::Arena { pieces, .. } => Segment::ALL.iter().map(|&s| pieces.len(s)).sum(),
         }
     }
 
@@ -243,10 +247,20 @@ impl Memory {
                     data.get_mut(..lens[2])?,
                 ]
             }
-            Backing::Arena(pieces) => {
+            Backing::Arena { pieces, staging } => {
                 let reused = Segment::ALL.map(|s| pieces.reused(s));
-                let [text, ro, data] = pieces.bytes_mut();
-                let mut slices = [text, ro, data];
+                let text_len = pieces.len(Segment::Text);
+                if !pieces.has_alias() {
+                    // Text and read-only data are filled here and written at `protect`.
+                    staging.clear();
+                    staging.resize(text_len + pieces.len(Segment::ReadOnly), 0);
+                }
+                let [text, ro, data] = pieces.views_mut();
+                let (text, ro) = match (text, ro) {
+                    (Some(text), Some(ro)) => (text, ro),
+                    _ => staging.split_at_mut(text_len),
+                };
+                let mut slices = [text, ro, data?];
                 for (slice, reused) in slices.iter_mut().zip(reused) {
                     if reused {
                         slice.fill(0);
@@ -292,7 +306,15 @@ impl Memory {
                     mapping.protect(start..start + len, prot)?;
                 }
             }
-            Backing::Arena(pieces) => {
+            Backing::Arena { pieces, staging } => {
+                // Without an alias, the text and read-only bytes go into the chunk's
+                // memory file now; no mapping of them is ever writable.
+                if !staging.is_empty() {
+                    let (text, ro) = staging.split_at(pieces.len(Segment::Text));
+                    pieces.write(Segment::Text, text)?;
+                    pieces.write(Segment::ReadOnly, ro)?;
+                    *staging = Vec::new();
+                }
                 // The run views already have their final protection. Code written over
                 // code that may have run before (a reused piece) needs every core to
                 // refetch, as the TLB shoot-down of a munmap/mprotect would force.

@@ -87,37 +87,60 @@ fn many_small_units_share_pages() {
     assert!(own_stats.touched_bytes / own_stats.units >= 3 * 4096);
 }
 
+/// The views of the arena's memory files in /proc/self/maps: (executable, writable), for
+/// the default arena's files or the shared-alias ones.
+fn memfd_views(maps: &str, alias: bool) -> (usize, usize) {
+    let name = if alias {
+        "memfd:jitcache-code-alias (deleted)"
+    } else {
+        "memfd:jitcache-code (deleted)"
+    };
+    let mut views = (0, 0);
+    for line in maps.lines().filter(|l| l.ends_with(name)) {
+        let perms = line.split_whitespace().nth(1).expect("perms");
+        views.0 += usize::from(perms.contains('x'));
+        views.1 += usize::from(perms.contains('w'));
+    }
+    views
+}
+
 #[test]
 fn no_mapping_is_writable_and_executable() {
     let bytes = small();
     let mut linker = Linker::new();
     let units: Vec<UnitId> = (0..200).map(|_| load(&mut linker, &bytes)).collect();
+    let mut alias = Linker::with_memory(MemoryStrategy::ArenaSharedAlias);
+    let alias_units: Vec<UnitId> = (0..20).map(|_| load(&mut alias, &bytes)).collect();
     let mut own = Linker::with_memory(MemoryStrategy::MappingPerUnit);
     let own_unit = load(&mut own, &bytes);
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
-    let mut views = (0, 0);
     for line in maps.lines() {
         let perms = line.split_whitespace().nth(1).expect("perms");
         assert!(
             !(perms.contains('w') && perms.contains('x')),
             "writable and executable: {line}"
         );
-        if line.contains("memfd:jitcache-code") {
-            if perms.contains('x') {
-                views.0 += 1;
-            }
-            if perms.contains('w') {
-                views.1 += 1;
-            }
-        }
     }
-    assert!(views.0 > 0 && views.1 > 0, "executable and writable views");
+    // W^X by default: no view of the code is writable, ever.
+    let (exec, writable) = memfd_views(&maps, false);
+    assert!(exec > 0, "executable views");
+    assert_eq!(writable, 0, "a writable view of code:\n{maps}");
+    assert_eq!(linker.arena_stats().alias_bytes, 0);
+    // The opt-in shared alias: a writable view of the same pages, elsewhere.
+    let (exec, writable) = memfd_views(&maps, true);
+    assert!(exec > 0 && writable > 0, "executable and writable views");
+    assert!(alias.arena_stats().alias_bytes > 0);
     // Code runs from the executable view, which is never writable.
-    for &u in &units {
-        let (perms, name) = maps_line(sym(&linker, u, "get")).expect("mapped");
-        assert_eq!(perms, "r-xs");
-        assert!(name.contains("memfd:jitcache-code"), "{name}");
-        assert_eq!(get(&linker, u), 14);
+    for (l, us, name) in [
+        (&linker, &units, "/memfd:jitcache-code"),
+        (&alias, &alias_units, "/memfd:jitcache-code-alias"),
+    ] {
+        for &u in us {
+            let (perms, mapped) = maps_line(sym(l, u, "get")).expect("mapped");
+            assert_eq!(perms, "r-xs");
+            assert!(mapped.ends_with(name), "{mapped}");
+            assert_eq!(get(l, u), 14);
+        }
     }
     assert_eq!(perms(sym(&own, own_unit, "get")), "r-xp");
 }
