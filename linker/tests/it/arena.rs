@@ -497,3 +497,73 @@ fn fork_scenario() {
     assert_eq!(get(&linker, d), 18);
     assert_eq!(call::call_i64(a_get, &[]).expect("call"), 42);
 }
+
+/// A stale pointer into an unloaded unit traps (`int3`, SIGTRAP) in both arena modes,
+/// while another unit in the same pages keeps running: its freed text was filled with
+/// 0xCC before the pool could hand it out again. With a mapping per unit the text is
+/// unmapped (SIGSEGV). Each case runs in a process of its own (this test binary, asked
+/// for the ignored scenario below), since the stale call kills it.
+#[test]
+fn a_stale_pointer_into_an_unloaded_unit_traps() {
+    for (mode, signal) in [
+        ("arena", libc::SIGTRAP),
+        ("alias", libc::SIGTRAP),
+        ("own", libc::SIGSEGV),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "arena::stale_pointer_scenario",
+                "--include-ignored",
+            ])
+            .args(["--test-threads", "1", "--nocapture"])
+            .env("JITCACHE_STALE_MODE", mode)
+            .output()
+            .expect("run the stale-pointer scenario");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(signal),
+            "{mode}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("calling the stale pointer"),
+            "{mode}: {stdout}"
+        );
+        assert!(
+            !stdout.contains("the stale call returned"),
+            "{mode}: {stdout}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "run in a process of its own by a_stale_pointer_into_an_unloaded_unit_traps"]
+fn stale_pointer_scenario() {
+    let strategy = match std::env::var("JITCACHE_STALE_MODE").as_deref() {
+        Ok("alias") => MemoryStrategy::ArenaSharedAlias,
+        Ok("own") => MemoryStrategy::MappingPerUnit,
+        _ => MemoryStrategy::Arena,
+    };
+    let bytes = small();
+    let mut linker = Linker::with_memory(strategy);
+    let before = load(&mut linker, &bytes);
+    let stale = load(&mut linker, &bytes);
+    let after = load(&mut linker, &bytes);
+    let stale_get = sym(&linker, stale, "get");
+    assert_eq!(call::call_i64(stale_get, &[]).expect("call"), 14);
+    linker.unload(stale).expect("unload");
+    // Its neighbours, on the same pages in the arena, still run.
+    assert_eq!(get(&linker, before), 14);
+    assert_eq!(get(&linker, after), 14);
+    if strategy != MemoryStrategy::MappingPerUnit {
+        assert_eq!(perms(stale_get), "r-xs", "still mapped, executable");
+    }
+    println!("calling the stale pointer");
+    use std::io::Write;
+    std::io::stdout().flush().expect("flush");
+    let result = call::call_i64(stale_get, &[]);
+    println!("the stale call returned {result:?}");
+}
