@@ -1,6 +1,7 @@
 //! The code arena: memory mapped once per chunk and handed out in pieces, so that many
 //! small units share pages and a load makes no system call. Part of the memory path, with
-//! `memory.rs` (this module, `memory.rs` and `call.rs` are the only ones with `unsafe`).
+//! `memory.rs` (this module, `memory.rs`, `call.rs` and `unwind.rs` are the only ones with
+//! `unsafe`).
 //!
 //! # A chunk
 //!
@@ -9,26 +10,32 @@
 //!   run → | text pool      memfd[0..T]     MAP_SHARED  r-x  (never writable)
 //!         | read-only pool memfd[T..T+R]   MAP_SHARED  r--  (never writable)
 //!         | data pool      anonymous       MAP_PRIVATE rw-  (never executable)
-//! alias (elsewhere, randomized by the kernel):
+//! alias (only with ArenaSharedAlias; elsewhere, randomized by the kernel):
 //!         | memfd[0..T+R]                  MAP_SHARED  rw-  (never executable)
 //! ```
 //!
 //! A unit takes one piece of each pool of one chunk (so its segments are within reach of
-//! each other), writes its text and read-only data through the alias and runs them
-//! through the run views, which were mapped with their final protection when the chunk
-//! was made. Loading, relocating and unloading a unit therefore make no `mmap`,
-//! `mprotect` or `munmap` call; only making a chunk does (about eight calls, ~15 µs here).
+//! each other) and runs its code through the run views, which were mapped with their
+//! final protection when the chunk was made and never change it. Its text and read-only
+//! data are written into the memfd with `pwrite` (two calls per load) or, with
+//! [`MemoryStrategy::ArenaSharedAlias`], through the alias (no call at all). Loading,
+//! relocating and unloading a unit make no `mmap`, `mprotect` or `munmap` call; only
+//! making a chunk does (about eight calls, ~15 µs here).
 //!
 //! # W^X, precisely
 //!
-//! No mapping of the process is ever writable and executable at once: the executable
-//! view is never writable and the writable view is never executable (`/proc/self/maps`
-//! shows `r-xs` and `rw-s`). What the dual mapping gives up against one mapping per unit
-//! (`mprotect` RW → RX, [`MemoryStrategy::MappingPerUnit`]) is that code stays writable
-//! *through another address* while the chunk lives: an attacker who can write anywhere
-//! and finds the alias can change loaded code, where with per-unit mappings they would
-//! first have to call `mprotect`. The alias address is kept only inside the linker.
-//! Programs for which that matters choose [`MemoryStrategy::MappingPerUnit`].
+//! No mapping of the process is ever writable and executable at once. By default no
+//! mapping of code is writable at all (`/proc/self/maps` shows `r-xs` and `r--s` of
+//! `memfd:jitcache-code`): changing loaded code takes a `pwrite` on the chunk's
+//! descriptor, as changing a per-unit mapping takes an `mprotect`. The shared alias
+//! (`memfd:jitcache-code-alias`, `rw-s`) gives that up: code stays writable *through
+//! another address* while the chunk lives.
+//!
+//! # Freed code
+//!
+//! A unit's text piece is filled with `int3` (0xCC) when it is freed, before the pool
+//! can hand it out again, so a stale pointer into it traps; a piece that could not be
+//! filled is never reused. Chunks frozen by `fork` are not filled (see below).
 //!
 //! # Pieces, reuse, placement
 //!

@@ -2,7 +2,7 @@
 //! destructors, the dynamic loader and C stdio (the unwinders' frame registries are in
 //! `unwind.rs`).
 //!
-//! This is one of the two modules with `unsafe` (the other is `memory`).
+//! One of the modules with `unsafe` (with `memory.rs`, `arena.rs` and `unwind.rs`).
 //!
 //! # Trust model
 //!

@@ -36,8 +36,8 @@
 //!
 //! The passes of a load are in `link.rs`, the relocation formulas in `x86_64.rs`, and the
 //! only `unsafe` code in the memory path, `memory.rs` (a unit's memory, mapping and
-//! protection) and `arena.rs` (the shared code arena), and in `call.rs` (calls into
-//! foreign code). `docs/linker.md` in the repository has the full story.
+//! protection) and `arena.rs` (the shared code arena), and in the call paths, `call.rs`
+//! (calls into foreign code) and `unwind.rs` (the unwinders' frame registries). `docs/linker.md` in the repository has the full story.
 
 mod arena;
 pub mod call;

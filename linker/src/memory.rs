@@ -14,16 +14,17 @@
 //!
 //! - own mapping: read + write, never executable, while being filled; then the text goes
 //!   RW → RX and the read-only data RW → R with one `mprotect` each;
-//! - arena: the text and read-only pools are written through a second, writable view of
-//!   the same pages (never executable), and run through views that are never writable
-//!   (see `arena.rs` for what that property does and does not give).
+//! - arena: the text and read-only data are filled in a buffer and written into the
+//!   chunk's memory file with `pwrite` at `protect` (no writable view of code exists), or,
+//!   with [`crate::MemoryStrategy::ArenaSharedAlias`], through a second, writable view of
+//!   the same pages (never executable); they run through views that are never writable.
 //!
 //! Dropping the `Memory` unmaps the unit's mapping or returns its pieces to the arena
 //! (the unit has run its destructors and deregistered its unwind info before, see
 //! `unit.rs`).
 //!
-//! This module, `arena.rs` (the arena's mappings) and `call.rs` (calls into foreign code)
-//! are the only ones with `unsafe`.
+//! This module, `arena.rs` (the arena's mappings), `call.rs` (calls into foreign code)
+//! and `unwind.rs` (the unwinders' registries) are the only ones with `unsafe`.
 
 use std::io;
 use std::ops::Range;

@@ -29,7 +29,7 @@
 //! found, its FDE is registered alone and looked up again. Whatever answered is
 //! deregistered again. An unwinder that finds neither is not used.
 //!
-//! A unit's registration ([`Registration`]) remembers which unwinders and which
+//! A unit's registration remembers which unwinders and which
 //! addresses it registered, and deregisters exactly those (libgcc aborts on a
 //! deregistration it does not know).
 
