@@ -1,5 +1,6 @@
-//! Linker benches: loading objects with `jitcache-linker` into its code arena, into one
-//! mapping per unit (the strategy before the arena), and `dlopen`+`dlsym` of the same
+//! Linker benches: loading objects with `jitcache-linker` into its code arena (W^X, the
+//! default: code written with `pwrite`; and the opt-in shared alias: code written through
+//! a writable view kept for the chunk's life), into one mapping per unit, and `dlopen`+`dlsym` of the same
 //! code built as a shared object (a fresh copy of the `.so` each time, since dlopen of an
 //! open path only bumps a count); a batch of small Cranelift objects linked as one unit
 //! (the facade's hot case); and the bytes mapped per unit for 1000 small units.
@@ -24,6 +25,13 @@ const SMALL: &str = "int f0(int x) { return x * 2 + 1; }\n";
 /// Objects in the batch: the facade links a whole batch of definitions (~300–1000) as
 /// one unit.
 const BATCH: usize = 300;
+
+/// The memory strategies measured, by label.
+const STRATEGIES: [(&str, MemoryStrategy); 3] = [
+    ("arena", MemoryStrategy::Arena),
+    ("arena, shared alias", MemoryStrategy::ArenaSharedAlias),
+    ("own mapping", MemoryStrategy::MappingPerUnit),
+];
 
 /// Units for the bytes-per-unit figure.
 const UNITS: usize = 1000;
@@ -197,10 +205,7 @@ fn timed_loads(
 fn benches(c: &mut Criterion, fixtures: &[Fixture], clif: &[Vec<u8>]) {
     let mut group = c.benchmark_group("linker");
     for f in fixtures {
-        for (label, strategy) in [
-            ("arena", MemoryStrategy::Arena),
-            ("own mapping", MemoryStrategy::MappingPerUnit),
-        ] {
+        for (label, strategy) in STRATEGIES {
             group.bench_function(format!("load+symbol ({label})/{}", f.name), |b| {
                 let mut linker = Linker::with_memory(strategy);
                 b.iter_custom(|iters| timed_loads(&mut linker, iters, |l| load(l, f)));
@@ -212,10 +217,7 @@ fn benches(c: &mut Criterion, fixtures: &[Fixture], clif: &[Vec<u8>]) {
     }
     let names: Vec<String> = (0..clif.len()).map(|i| format!("d{i}.o")).collect();
     let files = batch_files(&names, clif);
-    for (label, strategy) in [
-        ("arena", MemoryStrategy::Arena),
-        ("own mapping", MemoryStrategy::MappingPerUnit),
-    ] {
+    for (label, strategy) in STRATEGIES {
         group.bench_function(
             format!("batch of {} cranelift objects ({label})", clif.len()),
             |b| {
@@ -305,15 +307,19 @@ fn summary(fixtures: &[Fixture], clif: &[Vec<u8>]) {
     println!("\nmedians (µs); dlopen+dlsym opens a fresh .so each time:");
     for f in fixtures {
         let (arena_reused, arena_fresh) = load_medians(MemoryStrategy::Arena, f);
+        let (alias_reused, alias_fresh) = load_medians(MemoryStrategy::ArenaSharedAlias, f);
         let (own, _) = load_medians(MemoryStrategy::MappingPerUnit, f);
         let dl = median(2000, || fresh_copy(f), dlopen, drop);
         println!(
-            "  {:<8} arena {:>6.2} (reusing freed pieces {:>6.2})   own mapping {:>6.2}   dlopen {:>6.2}   own/arena = {:.1}x   dlopen/arena = {:.1}x",
+            "  {:<8} arena (W^X) {:>6.2} (reusing freed pieces {:>6.2})   shared alias {:>6.2} (reusing {:>6.2})   own mapping {:>6.2}   dlopen {:>6.2}   W^X/alias = {:.2}x   own/arena = {:.1}x   dlopen/arena = {:.1}x",
             f.name,
             us(arena_fresh),
             us(arena_reused),
+            us(alias_fresh),
+            us(alias_reused),
             us(own),
             us(dl),
+            us(arena_fresh) / us(alias_fresh),
             us(own) / us(arena_fresh),
             us(dl) / us(arena_fresh),
         );
@@ -321,10 +327,7 @@ fn summary(fixtures: &[Fixture], clif: &[Vec<u8>]) {
 
     let names: Vec<String> = (0..clif.len()).map(|i| format!("d{i}.o")).collect();
     let files = batch_files(&names, clif);
-    for (label, strategy) in [
-        ("arena", MemoryStrategy::Arena),
-        ("own mapping", MemoryStrategy::MappingPerUnit),
-    ] {
+    for (label, strategy) in STRATEGIES {
         let linker = RefCell::new(cranelift_linker(strategy));
         let unit = load_batch(&mut linker.borrow_mut(), &files);
         let last = linker

@@ -587,6 +587,25 @@ JITCACHE_API jitcache_status jitcache_set_resolver(jitcache_cache *cache,
  * JITCACHE_ERR_LINK if it cannot be opened. */
 JITCACHE_API jitcache_status jitcache_open_library(jitcache_cache *cache, const char *name);
 
+/* What an unwinder's __register_frame takes. */
+typedef enum jitcache_unwinder_kind {
+    JITCACHE_UNWINDER_LIBGCC = 0, /* a whole .eh_frame section (libgcc, libgcc_eh.a) */
+    JITCACHE_UNWINDER_LLVM = 1    /* one FDE per call (LLVM's libunwind) */
+} jitcache_unwinder_kind;
+
+/* Registers every unit loaded from now on (by any cache of the process) with
+ * this unwinder too, for a host whose C++ runtime throws with one the linker
+ * cannot find: a copy linked into the executable with hidden symbols, as
+ * -static-libgcc does. Pass the host's own __register_frame and
+ * __deregister_frame (declared extern "C" void f(const void *)), which bind
+ * to that copy. Units are always registered with the unwinder the library was
+ * linked against and the global scope's (dlsym), each as its kind needs.
+ * JITCACHE_OK also if it is one of those already; JITCACHE_ERR_NULL_ARGUMENT
+ * for a NULL function, JITCACHE_ERR_INVALID_ARGUMENT for another kind. */
+JITCACHE_API jitcache_status jitcache_add_unwinder(void (*register_frame)(const void *),
+                                                   void (*deregister_frame)(const void *),
+                                                   int32_t kind);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -21,6 +21,7 @@
 //! | `backend` | system-compiler and callback backends |
 //! | `compile` | get-or-compile (single and batch), compile callbacks' output |
 //! | `unit` | loaded units: symbols, origin, key, free, unload, loading raw objects |
+//! | `unwinder` | an unwinder of the host that the linker cannot find by itself |
 
 mod args;
 mod backend;
@@ -33,6 +34,7 @@ mod key;
 mod reentrance;
 mod status;
 mod unit;
+mod unwinder;
 
 use std::ffi::c_char;
 

@@ -1,6 +1,7 @@
 //! The code arena: memory mapped once per chunk and handed out in pieces, so that many
 //! small units share pages and a load makes no system call. Part of the memory path, with
-//! `memory.rs` (this module, `memory.rs` and `call.rs` are the only ones with `unsafe`).
+//! `memory.rs` (this module, `memory.rs`, `call.rs` and `unwind.rs` are the only ones with
+//! `unsafe`).
 //!
 //! # A chunk
 //!
@@ -9,26 +10,32 @@
 //!   run → | text pool      memfd[0..T]     MAP_SHARED  r-x  (never writable)
 //!         | read-only pool memfd[T..T+R]   MAP_SHARED  r--  (never writable)
 //!         | data pool      anonymous       MAP_PRIVATE rw-  (never executable)
-//! alias (elsewhere, randomized by the kernel):
+//! alias (only with ArenaSharedAlias; elsewhere, randomized by the kernel):
 //!         | memfd[0..T+R]                  MAP_SHARED  rw-  (never executable)
 //! ```
 //!
 //! A unit takes one piece of each pool of one chunk (so its segments are within reach of
-//! each other), writes its text and read-only data through the alias and runs them
-//! through the run views, which were mapped with their final protection when the chunk
-//! was made. Loading, relocating and unloading a unit therefore make no `mmap`,
-//! `mprotect` or `munmap` call; only making a chunk does (about eight calls, ~15 µs here).
+//! each other) and runs its code through the run views, which were mapped with their
+//! final protection when the chunk was made and never change it. Its text and read-only
+//! data are written into the memfd with `pwrite` (two calls per load) or, with
+//! [`MemoryStrategy::ArenaSharedAlias`], through the alias (no call at all). Loading,
+//! relocating and unloading a unit make no `mmap`, `mprotect` or `munmap` call; only
+//! making a chunk does (about eight calls, ~15 µs here).
 //!
 //! # W^X, precisely
 //!
-//! No mapping of the process is ever writable and executable at once: the executable
-//! view is never writable and the writable view is never executable (`/proc/self/maps`
-//! shows `r-xs` and `rw-s`). What the dual mapping gives up against one mapping per unit
-//! (`mprotect` RW → RX, [`MemoryStrategy::MappingPerUnit`]) is that code stays writable
-//! *through another address* while the chunk lives: an attacker who can write anywhere
-//! and finds the alias can change loaded code, where with per-unit mappings they would
-//! first have to call `mprotect`. The alias address is kept only inside the linker.
-//! Programs for which that matters choose [`MemoryStrategy::MappingPerUnit`].
+//! No mapping of the process is ever writable and executable at once. By default no
+//! mapping of code is writable at all (`/proc/self/maps` shows `r-xs` and `r--s` of
+//! `memfd:jitcache-code`): changing loaded code takes a `pwrite` on the chunk's
+//! descriptor, as changing a per-unit mapping takes an `mprotect`. The shared alias
+//! (`memfd:jitcache-code-alias`, `rw-s`) gives that up: code stays writable *through
+//! another address* while the chunk lives.
+//!
+//! # Freed code
+//!
+//! A unit's text piece is filled with `int3` (0xCC) when it is freed, before the pool
+//! can hand it out again, so a stale pointer into it traps; a piece that could not be
+//! filled is never reused. Chunks frozen by `fork` are not filled (see below).
 //!
 //! # Pieces, reuse, placement
 //!
@@ -73,17 +80,33 @@ const REACH: u64 = (1 << 31) - (16 << 20);
 #[non_exhaustive]
 pub enum MemoryStrategy {
     /// Units share the pages of a code arena: memory mapped in chunks and handed out in
-    /// 16-byte granules; a load makes no system call once a chunk exists. Code is
-    /// written through a writable view of the same pages as the executable view (never
-    /// both in one mapping; see `docs/linker.md`). The default. If the arena cannot be
-    /// set up (no `memfd_create`, executable shared mappings refused), the linker falls
-    /// back to [`MemoryStrategy::MappingPerUnit`].
+    /// 16-byte granules, and no mapping of code is ever writable: text and read-only
+    /// data are written into the chunk's memory file with `pwrite` (two system calls per
+    /// load), and run from views that are never writable. The default. If the arena
+    /// cannot be set up (no `memfd_create`, executable shared mappings refused), the
+    /// linker falls back to [`MemoryStrategy::MappingPerUnit`].
     #[default]
     Arena,
+    /// The arena, with code written through a second, writable view of each chunk's
+    /// text and read-only pools, kept for the chunk's life: a load makes no system call
+    /// once a chunk exists, but loaded code stays writable through that other address
+    /// (see `docs/linker.md`, W^X). An opt-in for programs that load many small units
+    /// and accept that.
+    ArenaSharedAlias,
     /// Each unit gets a private mapping of its own (at least one page per segment),
     /// filled read + write, then `mprotect`ed: code is never writable through any
     /// mapping once protected. Costs an `mmap`, two `mprotect` and a `munmap` per unit.
     MappingPerUnit,
+}
+
+impl MemoryStrategy {
+    /// Whether units share a code arena.
+    fn is_arena(self) -> bool {
+        matches!(
+            self,
+            MemoryStrategy::Arena | MemoryStrategy::ArenaSharedAlias
+        )
+    }
 }
 
 /// Memory of a [`crate::Linker`], from [`crate::Linker::arena_stats`].
@@ -97,8 +120,9 @@ pub struct ArenaStats {
     /// Address space mapped to run units: every chunk's run views (its text, read-only
     /// and data pools) plus the mappings of units that have their own.
     pub mapped_bytes: usize,
-    /// Address space of the chunks' writable views: the same pages as the text and
-    /// read-only pools, mapped a second time (no memory of their own).
+    /// Address space of the chunks' writable views (only with
+    /// [`MemoryStrategy::ArenaSharedAlias`]): the same pages as the text and read-only
+    /// pools, mapped a second time (no memory of their own).
     pub alias_bytes: usize,
     /// Pages that can hold memory: each pool up to the highest byte ever handed out, and
     /// whole mappings of units that have their own. An upper bound of what is resident;
@@ -165,9 +189,10 @@ impl Arena {
     /// Pieces for a unit, or `None` when units get their own mappings (by choice, or
     /// because no chunk could be made for this request).
     pub(crate) fn pieces(&mut self, request: &Request) -> io::Result<Option<Pieces>> {
-        if self.strategy() != MemoryStrategy::Arena {
+        if !self.strategy().is_arena() {
             return Ok(None);
         }
+        let shared_alias = self.strategy == MemoryStrategy::ArenaSharedAlias;
         let class = match request.placement {
             Placement::Low32 => Class::Low32,
             _ => Class::Normal,
@@ -198,7 +223,13 @@ impl Arena {
                 .checked_next_multiple_of(chunk_align)
                 .ok_or_else(too_big)?;
         }
-        let chunk = match Chunk::create(class, pool_len, chunk_align, request.placement) {
+        let chunk = match Chunk::create(
+            class,
+            pool_len,
+            chunk_align,
+            request.placement,
+            shared_alias,
+        ) {
             Ok(chunk) => Arc::new(chunk),
             Err(e) => {
                 // Refused for good (no memfd, no executable shared mapping): stop trying.
@@ -247,7 +278,7 @@ impl Arena {
         };
         for chunk in &self.chunks {
             stats.mapped_bytes += chunk.pool_len.iter().sum::<usize>();
-            stats.alias_bytes += chunk.alias.len;
+            stats.alias_bytes += chunk.alias.as_ref().map_or(0, |a| a.len);
             let state = chunk.lock();
             for pool in &state.pools {
                 stats.touched_bytes += pool.high_water().next_multiple_of(page) as usize;
@@ -301,10 +332,16 @@ fn map(
 }
 
 /// A memfd for the code of one chunk (`MFD_EXEC` where the kernel knows it, since a
-/// `vm.memfd_noexec` sysctl may otherwise seal it non-executable).
-fn memfd() -> io::Result<OwnedFd> {
+/// `vm.memfd_noexec` sysctl may otherwise seal it non-executable). Its name says whether
+/// the chunk has a writable alias (`/proc/self/maps` shows `memfd:jitcache-code` or
+/// `memfd:jitcache-code-alias`).
+fn memfd(shared_alias: bool) -> io::Result<OwnedFd> {
     const MFD_EXEC: libc::c_uint = 0x0010;
-    let name = c"jitcache-code";
+    let name = if shared_alias {
+        c"jitcache-code-alias"
+    } else {
+        c"jitcache-code"
+    };
     let mut fd = -1;
     for flags in [libc::MFD_CLOEXEC | MFD_EXEC, libc::MFD_CLOEXEC] {
         // SAFETY: `name` is a NUL-terminated string; the flags are valid bits.
@@ -337,8 +374,12 @@ struct Chunk {
     reserve: Region,
     run: usize,
     pool_len: [usize; 3],
-    /// Writable view of the text and read-only pools (memfd offsets 0..T+R).
-    alias: Region,
+    /// The memory file of the text and read-only pools (offsets 0..T+R), written with
+    /// `pwrite` when there is no alias.
+    fd: OwnedFd,
+    /// Writable view of the text and read-only pools, with
+    /// [`MemoryStrategy::ArenaSharedAlias`] only.
+    alias: Option<Region>,
     state: Mutex<ChunkState>,
 }
 
@@ -348,13 +389,14 @@ impl Chunk {
         pool_len: [usize; 3],
         align: usize,
         placement: Placement,
+        shared_alias: bool,
     ) -> io::Result<Chunk> {
         watch_forks();
         let page = page_size();
         let [text_len, ro_len, data_len] = pool_len;
         let shared_len = text_len + ro_len;
         let total = shared_len + data_len;
-        let fd = memfd()?;
+        let fd = memfd(shared_alias)?;
         let file_len = libc::off_t::try_from(shared_len).map_err(|_| too_big())?;
         // SAFETY: ftruncate on our own fresh memfd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), file_len) } != 0 {
@@ -403,15 +445,18 @@ impl Chunk {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        let alias = map(
-            0,
-            shared_len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )?;
-        drop(fd); // the mappings keep the file
+        let alias = if shared_alias {
+            Some(map(
+                0,
+                shared_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )?)
+        } else {
+            None
+        };
         Ok(Chunk {
             class,
             generation: GENERATION.load(Ordering::SeqCst),
@@ -419,6 +464,7 @@ impl Chunk {
             reserve,
             run,
             pool_len,
+            fd,
             alias,
             state: Mutex::new(ChunkState {
                 pools: pool_len.map(|l| Pool::new(l as u64)),
@@ -509,36 +555,102 @@ impl Pieces {
         self.reused[s as usize]
     }
 
-    /// The pieces' bytes for writing: text and read-only through the alias, data in place.
-    pub(crate) fn bytes_mut(&mut self) -> [&mut [u8]; 3] {
+    /// Whether text and read-only data are written in place, through the chunk's
+    /// writable alias ([`MemoryStrategy::ArenaSharedAlias`]), rather than with
+    /// [`Pieces::write`].
+    pub(crate) fn has_alias(&self) -> bool {
+        self.chunk.alias.is_some()
+    }
+
+    /// The pieces' bytes for writing in place: the data piece in the run view, text and
+    /// read-only through the alias; `None` for text and read-only without an alias.
+    pub(crate) fn views_mut(&mut self) -> [Option<&mut [u8]>; 3] {
         let chunk = &*self.chunk;
         Segment::ALL.map(|s| {
             let len = self.len(s);
-            if len == 0 {
-                return &mut [][..];
-            }
-            let view = if s == Segment::Data {
-                chunk.run
-            } else {
-                chunk.alias.addr
+            let view = match (s, &chunk.alias) {
+                (Segment::Data, _) => chunk.run,
+                (_, Some(alias)) => alias.addr,
+                (_, None) => return None,
             };
+            if len == 0 {
+                return Some(&mut [][..]);
+            }
             let start = view + chunk.pool_offset(s) + self.ranges[s as usize].start as usize;
             // SAFETY: the range lies inside its pool (the pool hands out only ranges
             // within its length), the pool lies inside a view that is mapped read + write
             // (the alias, or the data pool of the reservation) for as long as the chunk
             // lives, and `self` holds the chunk. No other live piece overlaps this one
-            // (the pool never hands out a range twice), no one runs or reads it before
-            // the unit is published, and the borrow is tied to `&mut self`.
-            unsafe { std::slice::from_raw_parts_mut(start as *mut u8, len) }
+            // (the pool never hands out a range twice), no one runs or reads it before the
+            // unit is published, and the borrows are tied to `&mut self` (one per piece).
+            Some(unsafe { std::slice::from_raw_parts_mut(start as *mut u8, len) })
         })
+    }
+
+    /// Writes `bytes` at the start of the text or read-only piece, through the chunk's
+    /// memory file (`pwrite`): no mapping becomes writable. At most the piece's length.
+    pub(crate) fn write(&self, s: Segment, bytes: &[u8]) -> io::Result<()> {
+        if bytes.len() > self.len(s) || s == Segment::Data {
+            return Err(io::Error::other("write outside a text or read-only piece"));
+        }
+        let offset = self.chunk.pool_offset(s) + self.ranges[s as usize].start as usize;
+        pwrite_all(&self.chunk.fd, bytes, offset)
+    }
+
+    /// Fills the text piece with `int3` (0xCC) so that a stale pointer into it traps
+    /// rather than runs what a later unit puts there; false if it could not be filled.
+    fn trap_fill(&mut self) -> bool {
+        let len = self.len(Segment::Text);
+        if len == 0 {
+            return true;
+        }
+        if let [Some(text), _, _] = self.views_mut() {
+            text.fill(INT3);
+            return true;
+        }
+        self.write(Segment::Text, &vec![INT3; len]).is_ok()
     }
 }
 
+/// The x86-64 breakpoint instruction, `int3`.
+const INT3: u8 = 0xCC;
+
+/// `pwrite` of all of `bytes` at `offset` of `fd`.
+fn pwrite_all(fd: &OwnedFd, mut bytes: &[u8], mut offset: usize) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let off = libc::off_t::try_from(offset).map_err(|_| too_big())?;
+        // SAFETY: `bytes` is a live slice of that many bytes; the file is our own memfd.
+        let n = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), off) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let n = n as usize;
+        if n == 0 {
+            return Err(io::Error::other("pwrite wrote nothing"));
+        }
+        bytes = &bytes[n..];
+        offset += n;
+    }
+    Ok(())
+}
+
 impl Drop for Pieces {
+    /// Returns the pieces, the text trap-filled first. A chunk frozen by `fork` is not
+    /// filled (the other process may still run the unit, and shares these pages) and
+    /// never hands the piece out again; a text piece that could not be filled is kept
+    /// out of the pool.
     fn drop(&mut self) {
+        let frozen = self.chunk.generation != GENERATION.load(Ordering::SeqCst);
+        let filled = frozen || self.trap_fill();
         let mut state = self.chunk.lock();
-        for (pool, range) in state.pools.iter_mut().zip(&self.ranges) {
-            pool.free(range.clone());
+        for (s, (pool, range)) in state.pools.iter_mut().zip(&self.ranges).enumerate() {
+            if s != Segment::Text as usize || filled {
+                pool.free(range.clone());
+            }
         }
         state.live -= 1;
     }

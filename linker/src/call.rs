@@ -1,7 +1,8 @@
 //! Calls into foreign code: entry points of loaded units, their constructors and
-//! destructors, the unwinder's frame registry, the dynamic loader and C stdio.
+//! destructors, the dynamic loader and C stdio (the unwinders' frame registries are in
+//! `unwind.rs`).
 //!
-//! This is one of the two modules with `unsafe` (the other is `memory`).
+//! One of the modules with `unsafe` (with `memory.rs`, `arena.rs` and `unwind.rs`).
 //!
 //! # Trust model
 //!
@@ -21,10 +22,6 @@ use std::sync::Mutex;
 use crate::error::Error;
 
 unsafe extern "C" {
-    /// libgcc's frame registry: takes the start of an `.eh_frame` section that ends
-    /// with a zero terminator.
-    fn __register_frame(begin: *const u8);
-    fn __deregister_frame(begin: *const u8);
     /// glibc: runs the `__cxa_atexit` handlers registered with this DSO handle.
     fn __cxa_finalize(dso: *mut c_void);
     static environ: *const *const c_char;
@@ -115,19 +112,6 @@ pub(crate) fn run_entries(entries: impl Iterator<Item = usize>) {
             f();
         }
     }
-}
-
-/// Registers one `.eh_frame` (followed by a zero terminator) with the unwinder.
-pub(crate) fn register_frame(begin: usize) {
-    // SAFETY: `begin` is the start of a relocated, read-only `.eh_frame` section in a
-    // live unit, followed by 4 zero bytes; it stays mapped until `deregister_frame`.
-    unsafe { __register_frame(begin as *const u8) }
-}
-
-/// Undoes [`register_frame`]; called before the unit's memory is unmapped.
-pub(crate) fn deregister_frame(begin: usize) {
-    // SAFETY: `begin` was registered by `register_frame` and is still mapped.
-    unsafe { __deregister_frame(begin as *const u8) }
 }
 
 /// Runs the `__cxa_atexit` handlers (C++ static destructors) registered with this

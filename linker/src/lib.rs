@@ -36,10 +36,11 @@
 //!
 //! The passes of a load are in `link.rs`, the relocation formulas in `x86_64.rs`, and the
 //! only `unsafe` code in the memory path, `memory.rs` (a unit's memory, mapping and
-//! protection) and `arena.rs` (the shared code arena), in `call.rs` (calls into foreign
-//! code), and in `tls.rs` (thread-local storage of loaded units: the per-thread blocks and
-//! the `__tls_get_addr` and TLS descriptor entry points loaded code calls).
-//! `docs/linker.md` in the repository has the full story.
+//! protection) and `arena.rs` (the shared code arena), and in the call paths: `call.rs`
+//! (calls into foreign code), `unwind.rs` (the unwinders' frame registries) and `tls.rs`
+//! (thread-local storage of loaded units: the per-thread blocks and the `__tls_get_addr`
+//! and TLS descriptor entry points loaded code calls). `docs/linker.md` in the repository
+//! has the full story.
 
 mod arena;
 pub mod call;
@@ -54,6 +55,7 @@ mod pool;
 mod symbols;
 mod tls;
 mod unit;
+pub mod unwind;
 mod x86_64;
 
 use std::fmt;

@@ -14,16 +14,17 @@
 //!
 //! - own mapping: read + write, never executable, while being filled; then the text goes
 //!   RW → RX and the read-only data RW → R with one `mprotect` each;
-//! - arena: the text and read-only pools are written through a second, writable view of
-//!   the same pages (never executable), and run through views that are never writable
-//!   (see `arena.rs` for what that property does and does not give).
+//! - arena: the text and read-only data are filled in a buffer and written into the
+//!   chunk's memory file with `pwrite` at `protect` (no writable view of code exists), or,
+//!   with [`crate::MemoryStrategy::ArenaSharedAlias`], through a second, writable view of
+//!   the same pages (never executable); they run through views that are never writable.
 //!
 //! Dropping the `Memory` unmaps the unit's mapping or returns its pieces to the arena
 //! (the unit has run its destructors and deregistered its unwind info before, see
 //! `unit.rs`).
 //!
-//! This module, `arena.rs` (the arena's mappings) and `call.rs` (calls into foreign code)
-//! are the only ones with `unsafe`.
+//! This module, `arena.rs` (the arena's mappings), `call.rs` (calls into foreign code)
+//! and `unwind.rs` (the unwinders' registries) are the only ones with `unsafe`.
 
 use std::io;
 use std::ops::Range;
@@ -108,8 +109,9 @@ enum Backing {
         /// Offsets of the segments in the mapping.
         offsets: [usize; 3],
     },
-    /// Pieces of the linker's arena.
-    Arena(Pieces),
+    /// Pieces of the linker's arena, and, without a writable alias, the text and
+    /// read-only bytes being filled (written into the pieces at `protect`).
+    Arena { pieces: Pieces, staging: Vec<u8> },
 }
 
 /// The system page size.
@@ -152,7 +154,10 @@ impl Memory {
         if let Some(pieces) = arena.pieces(request)? {
             let bases = Segment::ALL.map(|s| pieces.base(s));
             return Ok(Memory {
-                backing: Backing::Arena(pieces),
+                backing: Backing::Arena {
+                    pieces,
+                    staging: Vec::new(),
+                },
                 segments,
                 bases,
                 state: State::Writable,
@@ -190,8 +195,26 @@ impl Memory {
         match &self.backing {
             Backing::Empty => 0,
             Backing::Own { mapping, .. } => mapping.len,
-            Backing::Arena(p) => Segment::ALL.iter().map(|&s| p.len(s)).sum(),
+            Backing::Arena { pieces, .. } => Segment::ALL.iter().map(|&s| pieces.len(s)).sum(),
         }
+    }
+
+    /// The read-only segment as it runs (its bytes and its address), once protected;
+    /// empty before.
+    pub(crate) fn read_only(&self) -> (&[u8], usize) {
+        let base = self.base(Segment::ReadOnly);
+        let r = &self.segments[Segment::ReadOnly as usize];
+        let len = (r.end - r.start) as usize;
+        if self.state != State::Protected || len == 0 || base == 0 {
+            return (&[], base);
+        }
+        // SAFETY: `base..base+len` is the unit's read-only segment in its run view (its own
+        // mapping, or its piece of the arena's read-only pool), mapped readable for as long
+        // as `self` holds it. Once protected nothing writes these bytes (the copy and
+        // apply passes are done; other units' pieces are other bytes), and the borrow is
+        // tied to `&self`.
+        let bytes = unsafe { std::slice::from_raw_parts(base as *const u8, len) };
+        (bytes, base)
     }
 
     /// Whether the unit has its own mapping (rather than pieces of the arena).
@@ -225,10 +248,20 @@ impl Memory {
                     data.get_mut(..lens[2])?,
                 ]
             }
-            Backing::Arena(pieces) => {
+            Backing::Arena { pieces, staging } => {
                 let reused = Segment::ALL.map(|s| pieces.reused(s));
-                let [text, ro, data] = pieces.bytes_mut();
-                let mut slices = [text, ro, data];
+                let text_len = pieces.len(Segment::Text);
+                if !pieces.has_alias() {
+                    // Text and read-only data are filled here and written at `protect`.
+                    staging.clear();
+                    staging.resize(text_len + pieces.len(Segment::ReadOnly), 0);
+                }
+                let [text, ro, data] = pieces.views_mut();
+                let (text, ro) = match (text, ro) {
+                    (Some(text), Some(ro)) => (text, ro),
+                    _ => staging.split_at_mut(text_len),
+                };
+                let mut slices = [text, ro, data?];
                 for (slice, reused) in slices.iter_mut().zip(reused) {
                     if reused {
                         slice.fill(0);
@@ -274,7 +307,15 @@ impl Memory {
                     mapping.protect(start..start + len, prot)?;
                 }
             }
-            Backing::Arena(pieces) => {
+            Backing::Arena { pieces, staging } => {
+                // Without an alias, the text and read-only bytes go into the chunk's
+                // memory file now; no mapping of them is ever writable.
+                if !staging.is_empty() {
+                    let (text, ro) = staging.split_at(pieces.len(Segment::Text));
+                    pieces.write(Segment::Text, text)?;
+                    pieces.write(Segment::ReadOnly, ro)?;
+                    *staging = Vec::new();
+                }
                 // The run views already have their final protection. Code written over
                 // code that may have run before (a reused piece) needs every core to
                 // refetch, as the TLB shoot-down of a munmap/mprotect would force.

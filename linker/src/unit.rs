@@ -11,6 +11,7 @@ use crate::link::Linked;
 use crate::memory::{Memory, State};
 use crate::symbols::{Export, FastMap, UnitSymbol};
 use crate::tls::{self, UnitTls};
+use crate::unwind::Registration;
 
 pub(crate) struct Unit {
     pub id: UnitId,
@@ -22,7 +23,7 @@ pub(crate) struct Unit {
     /// Its TLS module (freed before its memory: the template lives there).
     tls: Option<UnitTls>,
     memory: Memory,
-    frames: Vec<usize>,
+    unwind: Registration,
     init: Vec<usize>,
     fini: Vec<usize>,
     dso_handle: Option<usize>,
@@ -33,18 +34,17 @@ impl Unit {
     /// Pass 9: registers the unwind info of a linked (protected) unit.
     pub(crate) fn new(
         id: UnitId,
-        mut linked: Linked,
+        linked: Linked,
         register_unwind_info: bool,
         exports: bool,
     ) -> Unit {
         debug_assert_eq!(linked.memory.state(), State::Protected);
-        if register_unwind_info {
-            for &frame in &linked.frames {
-                call::register_frame(frame);
-            }
+        let unwind = if register_unwind_info {
+            let (read_only, base) = linked.memory.read_only();
+            Registration::register(&linked.frames, read_only, base)
         } else {
-            linked.frames.clear();
-        }
+            Registration::default()
+        };
         Unit {
             id,
             symbols: linked.symbols,
@@ -52,7 +52,7 @@ impl Unit {
             exports,
             tls: linked.tls,
             memory: linked.memory,
-            frames: linked.frames,
+            unwind,
             init: linked.init,
             fini: linked.fini,
             dso_handle: linked.dso_handle,
@@ -156,9 +156,7 @@ impl Drop for Unit {
         if self.constructed {
             call::run_entries(self.fini.iter().rev().copied());
         }
-        for &frame in self.frames.iter().rev() {
-            call::deregister_frame(frame);
-        }
+        self.unwind.deregister();
         // `self.memory` is unmapped or returned to the arena when dropped, after this.
     }
 }

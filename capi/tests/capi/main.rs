@@ -11,3 +11,4 @@ mod llvm;
 mod pch;
 mod python;
 mod support;
+mod unwinders;

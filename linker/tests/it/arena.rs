@@ -87,37 +87,60 @@ fn many_small_units_share_pages() {
     assert!(own_stats.touched_bytes / own_stats.units >= 3 * 4096);
 }
 
+/// The views of the arena's memory files in /proc/self/maps: (executable, writable), for
+/// the default arena's files or the shared-alias ones.
+fn memfd_views(maps: &str, alias: bool) -> (usize, usize) {
+    let name = if alias {
+        "memfd:jitcache-code-alias (deleted)"
+    } else {
+        "memfd:jitcache-code (deleted)"
+    };
+    let mut views = (0, 0);
+    for line in maps.lines().filter(|l| l.ends_with(name)) {
+        let perms = line.split_whitespace().nth(1).expect("perms");
+        views.0 += usize::from(perms.contains('x'));
+        views.1 += usize::from(perms.contains('w'));
+    }
+    views
+}
+
 #[test]
 fn no_mapping_is_writable_and_executable() {
     let bytes = small();
     let mut linker = Linker::new();
     let units: Vec<UnitId> = (0..200).map(|_| load(&mut linker, &bytes)).collect();
+    let mut alias = Linker::with_memory(MemoryStrategy::ArenaSharedAlias);
+    let alias_units: Vec<UnitId> = (0..20).map(|_| load(&mut alias, &bytes)).collect();
     let mut own = Linker::with_memory(MemoryStrategy::MappingPerUnit);
     let own_unit = load(&mut own, &bytes);
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
-    let mut views = (0, 0);
     for line in maps.lines() {
         let perms = line.split_whitespace().nth(1).expect("perms");
         assert!(
             !(perms.contains('w') && perms.contains('x')),
             "writable and executable: {line}"
         );
-        if line.contains("memfd:jitcache-code") {
-            if perms.contains('x') {
-                views.0 += 1;
-            }
-            if perms.contains('w') {
-                views.1 += 1;
-            }
-        }
     }
-    assert!(views.0 > 0 && views.1 > 0, "executable and writable views");
+    // W^X by default: no view of the code is writable, ever.
+    let (exec, writable) = memfd_views(&maps, false);
+    assert!(exec > 0, "executable views");
+    assert_eq!(writable, 0, "a writable view of code:\n{maps}");
+    assert_eq!(linker.arena_stats().alias_bytes, 0);
+    // The opt-in shared alias: a writable view of the same pages, elsewhere.
+    let (exec, writable) = memfd_views(&maps, true);
+    assert!(exec > 0 && writable > 0, "executable and writable views");
+    assert!(alias.arena_stats().alias_bytes > 0);
     // Code runs from the executable view, which is never writable.
-    for &u in &units {
-        let (perms, name) = maps_line(sym(&linker, u, "get")).expect("mapped");
-        assert_eq!(perms, "r-xs");
-        assert!(name.contains("memfd:jitcache-code"), "{name}");
-        assert_eq!(get(&linker, u), 14);
+    for (l, us, name) in [
+        (&linker, &units, "/memfd:jitcache-code"),
+        (&alias, &alias_units, "/memfd:jitcache-code-alias"),
+    ] {
+        for &u in us {
+            let (perms, mapped) = maps_line(sym(l, u, "get")).expect("mapped");
+            assert_eq!(perms, "r-xs");
+            assert!(mapped.ends_with(name), "{mapped}");
+            assert_eq!(get(l, u), 14);
+        }
     }
     assert_eq!(perms(sym(&own, own_unit, "get")), "r-xp");
 }
@@ -473,4 +496,74 @@ fn fork_scenario() {
     );
     assert_eq!(get(&linker, d), 18);
     assert_eq!(call::call_i64(a_get, &[]).expect("call"), 42);
+}
+
+/// A stale pointer into an unloaded unit traps (`int3`, SIGTRAP) in both arena modes,
+/// while another unit in the same pages keeps running: its freed text was filled with
+/// 0xCC before the pool could hand it out again. With a mapping per unit the text is
+/// unmapped (SIGSEGV). Each case runs in a process of its own (this test binary, asked
+/// for the ignored scenario below), since the stale call kills it.
+#[test]
+fn a_stale_pointer_into_an_unloaded_unit_traps() {
+    for (mode, signal) in [
+        ("arena", libc::SIGTRAP),
+        ("alias", libc::SIGTRAP),
+        ("own", libc::SIGSEGV),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "arena::stale_pointer_scenario",
+                "--include-ignored",
+            ])
+            .args(["--test-threads", "1", "--nocapture"])
+            .env("JITCACHE_STALE_MODE", mode)
+            .output()
+            .expect("run the stale-pointer scenario");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(signal),
+            "{mode}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("calling the stale pointer"),
+            "{mode}: {stdout}"
+        );
+        assert!(
+            !stdout.contains("the stale call returned"),
+            "{mode}: {stdout}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "run in a process of its own by a_stale_pointer_into_an_unloaded_unit_traps"]
+fn stale_pointer_scenario() {
+    let strategy = match std::env::var("JITCACHE_STALE_MODE").as_deref() {
+        Ok("alias") => MemoryStrategy::ArenaSharedAlias,
+        Ok("own") => MemoryStrategy::MappingPerUnit,
+        _ => MemoryStrategy::Arena,
+    };
+    let bytes = small();
+    let mut linker = Linker::with_memory(strategy);
+    let before = load(&mut linker, &bytes);
+    let stale = load(&mut linker, &bytes);
+    let after = load(&mut linker, &bytes);
+    let stale_get = sym(&linker, stale, "get");
+    assert_eq!(call::call_i64(stale_get, &[]).expect("call"), 14);
+    linker.unload(stale).expect("unload");
+    // Its neighbours, on the same pages in the arena, still run.
+    assert_eq!(get(&linker, before), 14);
+    assert_eq!(get(&linker, after), 14);
+    if strategy != MemoryStrategy::MappingPerUnit {
+        assert_eq!(perms(stale_get), "r-xs", "still mapped, executable");
+    }
+    println!("calling the stale pointer");
+    use std::io::Write;
+    std::io::stdout().flush().expect("flush");
+    let result = call::call_i64(stale_get, &[]);
+    println!("the stale call returned {result:?}");
 }

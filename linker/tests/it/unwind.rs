@@ -2,6 +2,7 @@
 //! frames back into the host (only because `.eh_frame` is registered), and C++ exceptions
 //! thrown in loaded code or in libstdc++ are caught in loaded code.
 
+use jitcache_linker::unwind::{self, Origin, UnwinderKind};
 use jitcache_linker::{Linker, LoadOptions, call};
 
 use crate::common::{compile_with, have, obj};
@@ -233,4 +234,129 @@ fn backtrace_walks_through_frames_of_many_objects_of_one_unit() {
         ips[7..].iter().any(|&ip| ip.abs_diff(host) < 4096),
         "no host frame after the loaded ones"
     );
+}
+
+/// LLVM's libunwind, for tests that need a second unwinder in this process (the Debian
+/// package `libunwind-19-dev`, or 14); `None` with a note, or a failure when `CI` is set.
+pub fn llvm_libunwind() -> Option<&'static str> {
+    const PATHS: [&str; 2] = [
+        "/usr/lib/llvm-19/lib/libunwind.so.1",
+        "/usr/lib/llvm-14/lib/libunwind.so.1",
+    ];
+    let found = PATHS.into_iter().find(|p| std::path::Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "LLVM's libunwind (libunwind-19-dev) is not installed, and CI is set"
+        );
+        eprintln!("note: LLVM's libunwind is not installed; skipping");
+    }
+    found
+}
+
+type FindFde = unsafe extern "C" fn(*const std::ffi::c_void, *mut [usize; 3]) -> *const u8;
+
+/// LLVM's libunwind opened `RTLD_LOCAL` next to this process's libgcc: its own registry,
+/// which nothing in the process uses unless told to.
+struct Llvm {
+    register: unwind::FrameFn,
+    deregister: unwind::FrameFn,
+    find_fde: FindFde,
+}
+
+fn open_llvm(path: &str) -> Llvm {
+    let c = std::ffi::CString::new(path).expect("path");
+    // SAFETY: dlopen of a library with no constructors that matter; never closed.
+    let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!handle.is_null(), "dlopen {path}");
+    let sym = |name: &std::ffi::CStr| {
+        // SAFETY: a live handle and a C string.
+        let p = unsafe { libc::dlsym(handle, name.as_ptr()) };
+        assert!(!p.is_null(), "{name:?} in {path}");
+        p as usize
+    };
+    // SAFETY: the addresses of these functions, with these C signatures, in libunwind.
+    unsafe {
+        Llvm {
+            register: std::mem::transmute::<usize, unwind::FrameFn>(sym(c"__register_frame")),
+            deregister: std::mem::transmute::<usize, unwind::FrameFn>(sym(c"__deregister_frame")),
+            find_fde: std::mem::transmute::<usize, FindFde>(sym(c"_Unwind_Find_FDE")),
+        }
+    }
+}
+
+/// The start of the function whose FDE covers `pc` in `find_fde`'s registry, if any.
+fn fde_function(find_fde: FindFde, pc: usize) -> Option<usize> {
+    let mut bases = [0_usize; 3];
+    // SAFETY: `_Unwind_Find_FDE` only looks `pc` up; `bases` has its three words.
+    let fde = unsafe { find_fde(pc as *const std::ffi::c_void, &mut bases) };
+    (!fde.is_null()).then_some(bases[2])
+}
+
+#[test]
+fn the_unwinder_of_this_process_is_libgcc_found_by_its_behaviour() {
+    let found = unwind::unwinders();
+    let first = found.first().expect("an unwinder");
+    assert_eq!(first.kind, UnwinderKind::Libgcc, "{found:?}");
+    assert_eq!(first.origin, Origin::Linked);
+    let provider = first.provider.as_deref().unwrap_or("");
+    assert!(provider.contains("libgcc_s"), "{found:?}");
+}
+
+/// An LLVM libunwind is told apart from libgcc by the probe, and a unit registered with
+/// it (one FDE per call) is found by its `_Unwind_Find_FDE` function by function, and is
+/// gone after unload; libgcc's registry has it too.
+#[test]
+fn llvm_libunwind_gets_one_fde_per_function_and_loses_them_at_unload() {
+    let Some(path) = llvm_libunwind() else {
+        return;
+    };
+    let llvm = open_llvm(path);
+    // SAFETY: the three functions of one libunwind, loaded for the rest of the process.
+    let kind = unsafe { unwind::probe(llvm.register, llvm.deregister, llvm.find_fde) };
+    assert_eq!(kind, Some(UnwinderKind::Llvm));
+    // SAFETY: as above; kind as probed.
+    let added = unsafe {
+        unwind::add_unwinder(unwind::Unwinder {
+            register: llvm.register,
+            deregister: llvm.deregister,
+            kind: UnwinderKind::Llvm,
+        })
+    };
+    assert!(added, "added once");
+    assert!(
+        unwind::unwinders()
+            .iter()
+            .any(|u| u.origin == Origin::Added && u.kind == UnwinderKind::Llvm)
+    );
+    let bytes = compile_with("cc", "llvm_fdes", "c", BACKTRACE, &["-O2", "-fPIC"]);
+    let mut linker = Linker::new();
+    let unit = linker.load(&[obj("backtrace.o", &bytes)]).expect("load");
+    let libgcc_find: FindFde = {
+        unsafe extern "C" {
+            fn _Unwind_Find_FDE(pc: *const std::ffi::c_void, b: *mut [usize; 3]) -> *const u8;
+        }
+        _Unwind_Find_FDE
+    };
+    let functions: Vec<usize> = ["walk", "level1", "level2", "ip_at"]
+        .iter()
+        .map(|n| linker.symbol(unit, n).expect("defined"))
+        .collect();
+    for &f in &functions {
+        assert_eq!(fde_function(llvm.find_fde, f + 1), Some(f), "LLVM: {f:#x}");
+        assert_eq!(fde_function(libgcc_find, f + 1), Some(f), "libgcc: {f:#x}");
+    }
+    linker.unload(unit).expect("unload");
+    for &f in &functions {
+        assert_eq!(
+            fde_function(llvm.find_fde, f + 1),
+            None,
+            "LLVM after unload"
+        );
+        assert_eq!(
+            fde_function(libgcc_find, f + 1),
+            None,
+            "libgcc after unload"
+        );
+    }
 }
