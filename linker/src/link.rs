@@ -280,6 +280,31 @@ fn internal(what: &str) -> Error {
 }
 
 /// Bounds-checked copy into the unit's bytes (inside one segment).
+/// Writes a computed relocation field at `offset`. An overflow is
+/// [`Error::OutOfRange`], at the place, relocation and symbol `describe` gives.
+fn write_field(
+    bytes: &mut Image<'_>,
+    offset: u64,
+    field: Field,
+    describe: impl FnOnce() -> (Location, &'static str, String),
+) -> Result<(), Error> {
+    match field {
+        Field::Nothing => Ok(()),
+        Field::Bytes4(b) => write(bytes, offset, &b),
+        Field::Bytes8(b) => write(bytes, offset, &b),
+        Field::Overflow { value, bits } => {
+            let (at, relocation, symbol) = describe();
+            Err(Error::OutOfRange {
+                at,
+                relocation,
+                symbol,
+                value: i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX }),
+                bits,
+            })
+        }
+    }
+}
+
 fn write(bytes: &mut Image<'_>, offset: u64, data: &[u8]) -> Result<(), Error> {
     bytes
         .write(offset, data)
@@ -971,18 +996,13 @@ fn apply(
         inputs.s = addresses.at(layout.stubs + STUB_SIZE * u64::from(stub));
         field = x86_64::compute(r.kind, &inputs);
     }
-    match field {
-        Field::Nothing => Ok(()),
-        Field::Bytes4(b) => write(bytes, offset_in_unit, &b),
-        Field::Bytes8(b) => write(bytes, offset_in_unit, &b),
-        Field::Overflow { value, bits } => Err(Error::OutOfRange {
-            at: object.at(si, r.offset),
-            relocation: r.kind.name(),
-            symbol: symbol_name(object, r.symbol),
-            value: i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX }),
-            bits,
-        }),
-    }
+    write_field(bytes, offset_in_unit, field, || {
+        (
+            object.at(si, r.offset),
+            r.kind.name(),
+            symbol_name(object, r.symbol),
+        )
+    })
 }
 
 /// Applies a thread-local relocation (or refuses a non-TLS one against a thread-local):
@@ -1052,18 +1072,12 @@ fn apply_tls(
         got: 0,
         got_entry: addresses.at(entry),
     };
-    match x86_64::compute(r.kind, &inputs) {
-        Field::Nothing => Ok(()),
-        Field::Bytes4(b) => write(bytes, offset_in_unit, &b),
-        Field::Bytes8(b) => write(bytes, offset_in_unit, &b),
-        Field::Overflow { value, bits } => Err(Error::OutOfRange {
-            at: object.at(si, r.offset),
-            relocation: r.kind.name(),
-            symbol: name(),
-            value: i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX }),
-            bits,
-        }),
-    }
+    write_field(
+        bytes,
+        offset_in_unit,
+        x86_64::compute(r.kind, &inputs),
+        || (object.at(si, r.offset), r.kind.name(), name()),
+    )
 }
 
 /// A symbol's name for messages: section symbols are named after their section.

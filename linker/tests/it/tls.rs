@@ -17,10 +17,7 @@ use crate::common::{compile_with, obj};
 /// Whether `tool` runs. On CI (`CI` set), where gcc, g++, clang, clang++ and clang 19
 /// (the first clang with `-mtls-dialect=gnu2`) are installed, a missing tool fails the test instead of skipping it.
 fn need(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = crate::common::have(tool);
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
