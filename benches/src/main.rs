@@ -39,7 +39,7 @@ struct BenchArgs {
 /// Sizes and repetitions of one bench run.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
-    hit_rounds: usize,
+    hit: hit::Plan,
     startup: startup::Plan,
     scale: scale::Plan,
     concurrency: concurrency::Plan,
@@ -68,7 +68,10 @@ impl Plan {
             put_every: 10,
         };
         Plan {
-            hit_rounds: if quick { 300 } else { 2000 },
+            hit: hit::Plan {
+                burst_rounds: if quick { 300 } else { 2000 },
+                isolated_rounds: if quick { 60 } else { 300 },
+            },
             startup,
             scale,
             concurrency,
@@ -107,7 +110,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let mut rows: Vec<Row> = Vec::new();
     if wanted(1) {
         let dir = section(1, "persistent hit vs floor and dlopen")?;
-        rows.extend(hit::rows(&dir, plan.hit_rounds));
+        rows.extend(hit::rows(&dir, &plan.hit));
     }
     if wanted(2) || wanted(3) {
         let dir = section(2, "start-up in new processes, warm vs no cache")?;
