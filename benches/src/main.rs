@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use clap::Parser;
 use jitcache_bench::report::{self, Row};
-use jitcache_bench::{concurrency, exe, hit, memory, scale, startup};
+use jitcache_bench::{concurrency, cstart, exe, hit, memory, scale, startup};
 
 /// Measures jitcache's performance targets, each against a baseline measured in the same
 /// run.
@@ -40,6 +40,7 @@ struct BenchArgs {
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     hit: hit::Plan,
+    cstart: cstart::Plan,
     startup: startup::Plan,
     scale: scale::Plan,
     concurrency: concurrency::Plan,
@@ -48,12 +49,17 @@ struct Plan {
 
 impl Plan {
     fn new(quick: bool) -> Plan {
+        let cstart = cstart::Plan {
+            units: 200,
+            runs: if quick { 5 } else { 11 },
+            ccache_runs: if quick { 3 } else { 5 },
+            uncached_runs: if quick { 1 } else { 3 },
+        };
         let startup = startup::Plan {
             lisp_defs: 1000,
-            c_units: 200,
-            warm_runs: if quick { 3 } else { 9 },
-            lisp_uncached_runs: if quick { 1 } else { 5 },
-            c_uncached_runs: if quick { 1 } else { 3 },
+            warm_runs: if quick { 5 } else { 11 },
+            jit_runs: if quick { 3 } else { 7 },
+            uncached_runs: if quick { 1 } else { 3 },
         };
         let scale = scale::Plan {
             small: 1000,
@@ -72,6 +78,7 @@ impl Plan {
                 burst_rounds: if quick { 300 } else { 2000 },
                 isolated_rounds: if quick { 60 } else { 300 },
             },
+            cstart,
             startup,
             scale,
             concurrency,
@@ -98,6 +105,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let root: &Path = &root;
     let jitcache = exe::workspace_binary("jitcache-cli", "jitcache")?;
     let worker = exe::workspace_binary("jitcache-bench", "jitcache-bench-worker")?;
+    let cljit = exe::workspace_binary("jitcache-bench", "jitcache-bench-cljit")?;
     let plan = Plan::new(args.quick);
     let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let section = |n: u8, what: &str| -> Result<PathBuf> {
@@ -112,16 +120,16 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         let dir = section(1, "persistent hit vs floor and dlopen")?;
         rows.extend(hit::rows(&dir, &plan.hit));
     }
-    if wanted(2) || wanted(3) {
-        let dir = section(2, "start-up in new processes, warm vs no cache")?;
-        let startup = startup::rows(&jitcache, &dir, &plan.startup);
-        rows.extend(
-            startup
-                .into_iter()
-                .zip([3, 2])
-                .filter(|(_, group)| wanted(*group))
-                .map(|(row, group)| row.in_group(group)),
-        );
+    if wanted(2) {
+        let dir = section(
+            2,
+            "C start-up: warm jitcache run vs .so, ccache, native, build",
+        )?;
+        rows.extend(cstart::rows(&jitcache, &dir, &plan.cstart));
+    }
+    if wanted(3) {
+        let dir = section(3, "Lisp start-up: warm jitcache run vs cranelift_jit")?;
+        rows.extend(startup::rows(&jitcache, &cljit, &dir, &plan.startup));
     }
     if wanted(5) {
         let dir = section(

@@ -28,6 +28,8 @@ pub enum Target {
     AtMost(f64),
     /// At least this.
     AtLeast(f64),
+    /// No target: the ratio is reported for the reader (a peer's figure beside ours).
+    Report,
 }
 
 impl Target {
@@ -37,12 +39,14 @@ impl Target {
             _ if ratio.is_nan() => false,
             Target::AtMost(limit) => ratio <= limit,
             Target::AtLeast(limit) => ratio >= limit,
+            Target::Report => true,
         }
     }
 
     fn bound(self) -> f64 {
         match self {
             Target::AtMost(x) | Target::AtLeast(x) => x,
+            Target::Report => f64::NAN,
         }
     }
 
@@ -50,6 +54,7 @@ impl Target {
         match self {
             Target::AtMost(_) => "<=",
             Target::AtLeast(_) => ">=",
+            Target::Report => "none",
         }
     }
 
@@ -58,6 +63,7 @@ impl Target {
         let sign = match self {
             Target::AtMost(_) => "≤",
             Target::AtLeast(_) => "≥",
+            Target::Report => return "-".to_owned(),
         };
         format!("{sign} {}×", fmt_ratio(self.bound()))
     }
@@ -90,6 +96,8 @@ pub enum Verdict {
     Missed,
     /// A figure is missing (see [`Row::not_run`]).
     NotRun,
+    /// Both figures measured, no target ([`Target::Report`]).
+    Reported,
 }
 
 /// One comparison of the report.
@@ -255,6 +263,8 @@ impl Row {
     pub fn verdict(&self) -> Verdict {
         if self.not_run.is_some() || self.value.is_none() || self.baseline.is_none() {
             Verdict::NotRun
+        } else if self.target == Target::Report {
+            Verdict::Reported
         } else if self.met() {
             Verdict::Met
         } else {
@@ -266,7 +276,7 @@ impl Row {
     /// when `ci` (the bench runs under CI).
     pub fn fails(&self, ci: bool) -> bool {
         match self.verdict() {
-            Verdict::Met => false,
+            Verdict::Met | Verdict::Reported => false,
             Verdict::Missed => true,
             Verdict::NotRun => {
                 ci && self
@@ -281,6 +291,7 @@ impl Row {
     fn verdict_text(&self) -> &'static str {
         match (self.verdict(), self.not_run.as_ref().map(|n| n.side)) {
             (Verdict::Met, _) => "yes",
+            (Verdict::Reported, _) => "(figure)",
             (Verdict::Missed, _) => "NO",
             (Verdict::NotRun, Some(Side::Peer)) => "not run (peer)",
             (Verdict::NotRun, _) => "not run",
@@ -300,7 +311,7 @@ impl Row {
             "value": self.value,
             "baseline": self.baseline,
             "ratio": ratio.is_finite().then_some(ratio),
-            "target": self.target.bound(),
+            "target": Some(self.target.bound()).filter(|b| b.is_finite()),
             "target_op": self.target.op(),
             "met": self.met(),
             "unit": self.unit,
@@ -311,6 +322,7 @@ impl Row {
             },
             "verdict": match self.verdict() {
                 Verdict::Met => "met",
+                Verdict::Reported => "reported",
                 Verdict::Missed => "missed",
                 Verdict::NotRun => "not run",
             },
