@@ -391,6 +391,9 @@ pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
             .collect()
     };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The host is given an absolute path: `dlopen` of a bare name searches the
+    // library path instead.
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let program = dir.join(format!("c{}", plan.units));
     let cache = dir.join("cache");
     let prepared = (|| -> Result<(Peers, Vec<PathBuf>, Vec<u8>)> {

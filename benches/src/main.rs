@@ -136,11 +136,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             5,
             "scale: hit latency, iteration memory, gc; memory per unit",
         )?;
-        rows.extend(
-            scale::rows(&worker, &dir, &plan.scale)
-                .into_iter()
-                .map(|r| r.in_group(5)),
-        );
+        rows.extend(scale::rows(&worker, &dir, &plan.scale));
         rows.extend(memory::rows(plan.memory_units));
     }
     if wanted(6) {
