@@ -7,14 +7,21 @@
 //!
 //! | target | module | compares |
 //! | --- | --- | --- |
-//! | 1 | `hit` | an in-process persistent hit with the floor and with `dlopen` |
-//! | 2 | `startup` | new processes of `jitcache run`, warm cache against no cache |
-//! | 3 | `scale` | hit latency with many entries against few; gc; memory while iterating |
-//! | 4 | `concurrency` | 2, 4, 8 processes of mixed hits and puts |
-//! | 5 | `memory` | bytes mapped per loaded small unit |
+//! | 1 | `hit` | an in-process persistent hit with its like-for-like floor (an SQLite row for an inline blob, a file for a file blob), isolated and in bursts; with `dlopen`, fresh memory both sides |
+//! | 2 | `cstart` | a warm `jitcache run` of a 200-file C program with a prelinked `.so` loaded by `dlopen`, the ccache route, the native executable and an uncached parallel build |
+//! | 3 | `startup` | a warm `jitcache run` of a 1,000-definition Lisp program with `cranelift_jit` compiling it in memory ([`lispjit`]) |
+//! | 4 | (the criterion bench `llvm`) | loading objects with jitcache against LLVM's LLJIT |
+//! | 5 | `scale`, `memory` | hit latency at many entries against few; gc against deleting the same files; memory while iterating; memory per small unit against half a page |
+//! | 6 | `concurrency` | 2, 4, 8 processes of mixed hits and puts |
+//!
+//! Every comparison's two sides are measured in the same run; a row says the sizes and
+//! repetitions behind each side, and a side that cannot run here (a peer not installed)
+//! is reported as not run, never dropped ([`report`]). The report exits non-zero when a
+//! target is missed.
 //!
 //! Where a target is about processes, the bench spawns `jitcache-bench-worker` (this
-//! package's second binary, [`worker`]) or `jitcache run` ([`exe`] finds both).
+//! package's second binary, [`worker`]), `jitcache-bench-cljit` (the third, target 3's
+//! baseline) or `jitcache run` ([`exe`] finds them).
 
 #![forbid(unsafe_code)]
 
