@@ -453,3 +453,40 @@ pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peers need the system C compiler: under CI its absence fails the test.
+    fn have_cc() -> bool {
+        let found = Command::new("cc").arg("--version").output().is_ok();
+        assert!(
+            found || std::env::var_os("CI").is_none(),
+            "cc is missing (needed under CI)"
+        );
+        found
+    }
+
+    #[test]
+    fn the_peers_print_what_the_program_prints() {
+        if !have_cc() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("c");
+        write_c_program(&program, 12).unwrap();
+        let peers = build_peers(&program, dir.path()).unwrap();
+        let (_, from_so) = timed(Command::new(&peers.host).arg(&peers.so)).unwrap();
+        let (_, native) = timed(&mut Command::new(&peers.native)).unwrap();
+        assert!(String::from_utf8_lossy(&native).starts_with("checksum "));
+        assert_eq!(from_so, native);
+
+        let files = c_files(&program).unwrap();
+        assert_eq!(files.len(), 12, "11 units and main.c");
+        let built = measure_uncached(&files, dir.path(), 1, 2, &native);
+        assert!(built.is_ok(), "{built:?}");
+        let wrong = measure_uncached(&files, dir.path(), 1, 2, b"something else");
+        assert!(wrong.is_err(), "a peer printing something else is an error");
+    }
+}

@@ -514,3 +514,51 @@ pub fn rows(dir: &Path, plan: &Plan) -> Vec<Row> {
         )
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::object_bytes;
+
+    #[test]
+    fn both_floors_read_back_the_stored_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let object = object_bytes(5, 1500);
+        let key = KeyBuilder::new("bench", "floor").unit(b"x").build();
+        let store = Store::open(
+            dir.path().join("files"),
+            StoreConfig {
+                inline_max: 0,
+                ..StoreConfig::default()
+            },
+        )
+        .unwrap();
+        store.put(&key, &object).unwrap();
+        let blob = BlobId::of(&object);
+        let path = store.blob_path(&blob);
+        let stored = std::fs::read(&path).unwrap();
+
+        let floor = IndexFloor::create(
+            &dir.path().join("floor.sqlite"),
+            key,
+            &blob,
+            object.len(),
+            &stored,
+        )
+        .unwrap();
+        let mut read = Vec::new();
+        floor.read(&mut read).unwrap();
+        assert_eq!(read, stored, "the row holds the blob file's bytes");
+        let mut tail = FloorTail::new(object.len()).unwrap();
+        tail.finish(&read).unwrap();
+        assert_eq!(tail.mapped, object);
+
+        let mut file_floor = file_floor_step(&path, stored.len(), object.len(), false).unwrap();
+        file_floor().unwrap();
+        let mut short = FloorTail::new(object.len() - 1).unwrap();
+        assert!(
+            short.finish(&stored).is_err(),
+            "a size mismatch is an error"
+        );
+    }
+}
