@@ -1,7 +1,9 @@
 //! Target 1: an in-process persistent hit of a small unit (the store's verified read,
-//! the link, the symbol's address) against the floor of a file-backed cache (read the
-//! blob file, decompress with a reused context, copy into mapped memory) and against
-//! `dlopen`+`dlsym` of the same code as a fresh shared object.
+//! the link, the symbol's address) against its like-for-like floor (an inline blob: the
+//! same bytes from an SQLite row of the index's shape; a file blob: read the blob
+//! file; then decompress with a reused context and copy into mapped memory), and
+//! against `dlopen`+`dlsym` of the same code as a fresh shared object. Criterion runs
+//! calls back to back (the report's "bursts"); the report also measures them isolated.
 //!
 //! `cargo bench --bench hit`. `cargo run --release -p jitcache-bench -- --only 1` prints the ratios. The group
 //! `hit/batch of 200` compares `get_many` with one `get_into` per key.
@@ -19,7 +21,50 @@ use common::programs::{SMALL_C, SMALL_SYMBOL};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use jitcache::linker::call::SharedObject;
 use jitcache::linker::{Linker, ObjectFile};
-use jitcache::store::{BlobId, KeyBuilder, Store, StoreConfig};
+use jitcache::store::{BlobId, Key, KeyBuilder, Store, StoreConfig};
+use jitcache_bench::hit::IndexFloor;
+
+/// A persistent hit of `key` in `store`: get_into + load + symbol (the unload is not
+/// timed).
+fn persistent_hit(b: &mut criterion::Bencher<'_>, store: &Store, key: &Key) {
+    let mut linker = Linker::new();
+    let mut out = Vec::new();
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            let start = Instant::now();
+            assert!(store.get_into(key, &mut out).expect("get"));
+            let id = linker
+                .load(&[ObjectFile {
+                    name: "small.o",
+                    bytes: &out,
+                }])
+                .expect("load");
+            black_box(linker.symbol(id, SMALL_SYMBOL).expect("symbol"));
+            total += start.elapsed();
+            linker.unload(id).expect("unload");
+        }
+        total
+    });
+}
+
+/// Decompresses a blob's stored bytes with `dctx` into `out` and copies them into
+/// `mapped`.
+fn floor_tail(
+    dctx: &mut zstd::bulk::Decompressor<'_>,
+    stored: &[u8],
+    out: &mut Vec<u8>,
+    mapped: &mut [u8],
+) {
+    out.clear();
+    dctx.decompress_to_buffer(
+        jitcache::store::split_stored(stored).expect("a blob").1,
+        out,
+    )
+    .expect("decompress");
+    mapped.copy_from_slice(out);
+    black_box(&mapped);
+}
 
 fn hit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -29,8 +74,8 @@ fn hit(c: &mut Criterion) {
         .unit(SMALL_C.as_bytes())
         .build();
     store.put(&key, &unit.object).expect("put");
-    // The store keeps a blob this small in its index; the floor reads the same stored
-    // bytes from a file, put by a store that keeps every blob in a file.
+    // The store keeps a blob this small in its index; the same object in a store that
+    // keeps every blob in a file gives the file-blob hit and the file floor.
     let file_store = Store::open(
         dir.path().join("cache-files"),
         StoreConfig {
@@ -48,27 +93,30 @@ fn hit(c: &mut Criterion) {
         b.iter(|| assert!(store.get_into(black_box(&key), &mut out).expect("get")));
     });
     group.bench_function("persistent hit (get_into + load + symbol)", |b| {
-        let mut linker = Linker::new();
-        let mut out = Vec::new();
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                assert!(store.get_into(&key, &mut out).expect("get"));
-                let id = linker
-                    .load(&[ObjectFile {
-                        name: "small.o",
-                        bytes: &out,
-                    }])
-                    .expect("load");
-                black_box(linker.symbol(id, SMALL_SYMBOL).expect("symbol"));
-                total += start.elapsed();
-                linker.unload(id).expect("unload");
-            }
-            total
+        persistent_hit(b, &store, &key);
+    });
+    group.bench_function("index floor (SQLite row + zstd + copy)", |b| {
+        let stored = std::fs::read(&blob).expect("blob");
+        let floor = IndexFloor::create(
+            &dir.path().join("floor.sqlite"),
+            key,
+            &BlobId::of(&unit.object),
+            unit.object.len(),
+            &stored,
+        )
+        .expect("the index floor's database");
+        let mut dctx = zstd::bulk::Decompressor::new().expect("zstd");
+        let (mut row, mut out) = (Vec::new(), Vec::with_capacity(unit.object.len()));
+        let mut mapped = vec![0u8; unit.object.len()];
+        b.iter(|| {
+            floor.read(&mut row).expect("the floor's row");
+            floor_tail(&mut dctx, &row, &mut out, &mut mapped);
         });
     });
-    group.bench_function("floor (read_exact + zstd + copy)", |b| {
+    group.bench_function("file-blob hit (get_into + load + symbol)", |b| {
+        persistent_hit(b, &file_store, &key);
+    });
+    group.bench_function("file floor (read_exact + zstd + copy)", |b| {
         let len = std::fs::metadata(&blob).expect("blob").len() as usize;
         let mut file_bytes = vec![0u8; len];
         let mut dctx = zstd::bulk::Decompressor::new().expect("zstd");
@@ -78,16 +126,7 @@ fn hit(c: &mut Criterion) {
             let mut f = File::open(&blob).expect("open blob");
             f.read_exact(&mut file_bytes).expect("read");
             drop(f);
-            out.clear();
-            dctx.decompress_to_buffer(
-                jitcache::store::split_stored(&file_bytes)
-                    .expect("a blob")
-                    .1,
-                &mut out,
-            )
-            .expect("decompress");
-            mapped.copy_from_slice(&out);
-            black_box(&mapped);
+            floor_tail(&mut dctx, &file_bytes, &mut out, &mut mapped);
         });
     });
     group.bench_function("dlopen+dlsym (fresh .so)", |b| {

@@ -225,8 +225,9 @@ fn file_floor_step(
     }))
 }
 
-/// An SQLite database of the store's index shape holding one entry and its inline blob.
-struct IndexFloor {
+/// An SQLite database of the store's index shape holding one entry and its inline blob:
+/// what the index floor reads.
+pub struct IndexFloor {
     conn: Connection,
     key: Key,
 }
@@ -234,7 +235,7 @@ struct IndexFloor {
 impl IndexFloor {
     /// Creates the database at `path` with the entry `key` → `blob`, whose stored bytes
     /// (header and zstd frame) are `stored`.
-    fn create(
+    pub fn create(
         path: &Path,
         key: Key,
         blob: &BlobId,
@@ -276,7 +277,7 @@ impl IndexFloor {
 
     /// Reads the entry's stored bytes into `out` (one autocommit `SELECT`: a read
     /// transaction of its own).
-    fn read(&self, out: &mut Vec<u8>) -> Result<()> {
+    pub fn read(&self, out: &mut Vec<u8>) -> Result<()> {
         let mut statement = self.conn.prepare_cached(
             "SELECT blob, size, last_access_ms,
                     (SELECT data FROM inline_blobs i WHERE i.blob = entries.blob)
