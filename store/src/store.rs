@@ -764,6 +764,9 @@ impl Drop for Store {
         self.stop_trim();
         // Bounded like a put: dropping a store never waits long on another process.
         let _ = self.flush_until(Instant::now() + self.config.write_timeout);
+        if self.writable {
+            self.index().shrink_log();
+        }
     }
 }
 

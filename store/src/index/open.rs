@@ -145,8 +145,9 @@ fn open_once(
         // two files that the next process would create again (with a directory fsync).
         // A warm start that writes nothing pays none of that; checkpoints are left to
         // SQLite's automatic checkpoint in whichever writer's commit crosses
-        // `wal_autocheckpoint` (1,000 pages), which also bounds the log a later first
-        // opener reads to rebuild its index.
+        // `wal_autocheckpoint` (1,000 pages), and to a store that closes with a log
+        // larger than `LOG_KEEP_MAX` (`Index::shrink_log`), which bounds what a later
+        // first opener reads to rebuild the log's index.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(c)?;
     }
