@@ -336,7 +336,8 @@ fn summary(fixtures: &[Fixture], clif: &[Vec<u8>]) {
             .expect("last");
         let want = (0..clif.len() as i64).sum::<i64>();
         assert_eq!(
-            jitcache_linker::call::call_i64(last, &[1]).expect("call"),
+            // SAFETY: `d{n}` of the unit loaded above, `int64_t (int64_t)`, still loaded.
+            unsafe { jitcache_linker::call::call_i64(last, &[1]) }.expect("call"),
             want
         );
         linker.borrow_mut().unload(unit).expect("unload");
