@@ -285,8 +285,8 @@ fn rust_threads_each_see_their_own_values() {
             Some(0),
             "blocks are freed when their threads exit"
         );
-        // SAFETY: a function of that C signature in a unit still loaded.
         assert_eq!(
+            // SAFETY: a function of that C signature in a unit still loaded.
             unsafe { call::call_i64(bump, &[1]) }.expect("bump"),
             6,
             "this thread"
@@ -418,9 +418,9 @@ fn unload_waits_for_threads_that_hold_thread_locals_and_destroys_its_own() {
         // Threads that exit: their destructors run at exit, their blocks go.
         let before = destroyed_sum();
         let done: Vec<_> = (1..=3)
-            // SAFETY: a function of that C signature in a unit still loaded.
             .map(|i| {
                 std::thread::spawn(move || {
+                    // SAFETY: a function of that C signature in a unit still loaded.
                     unsafe { call::call_i64(touch, &[BASE * i]) }.expect("touch")
                 })
             })

@@ -29,13 +29,13 @@ fn two_units_defining_the_same_names_coexist() {
     let mut linker = Linker::new();
     let ua = linker.load(&[obj("a.o", &a)]).expect("load a");
     let ub = linker.load(&[obj("b.o", &b)]).expect("load b");
-    // SAFETY: a function of that C signature in a unit still loaded.
     assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
         unsafe { call::call_main(addr(&linker, ua, "main"), &[]) },
         11
     );
-    // SAFETY: a function of that C signature in a unit still loaded.
     assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
         unsafe { call::call_main(addr(&linker, ub, "main"), &[]) },
         22
     );
@@ -220,8 +220,8 @@ fn memory_is_never_writable_and_executable() {
         );
         // Data is private in both: globals of loaded code fork copy-on-write.
         assert_eq!(perms(addr(&linker, u, "data_var")), "rw-p");
-        // SAFETY: a function of that C signature in a unit still loaded.
         assert_eq!(
+            // SAFETY: a function of that C signature in a unit still loaded.
             unsafe { call::call_i64(code, &[]) }.expect("call") & 0xffff_ffff,
             11
         );

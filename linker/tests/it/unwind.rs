@@ -156,8 +156,8 @@ fn cxx_exceptions_through_loaded_code() {
             7,
             "{tag}: static constructor"
         );
-        // SAFETY: a function of that C signature in a unit still loaded.
         assert_eq!(
+            // SAFETY: a function of that C signature in a unit still loaded.
             unsafe { call::call_i64(f("catch_own"), &[0]) }.expect("call"),
             0
         );
