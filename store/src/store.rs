@@ -60,9 +60,11 @@ impl Store {
     /// ([`Error::NewerFormat`]). A corrupt index is moved aside and replaced by an empty
     /// one (counted in [`Stats::corrupt_index_recoveries`]); its blobs become orphans
     /// for [`Store::gc`]. On a read-only file system the store opens for reading and
-    /// writes fail with [`Error::ReadOnly`]. Stale temp files of dead writers are
+    /// writes fail with [`Error::ReadOnly`]. A directory on a network file system is
+    /// refused with [`Error::NetworkFilesystem`] (see `store/src/filesystem.rs`). Stale temp files of dead writers are
     /// removed when no other process is working in the cache.
     pub fn open(root: impl AsRef<Path>, config: StoreConfig) -> Result<Store, Error> {
+        crate::filesystem::refuse_network(root.as_ref())?;
         let layout = Layout::new(root.as_ref());
         let dirs_writable = layout.prepare()?;
         let writable = dirs_writable && probe_writable(&layout.gc_lock)?;

@@ -261,6 +261,7 @@ pub fn child_main() {
         "fault-gc" => crate::faults::child_gc(&arg),
         "read-only" => crate::bad_states::child_read_only(&arg),
         "disk-full" => crate::bad_states::child_disk_full(&arg),
+        "open-fstype" => crate::network_fs::child_open_fstype(&arg),
         other => panic!("unknown child role {other}"),
     }
     std::process::exit(0);

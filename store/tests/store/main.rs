@@ -11,6 +11,7 @@ mod faults;
 mod key;
 mod model;
 mod multiprocess;
+mod network_fs;
 mod snapshot;
 mod trim;
 
