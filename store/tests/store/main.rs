@@ -14,6 +14,7 @@ mod multiprocess;
 mod network_fs;
 mod snapshot;
 mod trim;
+mod writer;
 
 /// Entry point of child processes: does nothing in a normal run; when this binary is
 /// re-executed with `JITCACHE_STORE_TEST_CHILD` set, plays that role and exits.
