@@ -44,6 +44,12 @@ pub(crate) mod counter {
     pub const LOOKUP_TIMEOUTS: &str = "lookup_timeouts";
     /// Puts not written because the cache stayed busy past `StoreConfig::write_timeout`.
     pub const PUTS_DROPPED: &str = "puts_dropped";
+    /// Puts handed to the background writer.
+    pub const WRITES_QUEUED: &str = "writes_queued";
+    /// Background puts written.
+    pub const WRITES_WRITTEN: &str = "writes_written";
+    /// Background puts lost (queued at drop past the drain wait, or not written in time).
+    pub const WRITES_DROPPED: &str = "writes_dropped";
 }
 
 /// How much of the database file lookups read through a memory map (SQLite's
