@@ -1,17 +1,28 @@
-//! Target 1: an in-process persistent hit of a small unit against the floor of any
-//! file-backed cache and against `dlopen`.
+//! Target 1: an in-process persistent hit of a small unit against floors of the same
+//! storage, and against `dlopen`.
 //!
 //! The hit is what the facade does for a unit found on disk, without the facade's own
 //! bookkeeping: [`Store::get_into`] (index lookup, read, decompression, BLAKE3
 //! verification, batched access time), [`Linker::load`] of the object, and the address
-//! of its symbol. The store keeps a blob this small in its index, so its hit reads no
-//! file; the floor still reads one (the same stored bytes, from a store that keeps every
-//! blob in a file), and the hit through that store is in the notes. The floor is
-//! `open` + `read_exact` of the blob file, decompression
-//! with a reused zstd context and a copy into memory already mapped and touched. The
-//! `dlopen` figure is `dlopen`+`dlsym` of the same code built as a shared object, a
-//! fresh copy of the file each time (`dlopen` of a path already open only counts a
-//! reference). Unloading, `dlclose` and making the fresh copy are not timed.
+//! of its symbol. Each kind of hit has its own floor, like for like:
+//!
+//! - the store keeps a blob this small in its index: the **index floor** reads the same
+//!   stored bytes from a row of an SQLite database of the same shape (an `entries`
+//!   table keyed by the key, an `inline_blobs` table keyed by the blob hash, the same
+//!   correlated subquery, WAL, memory-mapped reads), one autocommit `SELECT` each;
+//! - a store with `inline_max` 0 keeps the blob in a file: the **file floor** is `open`
+//!   + `read_exact` of that blob file.
+//!
+//! Both floors then decompress with a reused zstd context and copy into memory already
+//! mapped and touched. Every pair is measured **isolated** (a pause longer than the
+//! store's snapshot reuse window before each call, so the hit opens its read
+//! transaction, and the floor finds its caches as cold) and **in bursts** (calls back
+//! to back, the hit reusing the open snapshot).
+//!
+//! The `dlopen` comparison loads into fresh memory on both sides: `dlopen`+`dlsym` of a
+//! fresh copy of the shared object (`dlopen` of a path already open only counts a
+//! reference) against the hit into a new [`Linker`], whose arena maps a new chunk.
+//! Unloading, `dlclose`, making the fresh copy and the new linker are not timed.
 
 use std::fs::File;
 use std::io::Read;
@@ -21,10 +32,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use jitcache::linker::call::SharedObject;
-use jitcache::linker::{Linker, MemoryStrategy, ObjectFile};
+use jitcache::linker::{Linker, ObjectFile};
 use jitcache::store::{BlobId, Key, KeyBuilder, Store, StoreConfig};
+use rusqlite::Connection;
 
-use crate::measure::{Step, interleaved, median, micros};
+use crate::measure::{Step, interleaved, micros};
 use crate::programs::{SMALL_C, SMALL_SYMBOL};
 use crate::report::{Ratio, Row, Target};
 
@@ -88,69 +100,249 @@ impl Drop for FreshCopy {
     }
 }
 
-/// A step timing a hit of `key` in `store` loaded by `linker`: `get_into`, load, symbol
-/// (the unload after it is not timed). With `store_part`, the `get_into` part of each
-/// hit is pushed there.
-fn hit_step<'a>(
-    store: &'a Store,
-    mut linker: Linker,
-    key: Key,
-    mut store_part: Option<&'a mut Vec<Duration>>,
-) -> Step<'a> {
+/// A pause longer than the store's snapshot reuse window (10 ms): a call after it opens
+/// a read transaction of its own.
+const PAUSE: Duration = Duration::from_millis(15);
+
+/// Sizes and repetitions of target 1.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Interleaved rounds of the calls in bursts.
+    pub burst_rounds: usize,
+    /// Interleaved rounds of the isolated calls (each after [`PAUSE`]).
+    pub isolated_rounds: usize,
+}
+
+/// Loads `object` into `linker` and takes the address of [`SMALL_SYMBOL`].
+fn load_small(linker: &mut Linker, object: &[u8]) -> Result<jitcache::linker::UnitId> {
+    let id = linker.load(&[ObjectFile {
+        name: "small.o",
+        bytes: object,
+    }])?;
+    ensure!(
+        linker.symbol(id, SMALL_SYMBOL).is_some(),
+        "{SMALL_SYMBOL} not found"
+    );
+    Ok(id)
+}
+
+/// A step timing a hit of `key` in `store` into one linker kept across calls: get_into,
+/// load, symbol (the unload after it is not timed). `pause`: wait [`PAUSE`] first.
+fn hit_step(store: &Store, key: Key, pause: bool) -> Step<'_> {
+    let mut linker = Linker::new();
     let mut object = Vec::new();
     Box::new(move || {
+        if pause {
+            std::thread::sleep(PAUSE);
+        }
         let start = Instant::now();
         ensure!(
             store.get_into(&key, &mut object)?,
             "the unit is not in the store"
         );
-        let read = start.elapsed();
-        let id = linker.load(&[ObjectFile {
-            name: "small.o",
-            bytes: &object,
-        }])?;
-        let addr = linker.symbol(id, SMALL_SYMBOL);
+        let id = load_small(&mut linker, &object)?;
         let spent = start.elapsed();
-        ensure!(addr.is_some(), "{SMALL_SYMBOL} not found");
         linker.unload(id)?;
-        if let Some(part) = store_part.as_deref_mut() {
-            part.push(read);
-        }
         Ok(spent)
     })
 }
 
-/// The three timings of target 1, medians of interleaved rounds.
-pub struct HitTimes {
-    /// Store hit + link + symbol.
-    pub hit: Duration,
-    /// The store's part of it: [`Store::get_into`].
-    pub store: Duration,
-    /// read_exact + decompress + copy.
-    pub floor: Duration,
-    /// dlopen + dlsym of a fresh copy.
-    pub dlopen: Duration,
-    /// The hit with the linker's arena turned off (one mapping per unit).
-    pub mapping_per_unit: Duration,
-    /// The hit with the blob in a file of its own (`StoreConfig::inline_max` 0).
-    pub file_blob: Duration,
-    /// Bytes of the object.
-    pub object_len: usize,
-    /// Bytes of its blob file.
-    pub blob_len: u64,
+/// A step timing a hit of `key` in `store` into a new linker each call (fresh memory);
+/// making and dropping the linker is not timed.
+fn fresh_hit_step(store: &Store, key: Key) -> Step<'_> {
+    let mut object = Vec::new();
+    Box::new(move || {
+        let mut linker = Linker::new();
+        let start = Instant::now();
+        ensure!(
+            store.get_into(&key, &mut object)?,
+            "the unit is not in the store"
+        );
+        load_small(&mut linker, &object)?;
+        let spent = start.elapsed();
+        drop(linker);
+        Ok(spent)
+    })
 }
 
-/// Measures target 1 in `dir` over `rounds` interleaved rounds.
-pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
+/// What both floors do after reading the stored bytes: decompress with a reused zstd
+/// context and copy into memory already mapped and touched.
+struct FloorTail {
+    dctx: zstd::bulk::Decompressor<'static>,
+    decompressed: Vec<u8>,
+    mapped: Vec<u8>,
+}
+
+impl FloorTail {
+    fn new(object_len: usize) -> Result<FloorTail> {
+        Ok(FloorTail {
+            dctx: zstd::bulk::Decompressor::new().context("zstd context")?,
+            decompressed: Vec::with_capacity(object_len),
+            mapped: vec![0u8; object_len],
+        })
+    }
+
+    /// Decompresses `stored` (a blob file's bytes: header and zstd frame) and copies
+    /// the object into the mapped memory.
+    fn finish(&mut self, stored: &[u8]) -> Result<()> {
+        self.decompressed.clear();
+        let frame = jitcache::store::split_stored(stored)
+            .map_err(|damage| anyhow::anyhow!("the stored blob: {damage}"))?
+            .1;
+        self.dctx
+            .decompress_to_buffer(frame, &mut self.decompressed)?;
+        ensure!(
+            self.decompressed.len() == self.mapped.len(),
+            "the stored blob decompresses to {} bytes, not {}",
+            self.decompressed.len(),
+            self.mapped.len()
+        );
+        self.mapped.copy_from_slice(&self.decompressed);
+        std::hint::black_box(&self.mapped);
+        Ok(())
+    }
+}
+
+/// The file floor: `open` + `read_exact` of the blob file at `path`, then the tail.
+fn file_floor_step(
+    path: &Path,
+    stored_len: usize,
+    object_len: usize,
+    pause: bool,
+) -> Result<Step<'_>> {
+    let mut tail = FloorTail::new(object_len)?;
+    let mut stored = vec![0u8; stored_len];
+    Ok(Box::new(move || {
+        if pause {
+            std::thread::sleep(PAUSE);
+        }
+        let start = Instant::now();
+        let mut file = File::open(path)?;
+        file.read_exact(&mut stored)?;
+        drop(file);
+        tail.finish(&stored)?;
+        Ok(start.elapsed())
+    }))
+}
+
+/// An SQLite database of the store's index shape holding one entry and its inline blob.
+struct IndexFloor {
+    conn: Connection,
+    key: Key,
+}
+
+impl IndexFloor {
+    /// Creates the database at `path` with the entry `key` → `blob`, whose stored bytes
+    /// (header and zstd frame) are `stored`.
+    fn create(
+        path: &Path,
+        key: Key,
+        blob: &BlobId,
+        size: usize,
+        stored: &[u8],
+    ) -> Result<IndexFloor> {
+        let conn = Connection::open(path).with_context(|| format!("{}", path.display()))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+        ensure!(
+            mode == "wal",
+            "the floor's database is not in WAL mode: {mode}"
+        );
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+        conn.execute_batch(
+            "CREATE TABLE entries (
+                 key BLOB PRIMARY KEY NOT NULL, blob BLOB NOT NULL, size INTEGER NOT NULL,
+                 stored_size INTEGER NOT NULL, name TEXT, created_ms INTEGER NOT NULL,
+                 last_access_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE inline_blobs (blob BLOB PRIMARY KEY NOT NULL, data BLOB NOT NULL);",
+        )?;
+        let blob_hash: &[u8] = blob.as_bytes();
+        conn.execute(
+            "INSERT INTO entries VALUES (?1, ?2, ?3, ?4, NULL, 0, 0)",
+            rusqlite::params![
+                &key.as_bytes()[..],
+                blob_hash,
+                size as i64,
+                stored.len() as i64
+            ],
+        )?;
+        conn.execute(
+            "INSERT INTO inline_blobs VALUES (?1, ?2)",
+            rusqlite::params![blob_hash, stored],
+        )?;
+        Ok(IndexFloor { conn, key })
+    }
+
+    /// Reads the entry's stored bytes into `out` (one autocommit `SELECT`: a read
+    /// transaction of its own).
+    fn read(&self, out: &mut Vec<u8>) -> Result<()> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT blob, size, last_access_ms,
+                    (SELECT data FROM inline_blobs i WHERE i.blob = entries.blob)
+             FROM entries WHERE key = ?1",
+        )?;
+        let mut rows = statement.query([&self.key.as_bytes()[..]])?;
+        let row = rows.next()?.context("the floor's entry is missing")?;
+        let data = row.get_ref(3)?.as_blob()?;
+        out.clear();
+        out.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+/// The index floor: the entry's row read from `floor`, then the tail.
+fn index_floor_step(floor: &IndexFloor, object_len: usize, pause: bool) -> Result<Step<'_>> {
+    let mut tail = FloorTail::new(object_len)?;
+    let mut stored = Vec::new();
+    Ok(Box::new(move || {
+        if pause {
+            std::thread::sleep(PAUSE);
+        }
+        let start = Instant::now();
+        floor.read(&mut stored)?;
+        tail.finish(&stored)?;
+        Ok(start.elapsed())
+    }))
+}
+
+/// Medians of one pair (a hit and its floor), isolated and in bursts.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair {
+    /// The hit, isolated.
+    pub hit_isolated: Duration,
+    /// Its floor, isolated.
+    pub floor_isolated: Duration,
+    /// The hit, in bursts.
+    pub hit_burst: Duration,
+    /// Its floor, in bursts.
+    pub floor_burst: Duration,
+}
+
+/// The timings of target 1, medians of interleaved rounds.
+pub struct HitTimes {
+    /// The store keeps the blob in its index; against the index floor.
+    pub inline: Pair,
+    /// The store keeps the blob in a file; against the file floor.
+    pub file: Pair,
+    /// The inline hit into a new linker (fresh memory), in bursts.
+    pub fresh_hit: Duration,
+    /// `dlopen` + `dlsym` of a fresh copy.
+    pub dlopen: Duration,
+    /// Bytes of the object.
+    pub object_len: usize,
+    /// Bytes of its stored blob (header and zstd frame).
+    pub blob_len: usize,
+}
+
+/// Measures target 1 in `dir`.
+pub fn measure(dir: &Path, plan: &Plan) -> Result<HitTimes> {
     let unit = SmallUnit::build(dir)?;
-    let store = Store::open(dir.join("cache"), StoreConfig::default())?;
     let key: Key = KeyBuilder::new("bench", "small.c")
         .unit(SMALL_C.as_bytes())
         .build();
+    let store = Store::open(dir.join("cache"), StoreConfig::default())?;
     store.put(&key, &unit.object)?;
-    // The store keeps a blob this small in its index; the floor reads it from a file:
-    // the same stored bytes, from a store that keeps every blob in a file. That store
-    // also gives the hit with a file blob, for the notes.
     let file_store = Store::open(
         dir.join("cache-files"),
         StoreConfig {
@@ -159,48 +351,27 @@ pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
         },
     )?;
     file_store.put(&key, &unit.object)?;
-    let blob_path = file_store.blob_path(&BlobId::of(&unit.object));
-    let blob_len = std::fs::metadata(&blob_path)
-        .with_context(|| format!("{}", blob_path.display()))?
-        .len();
-
-    // The store's part of each hit, to split the figure.
-    let mut store_part = Vec::with_capacity(rounds);
-    let hit = hit_step(&store, Linker::new(), key, Some(&mut store_part));
-
-    // The floor's buffers: the file's bytes, the decompressed object, and memory it is
-    // copied into, mapped and touched beforehand.
-    let mut dctx = zstd::bulk::Decompressor::new().context("zstd context")?;
-    let mut file_bytes = vec![0u8; usize::try_from(blob_len)?];
-    let mut decompressed = Vec::with_capacity(unit.object.len());
-    let mut mapped = vec![0u8; unit.object.len()];
-    let floor: Step<'_> = Box::new(|| {
-        let start = Instant::now();
-        let mut file = File::open(&blob_path)?;
-        file.read_exact(&mut file_bytes)?;
-        drop(file);
-        decompressed.clear();
-        dctx.decompress_to_buffer(
-            jitcache::store::split_stored(&file_bytes)
-                .map_err(|damage| anyhow::anyhow!("the blob file: {damage}"))?
-                .1,
-            &mut decompressed,
-        )?;
-        mapped.copy_from_slice(&decompressed);
-        let spent = start.elapsed();
-        std::hint::black_box(&mapped);
-        Ok(spent)
-    });
-
-    // The same hit with one mapping per unit (the linker's arena turned off), and with
-    // the blob in a file.
-    let strict_hit = hit_step(
-        &store,
-        Linker::with_memory(MemoryStrategy::MappingPerUnit),
+    let blob = BlobId::of(&unit.object);
+    let blob_path = file_store.blob_path(&blob);
+    let stored = std::fs::read(&blob_path).with_context(|| format!("{}", blob_path.display()))?;
+    let index_floor = IndexFloor::create(
+        &dir.join("floor.sqlite"),
         key,
-        None,
-    );
-    let file_hit = hit_step(&file_store, Linker::new(), key, None);
+        &blob,
+        unit.object.len(),
+        &stored,
+    )?;
+    let len = unit.object.len();
+
+    let isolated = interleaved(
+        plan.isolated_rounds,
+        &mut [
+            hit_step(&store, key, true),
+            index_floor_step(&index_floor, len, true)?,
+            hit_step(&file_store, key, true),
+            file_floor_step(&blob_path, stored.len(), len, true)?,
+        ],
+    )?;
 
     let mut copies = 0u64;
     let dlopen: Step<'_> = Box::new(|| {
@@ -217,77 +388,129 @@ pub fn measure(dir: &Path, rounds: usize) -> Result<HitTimes> {
         drop(so);
         Ok(spent)
     });
-
-    let medians = interleaved(rounds, &mut [hit, floor, dlopen, strict_hit, file_hit])?;
+    let bursts = interleaved(
+        plan.burst_rounds,
+        &mut [
+            hit_step(&store, key, false),
+            index_floor_step(&index_floor, len, false)?,
+            hit_step(&file_store, key, false),
+            file_floor_step(&blob_path, stored.len(), len, false)?,
+            fresh_hit_step(&store, key),
+            dlopen,
+        ],
+    )?;
     Ok(HitTimes {
-        hit: medians[0],
-        store: median(&mut store_part),
-        floor: medians[1],
-        dlopen: medians[2],
-        mapping_per_unit: medians[3],
-        file_blob: medians[4],
-        object_len: unit.object.len(),
-        blob_len,
+        inline: Pair {
+            hit_isolated: isolated[0],
+            floor_isolated: isolated[1],
+            hit_burst: bursts[0],
+            floor_burst: bursts[1],
+        },
+        file: Pair {
+            hit_isolated: isolated[2],
+            floor_isolated: isolated[3],
+            hit_burst: bursts[2],
+            floor_burst: bursts[3],
+        },
+        fresh_hit: bursts[4],
+        dlopen: bursts[5],
+        object_len: len,
+        blob_len: stored.len(),
     })
 }
 
+/// The names and targets of target 1's rows, in order.
+const ROWS: [(&str, &str, Ratio, Target); 5] = [
+    (
+        "inline hit vs index floor, isolated",
+        "index floor: SQLite row + zstd + copy",
+        Ratio::ValueOverBaseline,
+        Target::AtMost(1.5),
+    ),
+    (
+        "inline hit vs index floor, bursts",
+        "index floor: SQLite row + zstd + copy",
+        Ratio::ValueOverBaseline,
+        Target::AtMost(1.5),
+    ),
+    (
+        "file-blob hit vs file floor, isolated",
+        "file floor: open + read + zstd + copy",
+        Ratio::ValueOverBaseline,
+        Target::AtMost(1.5),
+    ),
+    (
+        "file-blob hit vs file floor, bursts",
+        "file floor: open + read + zstd + copy",
+        Ratio::ValueOverBaseline,
+        Target::AtMost(1.5),
+    ),
+    (
+        "hit vs dlopen, fresh memory both",
+        "dlopen+dlsym, fresh .so",
+        Ratio::BaselineOverValue,
+        Target::AtLeast(2.5),
+    ),
+];
+
 /// The rows of target 1.
-pub fn rows(dir: &Path, rounds: usize) -> Vec<Row> {
-    let floor_name = "floor: read_exact + zstd + copy";
-    match measure(dir, rounds) {
-        Ok(t) => {
-            let what = format!(
-                "hit = Store::get_into + Linker::load + symbol of a {}-byte object ({}-byte blob, kept in the index), of which get_into {:.2} µs (median); the floor reads the same blob bytes from a file; with the blob in a file of its own (inline_max 0) the hit takes {:.2} µs ({:.2}x the floor); with one mapping per unit instead of the linker's arena {:.2} µs; medians of {rounds} interleaved rounds",
-                t.object_len,
-                t.blob_len,
-                micros(t.store),
-                micros(t.file_blob),
-                micros(t.file_blob) / micros(t.floor),
-                micros(t.mapping_per_unit)
-            );
-            vec![
-                Row::new(
-                    1,
-                    "persistent hit vs floor",
-                    "µs",
-                    (micros(t.hit), micros(t.floor)),
-                    floor_name,
-                    Ratio::ValueOverBaseline,
-                    Target::AtMost(1.5),
-                )
-                .with_notes(what),
-                Row::new(
-                    1,
-                    "persistent hit vs dlopen",
-                    "µs",
-                    (micros(t.hit), micros(t.dlopen)),
-                    "dlopen+dlsym, fresh .so",
-                    Ratio::BaselineOverValue,
-                    Target::AtLeast(2.5),
-                )
-                .with_notes("ratio = how many times faster than dlopen+dlsym of the same code"),
-            ]
-        }
+pub fn rows(dir: &Path, plan: &Plan) -> Vec<Row> {
+    let t = match measure(dir, plan) {
+        Ok(t) => t,
         Err(err) => {
             let why = format!("{err:#}");
-            vec![
-                Row::skipped(
-                    1,
-                    "persistent hit vs floor",
-                    "µs",
-                    Ratio::ValueOverBaseline,
-                    Target::AtMost(1.5),
-                    why.clone(),
-                ),
-                Row::skipped(
-                    1,
-                    "persistent hit vs dlopen",
-                    "µs",
-                    Ratio::BaselineOverValue,
-                    Target::AtLeast(2.5),
-                    why,
-                ),
-            ]
+            return ROWS
+                .iter()
+                .map(|&(name, _, kind, target)| {
+                    Row::skipped(1, name, "µs", kind, target, why.clone())
+                })
+                .collect();
         }
-    }
+    };
+    let figures = [
+        (
+            t.inline.hit_isolated,
+            t.inline.floor_isolated,
+            plan.isolated_rounds,
+        ),
+        (t.inline.hit_burst, t.inline.floor_burst, plan.burst_rounds),
+        (
+            t.file.hit_isolated,
+            t.file.floor_isolated,
+            plan.isolated_rounds,
+        ),
+        (t.file.hit_burst, t.file.floor_burst, plan.burst_rounds),
+        (t.fresh_hit, t.dlopen, plan.burst_rounds),
+    ];
+    let notes = [
+        format!("hit = Store::get_into + Linker::load + symbol, the blob kept in the index; each call after a {} ms pause (the store's read snapshot has ended, so the hit opens a read transaction)", PAUSE.as_millis()),
+        "calls back to back (the hit reuses the store's open read snapshot; the floor's SELECT is a read transaction of its own each time)".to_owned(),
+        format!("the store keeps the blob in a file (inline_max 0); each call after a {} ms pause", PAUSE.as_millis()),
+        "calls back to back".to_owned(),
+        "ratio = how many times faster than dlopen+dlsym of the same code; the hit loads into a new Linker each time (its arena maps a new chunk), dlopen maps a fresh copy of the file".to_owned(),
+    ];
+    let sizes = format!(
+        "a {}-byte object, {}-byte stored blob",
+        t.object_len, t.blob_len
+    );
+    ROWS.iter()
+        .zip(figures)
+        .zip(notes)
+        .map(
+            |((&(name, baseline_name, kind, target), (value, baseline, runs)), notes)| {
+                Row::new(
+                    1,
+                    name,
+                    "µs",
+                    (micros(value), micros(baseline)),
+                    baseline_name,
+                    kind,
+                    target,
+                )
+                .with_sizes(sizes.clone())
+                .with_runs(runs, runs)
+                .with_notes(notes)
+            },
+        )
+        .collect()
 }

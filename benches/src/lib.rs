@@ -19,8 +19,10 @@
 #![forbid(unsafe_code)]
 
 pub mod concurrency;
+pub mod cstart;
 pub mod exe;
 pub mod hit;
+pub mod lispjit;
 pub mod measure;
 pub mod memory;
 pub mod programs;

@@ -1,6 +1,8 @@
 //! `jitcache-bench`: the report of the performance targets. Runs every comparison in
 //! one run and prints, for each, the figure, its baseline measured in the same run, the
 //! ratio, the target and whether it is met (`--json`: one object per comparison).
+//! Exits 1 when a target is missed (see [`report::Row::fails`]), 2 when the bench
+//! itself fails.
 
 #![forbid(unsafe_code)]
 
@@ -12,7 +14,7 @@ use anyhow::{Context, Result};
 
 use clap::Parser;
 use jitcache_bench::report::{self, Row};
-use jitcache_bench::{concurrency, exe, hit, memory, scale, startup};
+use jitcache_bench::{concurrency, cstart, exe, hit, memory, scale, startup};
 
 /// Measures jitcache's performance targets, each against a baseline measured in the same
 /// run.
@@ -25,7 +27,8 @@ struct BenchArgs {
     /// Smaller sizes and fewer repetitions (a minute or so rather than several).
     #[arg(long)]
     quick: bool,
-    /// Run only these targets (1 hit, 2 start-up, 3 scale, 4 concurrency, 5 memory).
+    /// Run only these targets (1 hit, 2 C start-up, 3 Lisp start-up, 5 scale and memory,
+    /// 6 concurrency; 4, LLVM, is the criterion bench `llvm`).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     only: Vec<u8>,
     /// Work in this directory (kept afterwards) instead of a temporary one.
@@ -36,7 +39,8 @@ struct BenchArgs {
 /// Sizes and repetitions of one bench run.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
-    hit_rounds: usize,
+    hit: hit::Plan,
+    cstart: cstart::Plan,
     startup: startup::Plan,
     scale: scale::Plan,
     concurrency: concurrency::Plan,
@@ -45,12 +49,17 @@ struct Plan {
 
 impl Plan {
     fn new(quick: bool) -> Plan {
+        let cstart = cstart::Plan {
+            units: 200,
+            runs: if quick { 5 } else { 11 },
+            ccache_runs: if quick { 3 } else { 5 },
+            uncached_runs: if quick { 1 } else { 3 },
+        };
         let startup = startup::Plan {
             lisp_defs: 1000,
-            c_units: 200,
-            warm_runs: if quick { 3 } else { 9 },
-            lisp_uncached_runs: if quick { 1 } else { 5 },
-            c_uncached_runs: if quick { 1 } else { 3 },
+            warm_runs: if quick { 5 } else { 11 },
+            jit_runs: if quick { 3 } else { 7 },
+            uncached_runs: if quick { 1 } else { 3 },
         };
         let scale = scale::Plan {
             small: 1000,
@@ -65,7 +74,11 @@ impl Plan {
             put_every: 10,
         };
         Plan {
-            hit_rounds: if quick { 300 } else { 2000 },
+            hit: hit::Plan {
+                burst_rounds: if quick { 300 } else { 2000 },
+                isolated_rounds: if quick { 60 } else { 300 },
+            },
+            cstart,
             startup,
             scale,
             concurrency,
@@ -92,6 +105,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let root: &Path = &root;
     let jitcache = exe::workspace_binary("jitcache-cli", "jitcache")?;
     let worker = exe::workspace_binary("jitcache-bench", "jitcache-bench-worker")?;
+    let cljit = exe::workspace_binary("jitcache-bench", "jitcache-bench-cljit")?;
     let plan = Plan::new(args.quick);
     let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let section = |n: u8, what: &str| -> Result<PathBuf> {
@@ -104,23 +118,34 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let mut rows: Vec<Row> = Vec::new();
     if wanted(1) {
         let dir = section(1, "persistent hit vs floor and dlopen")?;
-        rows.extend(hit::rows(&dir, plan.hit_rounds));
+        rows.extend(hit::rows(&dir, &plan.hit));
     }
     if wanted(2) {
-        let dir = section(2, "start-up in new processes, warm vs no cache")?;
-        rows.extend(startup::rows(&jitcache, &dir, &plan.startup));
+        let dir = section(
+            2,
+            "C start-up: warm jitcache run vs .so, ccache, native, build",
+        )?;
+        rows.extend(cstart::rows(&jitcache, &dir, &plan.cstart));
     }
     if wanted(3) {
-        let dir = section(3, "scale: hit latency, iteration memory, gc")?;
-        rows.extend(scale::rows(&worker, &dir, &plan.scale));
-    }
-    if wanted(4) {
-        let dir = section(4, "concurrency: 2, 4, 8 processes")?;
-        rows.extend(concurrency::rows(&worker, &dir, &plan.concurrency));
+        let dir = section(3, "Lisp start-up: warm jitcache run vs cranelift_jit")?;
+        rows.extend(startup::rows(&jitcache, &cljit, &dir, &plan.startup));
     }
     if wanted(5) {
-        section(5, "memory per loaded unit")?;
+        let dir = section(
+            5,
+            "scale: hit latency, iteration memory, gc; memory per unit",
+        )?;
+        rows.extend(scale::rows(&worker, &dir, &plan.scale));
         rows.extend(memory::rows(plan.memory_units));
+    }
+    if wanted(6) {
+        let dir = section(6, "concurrency: 2, 4, 8 processes")?;
+        rows.extend(
+            concurrency::rows(&worker, &dir, &plan.concurrency)
+                .into_iter()
+                .map(|r| r.in_group(6)),
+        );
     }
 
     if json {
@@ -133,5 +158,22 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         );
         print!("{}", report::table(&rows));
     }
-    Ok(ExitCode::SUCCESS)
+    let ci = report::under_ci();
+    let failing = report::failures(&rows, ci);
+    if failing.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names: Vec<&str> = failing.iter().map(|r| r.name.as_str()).collect();
+    eprintln!(
+        "jitcache-bench: {} of {} comparisons missed their target{}: {}",
+        failing.len(),
+        rows.len(),
+        if ci {
+            " (under CI, rows not run count)"
+        } else {
+            ""
+        },
+        names.join("; ")
+    );
+    Ok(ExitCode::from(1))
 }

@@ -1,8 +1,12 @@
-//! Target 2: start-up of a program in a new process, warm cache against no cache.
+//! Target 3: start-up of the generated Lisp program of 1,000 definitions in a new
+//! process, warm cache against what a Cranelift JIT without a cache does.
 //!
-//! Each run is a whole `jitcache --json run PROGRAM` process (wall time from spawn to
-//! exit, median of several); the in-process time until `main` (frontend, compiles,
-//! reads and links, from the run's JSON report) is reported alongside.
+//! Each run is a whole process, spawn to exit, median of several, interleaved: `jitcache
+//! --json run PROGRAM` warm, `jitcache-bench-cljit PROGRAM` (every definition compiled
+//! in memory by `cranelift_jit::JITModule` from the same IR, then `main` called: see
+//! [`crate::lispjit`]), and `jitcache run --no-cache` (each definition compiled to an
+//! object and linked by jitcache's linker), reported beside them. The in-process time
+//! until `main` of the warm runs (from the run's JSON report) is in the notes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +17,7 @@ use anyhow::{Context, Result, ensure};
 use jitcache_cli::child::{Run, run_once};
 
 use crate::measure::{median, millis};
-use crate::programs::{lisp_program, write_c_program};
+use crate::programs::lisp_program;
 use crate::report::{Ratio, Row, Target};
 
 /// Medians of a program's warm and uncached runs.
@@ -87,91 +91,146 @@ fn bare_process(exe: &Path, runs: usize) -> Result<Duration> {
     Ok(median(&mut times))
 }
 
-/// Sizes and repetitions of target 2.
+/// Sizes and repetitions of target 3.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     /// Definitions of the Lisp program.
     pub lisp_defs: usize,
-    /// Files of the C program.
-    pub c_units: usize,
-    /// Warm runs per program.
+    /// Warm runs.
     pub warm_runs: usize,
-    /// Uncached runs of the Lisp program.
-    pub lisp_uncached_runs: usize,
-    /// Uncached runs of the C program (each compiles every file).
-    pub c_uncached_runs: usize,
+    /// Runs of the `cranelift_jit` process.
+    pub jit_runs: usize,
+    /// Runs of `jitcache run --no-cache`.
+    pub uncached_runs: usize,
 }
 
-/// The generated programs in `dir`: the Lisp file and the C directory.
-pub fn write_programs(dir: &Path, plan: &Plan) -> Result<(PathBuf, PathBuf)> {
-    let lisp = dir.join(format!("defs{}.clj", plan.lisp_defs));
-    std::fs::write(&lisp, lisp_program(plan.lisp_defs))
+/// Writes the Lisp program of `defs` definitions into `dir`.
+pub fn write_lisp(dir: &Path, defs: usize) -> Result<PathBuf> {
+    let lisp = dir.join(format!("defs{defs}.clj"));
+    std::fs::write(&lisp, lisp_program(defs))
         .with_context(|| format!("writing {}", lisp.display()))?;
-    let c = dir.join(format!("c{}", plan.c_units));
-    write_c_program(&c, plan.c_units).with_context(|| format!("writing {}", c.display()))?;
-    Ok((lisp, c))
+    Ok(lisp)
 }
 
-/// The rows of target 2.
-pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
-    let lisp_name = format!("Lisp {} defs: start-up, warm vs no cache", plan.lisp_defs);
-    let c_name = format!("C {} files: start-up, warm vs no cache", plan.c_units);
-    let (lisp, c) = match write_programs(dir, plan) {
-        Ok(paths) => paths,
-        Err(err) => {
-            let why = format!("{err:#}");
-            return vec![
-                skipped(lisp_name, Target::AtLeast(10.0), why.clone()),
-                skipped(c_name, Target::AtLeast(500.0), why),
-            ];
-        }
+/// Medians of `runs` whole processes of `cljit PROGRAM`; checks each printed `expected`.
+fn measure_cljit(cljit: &Path, program: &Path, runs: usize, expected: &[u8]) -> Result<Duration> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = Command::new(cljit)
+            .arg(program)
+            .output()
+            .with_context(|| format!("running {}", cljit.display()))?;
+        times.push(start.elapsed());
+        ensure!(
+            out.status.success(),
+            "{} failed ({}): {}",
+            cljit.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        ensure!(
+            out.stdout == expected,
+            "the cranelift_jit process printed something else than jitcache run"
+        );
+    }
+    Ok(median(&mut times))
+}
+
+/// The rows of target 3: `exe` is `jitcache`, `cljit` the `jitcache-bench-cljit`
+/// binary.
+pub fn rows(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
+    let jit_name = format!("Lisp {} defs: warm vs cranelift_jit", plan.lisp_defs);
+    let uncached_name = format!("Lisp {} defs: warm vs --no-cache", plan.lisp_defs);
+    let skipped_all = |why: String| {
+        vec![
+            Row::skipped(
+                3,
+                jit_name.clone(),
+                "ms",
+                Ratio::BaselineOverValue,
+                Target::AtLeast(10.0),
+                why.clone(),
+            ),
+            Row::skipped(
+                3,
+                uncached_name.clone(),
+                "ms",
+                Ratio::BaselineOverValue,
+                Target::Report,
+                why,
+            ),
+        ]
+    };
+    let lisp = match write_lisp(dir, plan.lisp_defs) {
+        Ok(path) => path,
+        Err(err) => return skipped_all(format!("{err:#}")),
+    };
+    let cache = dir.join("cache");
+    let s = match measure_program(exe, &cache, &lisp, plan.warm_runs, plan.uncached_runs) {
+        Ok(s) => s,
+        Err(err) => return skipped_all(format!("{err:#}")),
     };
     let bare = bare_process(exe, 9).ok();
-    let cache = dir.join("cache");
-    let one = |name: String, program: &Path, uncached_runs: usize, target: f64, compiler: &str| {
-        match measure_program(exe, &cache, program, plan.warm_runs, uncached_runs) {
-            Ok(s) => {
-                let mut notes = format!(
-                    "whole processes, medians of {} warm and {uncached_runs} uncached runs ({compiler} without the cache); time until main from the run's report: warm {:.2} ms, uncached {:.1} ms ({:.0}×)",
-                    plan.warm_runs,
-                    millis(s.warm_load),
-                    millis(s.uncached_load),
-                    s.uncached_load.as_secs_f64() / s.warm_load.as_secs_f64().max(1e-9),
-                );
-                if let Some(bare) = bare {
-                    notes.push_str(&format!(
-                        "; a bare `jitcache --version` process takes {:.2} ms",
-                        millis(bare)
-                    ));
-                }
-                Row::new(
-                    2,
-                    name,
-                    "ms",
-                    (millis(s.warm), millis(s.uncached)),
-                    "--no-cache",
-                    Ratio::BaselineOverValue,
-                    Target::AtLeast(target),
-                )
-                .with_notes(notes)
-            }
-            Err(err) => skipped(name, Target::AtLeast(target), format!("{err:#}")),
-        }
+    let expected = match run_once(exe, &cache, &lisp, false) {
+        Ok(run) => run.stdout,
+        Err(err) => return skipped_all(format!("{err:#}")),
+    };
+    let jit = measure_cljit(cljit, &lisp, plan.jit_runs, &expected);
+    let mut notes = format!(
+        "whole processes, spawn to exit; time until main from the warm runs' report {:.2} ms (uncached {:.1} ms)",
+        millis(s.warm_load),
+        millis(s.uncached_load),
+    );
+    if let Some(bare) = bare {
+        notes.push_str(&format!(
+            "; a bare `jitcache --version` process takes {:.2} ms",
+            millis(bare)
+        ));
+    }
+    let sizes = format!(
+        "{} definitions, each one cache unit; Cranelift opt_level=speed on both sides",
+        plan.lisp_defs
+    );
+    let jit_row = Row::new(
+        3,
+        jit_name,
+        "ms",
+        (
+            millis(s.warm),
+            jit.as_ref().map_or(f64::NAN, |d| millis(*d)),
+        ),
+        "cranelift_jit::JITModule in memory, then main",
+        Ratio::BaselineOverValue,
+        Target::AtLeast(10.0),
+    )
+    .with_sizes(sizes.clone())
+    .with_runs(plan.warm_runs, plan.jit_runs)
+    .with_notes(notes.clone());
+    let jit_row = match jit {
+        Ok(_) => jit_row,
+        Err(err) => jit_row.peer_not_run(format!("{err:#}")),
     };
     vec![
-        one(lisp_name, &lisp, plan.lisp_uncached_runs, 10.0, "Cranelift"),
-        one(c_name, &c, plan.c_uncached_runs, 500.0, "cc"),
+        jit_row,
+        Row::new(
+            3,
+            uncached_name,
+            "ms",
+            (millis(s.warm), millis(s.uncached)),
+            "--no-cache: an object per definition, jitcache's linker",
+            Ratio::BaselineOverValue,
+            Target::Report,
+        )
+        .with_sizes(sizes)
+        .with_runs(plan.warm_runs, plan.uncached_runs),
     ]
-}
-
-fn skipped(name: String, target: Target, why: String) -> Row {
-    Row::skipped(2, name, "ms", Ratio::BaselineOverValue, target, why)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::programs::{LISP_MIN_DEFS, c_program};
+    use crate::programs::{LISP_MIN_DEFS, c_program, write_c_program};
     use jitcache::{Config, JitCache};
     use jitcache_frontends::run::RunOptions;
 
