@@ -533,7 +533,7 @@ mod tests {
         assert!(j["value"].is_null() && j["baseline"].is_null() && j["ratio"].is_null());
         assert_eq!(j["met"], false);
         assert_eq!(j["not_run"]["why"], "no C compiler");
-        assert!(table(&[r.clone()]).contains("not run"));
+        assert!(table(std::slice::from_ref(&r)).contains("not run"));
         assert_eq!(j["not_run"]["side"], "project");
         assert_eq!(j["verdict"], "not run");
         assert!(
