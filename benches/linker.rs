@@ -3,7 +3,9 @@
 //! a writable view kept for the chunk's life), into one mapping per unit, and `dlopen`+`dlsym` of the same
 //! code built as a shared object (a fresh copy of the `.so` each time, since dlopen of an
 //! open path only bumps a count); a batch of small Cranelift objects linked as one unit
-//! (the facade's hot case); and the bytes mapped per unit for 1000 small units.
+//! (the facade's hot case); the bytes mapped per unit for 1000 small units; and the two
+//! bindings: a call from one unit to another through a stub against a direct one, and
+//! the load of a small unit with stubs against without.
 //!
 //! `cargo bench --bench linker` runs the criterion groups and then prints a summary of
 //! medians with the ratios. Unloading and closing happen outside the timings.
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion};
 use jitcache_backends::{Backend, ClifUnit, CraneliftBackend, CraneliftConfig};
 use jitcache_linker::call::SharedObject;
-use jitcache_linker::{Linker, LoadOptions, MemoryStrategy, ObjectFile, UnitId};
+use jitcache_linker::{Binding, Linker, LoadOptions, MemoryStrategy, ObjectFile, UnitId};
 
 const SMALL: &str = "int f0(int x) { return x * 2 + 1; }\n";
 
@@ -32,6 +34,12 @@ const STRATEGIES: [(&str, MemoryStrategy); 3] = [
     ("arena, shared alias", MemoryStrategy::ArenaSharedAlias),
     ("own mapping", MemoryStrategy::MappingPerUnit),
 ];
+
+/// A caller of `f0` in a unit of its own: its calls reach `f0` as the binding says.
+const CALLER: &str = "int f0(int x);\nint sum_f0(int n) { int s = 0; for (int i = 0; i < n; i++) s += f0(i); return s; }\n";
+
+/// Calls of `f0` per call of `sum_f0`.
+const CALLS: i64 = 1000;
 
 /// Units for the bytes-per-unit figure.
 const UNITS: usize = 1000;
@@ -202,8 +210,58 @@ fn timed_loads(
     total
 }
 
-fn benches(c: &mut Criterion, fixtures: &[Fixture], clif: &[Vec<u8>]) {
+/// A linker with `f0` (the small fixture) and `sum_f0` loaded with `binding`; the
+/// address of `sum_f0`.
+fn bound(binding: Binding, small: &[u8], caller: &[u8]) -> (Linker, usize) {
+    let mut linker = Linker::new();
+    let options = LoadOptions::default().binding(binding);
+    for (name, bytes) in [("small.o", small), ("caller.o", caller)] {
+        linker
+            .load_with(&[ObjectFile { name, bytes }], &options)
+            .expect("load");
+    }
+    let sum = linker.lookup("sum_f0").expect("sum_f0");
+    (linker, sum)
+}
+
+/// One call of `sum_f0(CALLS)`.
+fn sum_f0(addr: usize) -> i64 {
+    // SAFETY: `int sum_f0(int)` of a unit loaded by `bound`, whose linker the caller holds.
+    unsafe { jitcache_linker::call::call_i64(addr, &[CALLS]) }.expect("call")
+}
+
+/// Median load of the small fixture with `binding`, each unit unloaded before the next.
+fn binding_load(binding: Binding, f: &Fixture) -> Duration {
+    let linker = RefCell::new(Linker::new());
+    let options = LoadOptions::default().binding(binding);
+    let object = [ObjectFile {
+        name: f.name,
+        bytes: &f.object,
+    }];
+    let load = || {
+        linker
+            .borrow_mut()
+            .load_with(&object, &options)
+            .expect("load")
+    };
+    linker.borrow_mut().unload(load()).expect("unload"); // first chunk and stub block
+    median(
+        2000,
+        || (),
+        |()| load(),
+        |unit| linker.borrow_mut().unload(unit).expect("unload"),
+    )
+}
+
+fn benches(c: &mut Criterion, fixtures: &[Fixture], clif: &[Vec<u8>], caller: &[u8]) {
     let mut group = c.benchmark_group("linker");
+    for (label, binding) in [("direct", Binding::Direct), ("stubs", Binding::Stubs)] {
+        let (linker, sum) = bound(binding, &fixtures[0].object, caller);
+        group.bench_function(format!("{CALLS} calls to another unit ({label})"), |b| {
+            b.iter(|| black_box(sum_f0(black_box(sum))));
+        });
+        drop(linker);
+    }
     for f in fixtures {
         for (label, strategy) in STRATEGIES {
             group.bench_function(format!("load+symbol ({label})/{}", f.name), |b| {
@@ -303,7 +361,29 @@ fn bytes_per_unit(strategy: MemoryStrategy, bytes: &[u8], resolver: bool) -> (f6
     (per(s.touched_bytes), per(s.mapped_bytes), per(s.used_bytes))
 }
 
-fn summary(fixtures: &[Fixture], clif: &[Vec<u8>]) {
+fn summary(fixtures: &[Fixture], clif: &[Vec<u8>], caller: &[u8]) {
+    println!("\nbindings (medians):");
+    let mut per_call = Vec::new();
+    for binding in [Binding::Direct, Binding::Stubs] {
+        let (linker, sum) = bound(binding, &fixtures[0].object, caller);
+        let t = median(20_000, || (), |()| sum_f0(sum), drop);
+        per_call.push(t.as_secs_f64() * 1e9 / CALLS as f64);
+        drop(linker);
+    }
+    let (direct, stubs) = (
+        binding_load(Binding::Direct, &fixtures[0]),
+        binding_load(Binding::Stubs, &fixtures[0]),
+    );
+    println!(
+        "  a call to another unit: direct {:.2} ns, through a stub {:.2} ns (+{:.2} ns)   load of the small unit (reusing freed pieces): direct {:.2} µs, with stubs {:.2} µs (+{:.2} µs)",
+        per_call[0],
+        per_call[1],
+        per_call[1] - per_call[0],
+        us(direct),
+        us(stubs),
+        us(stubs) - us(direct),
+    );
+
     println!("\nmedians (µs); dlopen+dlsym opens a fresh .so each time:");
     for f in fixtures {
         let (arena_reused, arena_fresh) = load_medians(MemoryStrategy::Arena, f);
@@ -336,7 +416,8 @@ fn summary(fixtures: &[Fixture], clif: &[Vec<u8>]) {
             .expect("last");
         let want = (0..clif.len() as i64).sum::<i64>();
         assert_eq!(
-            jitcache_linker::call::call_i64(last, &[1]).expect("call"),
+            // SAFETY: `d{n}` of the unit loaded above, `int64_t (int64_t)`, still loaded.
+            unsafe { jitcache_linker::call::call_i64(last, &[1]) }.expect("call"),
             want
         );
         linker.borrow_mut().unload(unit).expect("unload");
@@ -385,11 +466,18 @@ fn main() {
         fixture(&dir, "hundred", &hundred()),
     ];
     let clif = cranelift_objects(BATCH);
+    let caller = {
+        let (c, o) = (dir.join("caller.c"), dir.join("caller.o"));
+        std::fs::write(&c, CALLER).expect("write source");
+        let (c_s, o_s) = (c.display().to_string(), o.display().to_string());
+        cc(&["-O2", "-fPIC", "-c", &c_s, "-o", &o_s]);
+        std::fs::read(&o).expect("read object")
+    };
     let mut c = Criterion::default().configure_from_args();
-    benches(&mut c, &fixtures, &clif);
+    benches(&mut c, &fixtures, &clif, &caller);
     c.final_summary();
     if std::env::args().any(|a| a == "--bench") {
-        summary(&fixtures, &clif);
+        summary(&fixtures, &clif, &caller);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -543,9 +543,13 @@ JITCACHE_API jitcache_status jitcache_unit_free(jitcache_unit *unit);
 
 /* Unloads the unit's code, with every unit loaded in the same call (a batch):
  * runs its destructors, unmaps it, and frees every handle to it (later use:
- * JITCACHE_ERR_STALE_HANDLE). Its addresses dangle afterwards; units loaded
- * later that call into it must be unloaded first. A later get-or-compile of
- * the same parts loads it again. */
+ * JITCACHE_ERR_STALE_HANDLE). A later get-or-compile of the same parts loads
+ * it again. With JITCACHE_BINDING_STUBS (the default) the stubs of its
+ * functions go back to the latest definition still loaded, or, if there is
+ * none, trap (a call through them raises SIGILL, never runs freed code); no
+ * thread may still be running the unit's own code. With
+ * JITCACHE_BINDING_DIRECT its addresses dangle and units loaded later that
+ * call into it must be unloaded first. */
 JITCACHE_API jitcache_status jitcache_unload(jitcache_unit *unit);
 
 /* One relocatable object to load. */
@@ -563,10 +567,32 @@ JITCACHE_API jitcache_status jitcache_load_objects(jitcache_cache *cache,
                                                    const jitcache_object *objects,
                                                    size_t count, jitcache_unit **out_unit);
 
-/* The address of a symbol exported by any unit loaded in the cache (the first
- * loaded wins); JITCACHE_NOT_FOUND if none does. */
+/* The address of a symbol exported by any unit loaded in the cache (the
+ * latest loaded with JITCACHE_BINDING_STUBS, a function's stub; else the first
+ * loaded with JITCACHE_BINDING_DIRECT); JITCACHE_NOT_FOUND if none does. */
 JITCACHE_API jitcache_status jitcache_symbol(jitcache_cache *cache, const char *name,
                                              void **out_address);
+
+/* How the units a cache loads reach each other's functions (and what the
+ * addresses it hands out are). */
+typedef enum jitcache_binding {
+    /* The default: each exported function is reached through a stub the
+     * cache owns (a jump through a pointer slot). Loading a unit that defines
+     * the name again points the slot at the new code, atomically, so every
+     * earlier caller, and every address handed out before, runs the new
+     * definition on its next call (a REPL redefining f). Old code stays
+     * loaded until its unit is unloaded. Data is not redirected: a new
+     * definition of a variable is a new object that later units link to. */
+    JITCACHE_BINDING_STUBS = 0,
+    /* Straight to the code, one jump fewer per call: the first loaded
+     * definition of a name wins, as before stubs existed. */
+    JITCACHE_BINDING_DIRECT = 1
+} jitcache_binding;
+
+/* Sets how units loaded from now on in the cache (get-or-compile and
+ * jitcache_load_objects) bind their functions: a jitcache_binding value, else
+ * JITCACHE_ERR_INVALID_ARGUMENT. Units already loaded keep theirs. */
+JITCACHE_API jitcache_status jitcache_set_binding(jitcache_cache *cache, int32_t binding);
 
 /* A symbol resolver: the address of name, or NULL to let the search go on. */
 typedef void *(*jitcache_resolve_fn)(void *user_data, const char *name);

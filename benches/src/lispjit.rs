@@ -33,9 +33,19 @@ pub fn run(path: &Path) -> Result<u8> {
     let (module, ids) = compile(&program)?;
     let id = ids.get(&main).context("main was not compiled")?;
     let addr = module.get_finalized_function(*id) as usize;
-    let value = jitcache::linker::call::call_i64(addr, &[])?;
+    let value = call_main(addr)?;
     lisp::runtime::flush()?;
     Ok((value & 0xff) as u8)
+}
+
+/// Calls the Lisp `main` (no arguments, an `i64` result) that `JITModule` finalized at
+/// `addr`.
+#[expect(unsafe_code)]
+fn call_main(addr: usize) -> Result<i64> {
+    // SAFETY: `addr` is the finalized code of the program's `main`, which takes no
+    // arguments and returns an i64 (the Lisp's calling convention); the module that owns
+    // the code is alive in the caller until after this call returns.
+    Ok(unsafe { jitcache::linker::call::call_i64(addr, &[]) }?)
 }
 
 /// Compiles every definition of `program` into one `JITModule` and finalizes it;
@@ -114,6 +124,6 @@ mod tests {
         let (module, ids) = compile(&program).unwrap();
         let main = ids[&program.main().unwrap().symbol()];
         let addr = module.get_finalized_function(main) as usize;
-        assert_eq!(jitcache::linker::call::call_i64(addr, &[]).unwrap(), 7);
+        assert_eq!(call_main(addr).unwrap(), 7);
     }
 }

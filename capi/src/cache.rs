@@ -4,7 +4,7 @@ use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jitcache_rs::linker::Resolver;
+use jitcache_rs::linker::{Binding, Resolver};
 use jitcache_rs::store::{Key, StoreConfig};
 use jitcache_rs::{Config, JitCache};
 
@@ -102,6 +102,7 @@ fn config_from(raw: &ConfigC) -> Result<Config, ApiError> {
         persistent: raw.persistent != 0,
         single_flight_timeout: Duration::from_millis(raw.single_flight_timeout_ms),
         remote: None,
+        binding: Binding::Stubs,
     })
 }
 
@@ -333,6 +334,38 @@ pub unsafe extern "C" fn jitcache_open_library(
         let name = unsafe { str_arg(name, "name") }?;
         reentrance::check(cache.id)?;
         cache.cache.linker().open_library(name)?;
+        Ok(())
+    })
+}
+
+/// `JITCACHE_BINDING_STUBS`: exported functions are reached through stubs; a later
+/// definition of a name is what every earlier caller runs (the default).
+pub const BINDING_STUBS: i32 = 0;
+/// `JITCACHE_BINDING_DIRECT`: straight to the code; the first definition loaded wins.
+pub const BINDING_DIRECT: i32 = 1;
+
+/// `jitcache_set_binding`: how units loaded from now on in `cache` bind their exported
+/// functions, `JITCACHE_BINDING_STUBS` (default) or `JITCACHE_BINDING_DIRECT`; units
+/// already loaded keep theirs.
+///
+/// # Safety
+///
+/// `cache` is any value; it is only used as a handle number.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_set_binding(cache: *mut JitcacheCache, binding: i32) -> Status {
+    guard(|| {
+        let binding = match binding {
+            BINDING_STUBS => Binding::Stubs,
+            BINDING_DIRECT => Binding::Direct,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "binding is {other}: expected JITCACHE_BINDING_STUBS (0) or \
+                     JITCACHE_BINDING_DIRECT (1)"
+                )));
+            }
+        };
+        let cache = cache_obj(cache)?;
+        cache.cache.set_binding(binding);
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use jitcache_rs::linker::{ObjectFile, UnitId};
+use jitcache_rs::linker::{LoadOptions, ObjectFile, UnitId};
 use jitcache_rs::{LoadedUnit, Origin};
 
 use crate::args::{Out, slice_arg, str_arg};
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn jitcache_unit_symbol(
         // SAFETY: forwarded contract.
         let name = unsafe { str_arg(name, "name") }?;
         let addr = match &unit.kind {
-            UnitKind::Cached(loaded) => loaded.symbol(name),
+            UnitKind::Cached(loaded) => loaded.symbol(name).map(|s| s.addr()),
             UnitKind::Raw { .. } => cache.cache.linker().symbol(unit.link, name),
         };
         let addr = addr.ok_or_else(|| {
@@ -254,7 +254,8 @@ pub unsafe extern "C" fn jitcache_load_objects(
         reentrance::check(cache.id)?;
         let link = {
             let _busy = reentrance::enter(cache.id);
-            cache.cache.linker().load(&files)?
+            let options = LoadOptions::default().binding(cache.cache.binding());
+            cache.cache.linker().load_with(&files, &options)?
         };
         let object = Object::Unit(Arc::new(UnitObj {
             cache: cache.id,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use jitcache_linker::{Linker, LoadOptions, ObjectFile, call};
+use jitcache_linker::{Linker, LoadOptions, ObjectFile};
 
 /// Arguments of `jitcache exec`.
 #[derive(clap::Args, Debug)]
@@ -50,7 +50,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     // Link without running anything, so that the destructors can be handed to atexit
     // before any code of the unit runs (the order a native program has).
     let unit = linker.load_with(&objects, &LoadOptions::default().constructors(false))?;
-    let entry = linker.symbol(unit, &args.entry).with_context(|| {
+    let entry = linker.symbol_handle(unit, &args.entry).with_context(|| {
         format!(
             "entry symbol `{}` is not defined by the objects",
             args.entry
@@ -61,6 +61,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     let mut argv = Vec::with_capacity(args.args.len() + 1);
     argv.push(names.first().cloned().unwrap_or_default());
     argv.extend(args.args.iter().cloned());
-    let status = call::call_main(entry, &argv);
+    // The unit stays mapped for the rest of the process (kept until exit above).
+    let status = entry.call_main(&argv)?;
     Ok(ExitCode::from((status & 0xff) as u8))
 }

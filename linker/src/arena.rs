@@ -130,6 +130,9 @@ pub struct ArenaStats {
     pub touched_bytes: usize,
     /// Bytes of the loaded units: the sum of [`crate::Linker::mapped_bytes`].
     pub used_bytes: usize,
+    /// Bytes mapped for the indirect stubs of [`crate::Binding::Stubs`] (a code page and a
+    /// data page per 512 names; never freed while the linker lives), not counted above.
+    pub stub_bytes: usize,
 }
 
 /// Kind of chunk.

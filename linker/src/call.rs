@@ -7,14 +7,15 @@
 //! # Trust model
 //!
 //! Loading a unit is the act of trust: [`crate::Linker::load`] already runs the unit's
-//! constructors, which can do anything the process can. So, once a unit is loaded,
-//! calling one of its entry points is offered as a safe function here: the caller
-//! vouches for the code when it loads it, and for the address when it takes it from
-//! [`crate::Linker::symbol`] or [`crate::Linker::lookup`] and passes it to the function
-//! matching the entry's C signature. Passing any other address, or an entry with another
-//! signature, is as wrong as calling through a wrong function pointer in C. The linker
-//! itself never executes anything before the memory is protected (W^X) and the
-//! relocations are applied in full.
+//! constructors, which can do anything the process can. The caller vouches for the code
+//! when it loads it, and for the signature when it calls an entry with the function
+//! matching its C signature. What it cannot vouch for with a bare address is that the
+//! unit is still loaded, so the raw-address helpers here, [`call_main`] and [`call_i64`],
+//! are `unsafe fn`; the safe way to call is through a [`crate::Symbol`] handle
+//! ([`crate::Symbol::call_i64`], [`crate::Symbol::call_main`]), which checks the unit's
+//! lifetime and returns [`Error::UnitUnloaded`] instead of jumping. The linker itself
+//! never executes anything before the memory is protected (W^X) and the relocations are
+//! applied in full.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::sync::Mutex;
@@ -32,8 +33,11 @@ unsafe extern "C" {
 /// (`fflush(NULL)`) and returns main's result. An argument with a NUL byte is cut at the
 /// NUL. Address 0 is never called: the result is then -1.
 ///
-/// See the module's trust model: `addr` is the address of a function with that C
-/// signature in a loaded unit.
+/// # Safety
+///
+/// `addr` is 0 or the address of a function with that C signature in a unit that stays
+/// loaded for the whole call (or any other code that stays mapped, a stub included).
+/// [`crate::Symbol::call_main`] is the checked alternative.
 ///
 /// ```no_run
 /// use jitcache_linker::{Linker, ObjectFile, call};
@@ -41,10 +45,11 @@ unsafe extern "C" {
 /// let mut linker = Linker::new();
 /// let unit = linker.load(&[ObjectFile { name: "hello.o", bytes: &bytes }])?;
 /// let main = linker.symbol(unit, "main").expect("main is defined");
-/// let status = call::call_main(main, &["hello".to_owned()]);
+/// // SAFETY: `main` is `int main(int, char **)` of a unit that stays loaded here.
+/// let status = unsafe { call::call_main(main, &["hello".to_owned()]) };
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn call_main(addr: usize, argv: &[String]) -> i32 {
+pub unsafe fn call_main(addr: usize, argv: &[String]) -> i32 {
     if addr == 0 {
         return -1;
     }
@@ -56,7 +61,7 @@ pub fn call_main(addr: usize, argv: &[String]) -> i32 {
     ptrs.push(std::ptr::null_mut());
     let argc = c_int::try_from(args.len()).unwrap_or(c_int::MAX);
     type Main = extern "C" fn(c_int, *mut *mut c_char, *const *const c_char) -> c_int;
-    // SAFETY: trust model above: `addr` is a loaded `main`-like function. Passing envp to a
+    // SAFETY: the caller's contract: `addr` is a loaded `main`-like function. Passing envp to a
     // two-argument main is harmless in the x86-64 C calling convention. `ptrs` is a
     // NULL-terminated array of NUL-terminated strings that outlive the call.
     let status = unsafe {
@@ -72,8 +77,12 @@ pub fn call_main(addr: usize, argv: &[String]) -> i32 {
 /// arguments ignores the extra registers; one that returns a narrower integer leaves
 /// the upper bits unspecified.
 ///
-/// See the module's trust model: `addr` is the address of such a function in a loaded unit.
-pub fn call_i64(addr: usize, args: &[i64]) -> Result<i64, Error> {
+/// # Safety
+///
+/// `addr` is 0 or the address of such a function in a unit that stays loaded for the
+/// whole call (or other code that stays mapped, a stub included).
+/// [`crate::Symbol::call_i64`] is the checked alternative.
+pub unsafe fn call_i64(addr: usize, args: &[i64]) -> Result<i64, Error> {
     if args.len() > 6 {
         return Err(Error::TooManyArguments { given: args.len() });
     }
@@ -83,8 +92,9 @@ pub fn call_i64(addr: usize, args: &[i64]) -> Result<i64, Error> {
         return Err(Error::NullAddress);
     }
     type F6 = extern "C" fn(i64, i64, i64, i64, i64, i64) -> i64;
-    // SAFETY: trust model above. Every argument travels in a register (rdi..r9), so a
-    // callee declared with fewer integer parameters reads only the ones it declares.
+    // SAFETY: the caller's contract: `addr` is such a function, loaded. Every argument
+    // travels in a register (rdi..r9), so a callee declared with fewer integer parameters
+    // reads only the ones it declares.
     let f: F6 = unsafe { std::mem::transmute::<usize, F6>(addr) };
     Ok(f(a[0], a[1], a[2], a[3], a[4], a[5]))
 }

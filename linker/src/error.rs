@@ -199,6 +199,24 @@ pub enum Error {
     /// The unit id does not name a loaded unit.
     #[error("no loaded unit {0}")]
     UnknownUnit(UnitId),
+    /// A [`crate::Symbol`] was called after its unit was unloaded: nothing was called.
+    #[error("`{symbol}` belongs to unit {unit}, which is unloaded")]
+    UnitUnloaded {
+        /// The unit the symbol belonged to.
+        unit: UnitId,
+        /// The symbol's name.
+        symbol: String,
+    },
+    /// The unit cannot be unloaded now: calls through its [`crate::Symbol`] handles are
+    /// running (in other threads, or the unload was called from inside one). The unit
+    /// stays loaded and usable.
+    #[error("unit {unit} stays loaded: {calls} call(s) into it through its handles are running")]
+    UnitInUse {
+        /// The unit.
+        unit: UnitId,
+        /// Calls running when the unload was asked.
+        calls: usize,
+    },
     /// [`crate::call::call_i64`] was asked to call address 0.
     #[error("call of address 0")]
     NullAddress,

@@ -9,34 +9,39 @@
 //! | --- | --- |
 //! | [`Linker`] | owns every loaded unit; [`Linker::load`], [`Linker::symbol`], [`Linker::lookup`], [`Linker::unload`], [`Linker::keep_until_exit`] |
 //! | [`ObjectFile`] | one input object: a name (for messages) and its bytes |
-//! | [`LoadOptions`] | whether to run constructors, whether to export the unit's globals |
+//! | [`LoadOptions`] | whether to run constructors, whether to export the unit's globals, how its functions are bound ([`Binding`]) |
+//! | [`Symbol`] | a symbol handle carrying its unit's lifetime: [`Linker::symbol_handle`], [`Linker::lookup_handle`], [`Symbol::call_i64`], [`Symbol::call_main`] |
 //! | [`MemoryStrategy`], [`ArenaStats`] | units share a code arena (default) or each has its own mapping; what is mapped |
-//! | [`call`] | safe wrappers that call loaded code: [`call::call_main`], [`call::call_i64`]; [`call::SharedObject`] for comparisons with `dlopen` |
+//! | [`call`] | the raw-address calls ([`call::call_main`], [`call::call_i64`], `unsafe`); [`call::SharedObject`] for comparisons with `dlopen` |
 //! | [`Error`] | every failure, naming the object, section, offset, symbol or relocation |
 //!
 //! A *unit* is a set of objects linked together (one program, or one cached definition).
 //! Undefined symbols resolve, in order, to the unit itself, units loaded before it, the
 //! resolver given to [`Linker::set_resolver`], then the host process (`dlsym`) and the
-//! libraries opened with [`Linker::open_library`]. Two units may define the same names.
+//! libraries opened with [`Linker::open_library`]. Two units may define the same names:
+//! with [`Binding::Direct`] (the default here) the first loaded wins; with
+//! [`Binding::Stubs`] each exported function is reached through a stub the linker owns,
+//! and the latest definition wins for every caller, earlier ones included.
 //!
 //! Trust model: loading is the act of trust. [`Linker::load`] runs the unit's constructors,
 //! so it is only for code the caller means to run; see [`call`] for what that makes safe.
 //!
 //! ```no_run
-//! use jitcache_linker::{Linker, ObjectFile, call};
+//! use jitcache_linker::{Linker, ObjectFile};
 //!
 //! let bytes = std::fs::read("square.o")?;
 //! let mut linker = Linker::new();
 //! let unit = linker.load(&[ObjectFile { name: "square.o", bytes: &bytes }])?;
-//! let square = linker.symbol(unit, "square").expect("square is defined");
-//! assert_eq!(call::call_i64(square, &[7])?, 49);
+//! let square = linker.symbol_handle(unit, "square").expect("square is defined");
+//! assert_eq!(square.call_i64(&[7])?, 49);
 //! linker.unload(unit)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The passes of a load are in `link.rs`, the relocation formulas in `x86_64.rs`, and the
 //! only `unsafe` code in the memory path, `memory.rs` (a unit's memory, mapping and
-//! protection) and `arena.rs` (the shared code arena), and in the call paths: `call.rs`
+//! protection), `arena.rs` (the shared code arena) and `stubs.rs` (the indirect stubs and
+//! their slots), and in the call paths: `call.rs` and `handle.rs`
 //! (calls into foreign code), `unwind.rs` (the unwinders' frame registries) and `tls.rs`
 //! (thread-local storage of loaded units: the per-thread blocks and the `__tls_get_addr`
 //! and TLS descriptor entry points loaded code calls). `docs/linker.md` in the repository
@@ -45,6 +50,7 @@
 mod arena;
 pub mod call;
 mod error;
+mod handle;
 mod host_symbols;
 mod layout;
 mod link;
@@ -52,6 +58,7 @@ mod memory;
 mod parse;
 mod per_object;
 mod pool;
+mod stubs;
 mod symbols;
 mod tls;
 mod unit;
@@ -63,8 +70,10 @@ use std::sync::Arc;
 
 pub use arena::{ArenaStats, MemoryStrategy};
 pub use error::{Error, Location, Unsupported};
+pub use handle::Symbol;
 
 use arena::Arena;
+use stubs::StubTable;
 
 use host_symbols::HostSymbols;
 use symbols::{Export, FastMap};
@@ -90,6 +99,30 @@ impl fmt::Display for UnitId {
     }
 }
 
+/// How the exported functions of a unit are reached by other units and by the addresses
+/// the linker hands out ([`LoadOptions::binding`]).
+///
+/// ```
+/// use jitcache_linker::{Binding, LoadOptions};
+/// assert_eq!(LoadOptions::default().binding, Binding::Direct);
+/// assert_eq!(LoadOptions::default().binding(Binding::Stubs).binding, Binding::Stubs);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Binding {
+    /// Straight to the code: later units resolve to the function itself and the first
+    /// loaded definition of a name wins. The fastest call, for code that never redefines.
+    #[default]
+    Direct,
+    /// Through a stub the linker owns (`jmp *slot(%rip)`, a pointer slot per name): later
+    /// units, [`Linker::lookup`] and [`Linker::symbol`] get the stub, and loading another
+    /// unit with stubs that defines the name points the slot at the new code (one atomic
+    /// store), so every earlier caller runs the latest definition on its next call. Data
+    /// is not indirected: a new definition of a variable is a new object that later units
+    /// link to; code linked earlier keeps the old one. References inside one unit bind
+    /// directly.
+    Stubs,
+}
+
 /// Options of [`Linker::load_with`], built from [`LoadOptions::default`] with the
 /// setters below.
 ///
@@ -112,6 +145,8 @@ pub struct LoadOptions {
     /// Make the unit's global symbols (default visibility) visible to later units and to
     /// [`Linker::lookup`] (default true).
     pub export: bool,
+    /// How its exported functions are reached (default [`Binding::Direct`]).
+    pub binding: Binding,
 }
 
 impl Default for LoadOptions {
@@ -120,6 +155,7 @@ impl Default for LoadOptions {
             run_constructors: true,
             register_unwind_info: true,
             export: true,
+            binding: Binding::Direct,
         }
     }
 }
@@ -145,6 +181,13 @@ impl LoadOptions {
         self.export = export;
         self
     }
+
+    /// Sets [`LoadOptions::binding`].
+    #[must_use]
+    pub fn binding(mut self, binding: Binding) -> Self {
+        self.binding = binding;
+        self
+    }
 }
 
 /// A symbol resolver consulted after the loaded units and before the host.
@@ -154,8 +197,14 @@ pub type Resolver = dyn Fn(&str) -> Option<usize> + Send + Sync;
 pub struct Linker {
     units: Vec<Unit>,
     next_id: u64,
-    /// Exported names of loaded units: the first loaded wins.
+    /// Exported names of loaded units: the latest loaded with stubs, else the first
+    /// loaded directly (functions of units with stubs appear as their stub).
     exports: FastMap<Arc<str>, Export>,
+    /// The stubs of the exported functions of units loaded with [`Binding::Stubs`].
+    stubs: StubTable,
+    /// Whether code of this linker outlives it (a unit kept until exit): the stubs then
+    /// stay mapped after the linker drops.
+    outlived: bool,
     /// COMDAT groups of loaded units: the first loaded wins.
     groups: FastMap<Arc<str>, UnitId>,
     resolver: Option<Box<Resolver>>,
@@ -201,6 +250,8 @@ impl Linker {
             units: Vec::new(),
             next_id: 1,
             exports: FastMap::default(),
+            stubs: StubTable::default(),
+            outlived: false,
             groups: FastMap::default(),
             resolver: None,
             host: HostSymbols::default(),
@@ -259,13 +310,16 @@ impl Linker {
         };
         let id = UnitId(self.next_id);
         self.next_id += 1;
-        let unit = Unit::new(id, linked, options.register_unwind_info, options.export);
+        let unit = Unit::new(id, linked, options);
+        if let Err(e) = self.make_stubs(&unit) {
+            drop(unit);
+            self.arena.trim();
+            return Err(e);
+        }
         for group in &unit.groups {
             self.groups.entry(group.clone()).or_insert(id);
         }
-        for (name, export) in unit.exported() {
-            self.exports.entry(name.clone()).or_insert(export);
-        }
+        self.publish(&unit);
         self.units.push(unit);
         if options.run_constructors {
             self.run_constructors(id)?;
@@ -279,19 +333,41 @@ impl Linker {
         Ok(())
     }
 
-    /// The address of a global symbol defined by `unit` (any visibility).
+    /// The address of a global symbol defined by `unit` (any visibility): for an
+    /// exported function of a unit loaded with [`Binding::Stubs`], its stub. A raw
+    /// address; [`Linker::symbol_handle`] gives one that knows when the unit is gone.
     pub fn symbol(&self, unit: UnitId, name: &str) -> Option<usize> {
-        self.units
-            .iter()
-            .find(|u| u.id == unit)?
-            .symbols
-            .get(name)
-            .map(|s| s.addr)
+        let u = self.find(unit)?;
+        let s = u.symbols.get(name)?;
+        let export = u.export_of(name).map(|e| self.published(u, name, e));
+        Some(export.map_or(s.addr, |e| e.addr))
     }
 
-    /// The address of `name` as exported by the loaded units; the first loaded wins.
+    /// The address of `name` as exported by the loaded units: the latest loaded with
+    /// [`Binding::Stubs`] (a function's stub), else the first loaded directly.
     pub fn lookup(&self, name: &str) -> Option<usize> {
         self.exports.get(name).map(|e| e.addr)
+    }
+
+    /// [`Linker::symbol`] as a handle that carries `unit`'s lifetime.
+    pub fn symbol_handle(&self, unit: UnitId, name: &str) -> Option<Symbol> {
+        let addr = self.symbol(unit, name)?;
+        let u = self.find(unit)?;
+        Some(Symbol::new(addr, unit, name.into(), u.life.clone()))
+    }
+
+    /// [`Linker::lookup`] as a handle that carries the lifetime of the unit that
+    /// exports the name now (for a function with stubs, the one its stub is bound to).
+    pub fn lookup_handle(&self, name: &str) -> Option<Symbol> {
+        let (key, export) = self.exports.get_key_value(name)?;
+        let u = self.find(export.unit)?;
+        Some(Symbol::new(export.addr, u.id, key.clone(), u.life.clone()))
+    }
+
+    /// The unit whose definition the stub of `name` runs now: `None` if the name has no
+    /// stub, or its stub traps (every unit that defined it with stubs was unloaded).
+    pub fn bound(&self, name: &str) -> Option<UnitId> {
+        self.stubs.get(name)?.bound
     }
 
     /// Bytes of memory `unit` occupies: the sum of its pieces of the arena (16-byte
@@ -325,6 +401,7 @@ impl Linker {
     pub fn arena_stats(&self) -> ArenaStats {
         let mut stats = self.arena.stats();
         stats.units = self.units.len();
+        stats.stub_bytes = self.stubs.mapped_bytes();
         for unit in &self.units {
             stats.used_bytes += unit.mapped_bytes();
             if unit.has_own_mapping() {
@@ -338,8 +415,15 @@ impl Linker {
     /// Unloads a unit: runs its destructors (`__cxa_atexit` handlers of the unit, then
     /// `.fini_array`), deregisters its unwind info and frees its memory (its pieces go
     /// back to the arena for later units; a mapping of its own is unmapped). Addresses
-    /// from it are dangling afterwards; later units that resolved symbols to it
+    /// from it are dangling afterwards (its [`Symbol`] handles return
+    /// [`Error::UnitUnloaded`]); later units that resolved symbols to it directly
     /// (including symbols of COMDAT groups it loaded first) must be unloaded first.
+    ///
+    /// The stubs bound to the unit go to the latest remaining unit loaded with stubs that
+    /// defines the name, or, if none does, to a trap (`ud2`): a call through them then
+    /// raises `SIGILL` instead of running freed memory. No thread may be running the
+    /// unit's code, through a stub or otherwise; calls through its handles are counted,
+    /// and while one runs the unit stays loaded and this returns [`Error::UnitInUse`].
     ///
     /// C++ `thread_local` objects of the unit that the calling thread made are destroyed
     /// first (as at its exit); while other threads that have not exited still hold some,
@@ -347,7 +431,12 @@ impl Linker {
     /// TLS blocks of the unit are freed.
     pub fn unload(&mut self, unit: UnitId) -> Result<(), Error> {
         let index = self.index(unit)?;
-        if let Some(Err(destructors)) = self.units.get(index).map(Unit::end_thread_destructors) {
+        let u = self.units.get(index).ok_or(Error::UnknownUnit(unit))?;
+        u.life
+            .end()
+            .map_err(|calls| Error::UnitInUse { unit, calls })?;
+        if let Err(destructors) = u.end_thread_destructors() {
+            u.life.revive();
             return Err(Error::ThreadLocalsInUse { unit, destructors });
         }
         let removed = self.units.remove(index);
@@ -365,14 +454,81 @@ impl Linker {
         let index = self.index(unit)?;
         let removed = self.units.remove(index);
         self.forget(&removed);
+        self.outlived = true;
         removed.keep_until_exit()
     }
 
     fn index(&self, unit: UnitId) -> Result<usize, Error> {
+        // Units stay in load order, and ids grow with it.
         self.units
+            .binary_search_by_key(&unit, |u| u.id)
+            .map_err(|_| Error::UnknownUnit(unit))
+    }
+
+    fn find(&self, unit: UnitId) -> Option<&Unit> {
+        self.units.get(self.index(unit).ok()?)
+    }
+
+    /// Gives each exported function of a unit with stubs a stub (trapping until
+    /// `publish` binds it), before the unit is published, so that a failure leaves
+    /// every table as it was.
+    fn make_stubs(&mut self, unit: &Unit) -> Result<(), Error> {
+        if unit.binding != Binding::Stubs {
+            return Ok(());
+        }
+        for (name, export) in unit.exported() {
+            if export.is_code {
+                self.stubs
+                    .get_or_make(name)
+                    .map_err(|source| Error::Memory {
+                        op: "mmap (stubs)",
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a new unit's exports visible: a unit with stubs binds the stubs of its
+    /// functions to itself and takes every name it exports (the latest wins); a unit
+    /// bound directly takes only names nobody exports yet (the first wins).
+    fn publish(&mut self, unit: &Unit) {
+        for (name, export) in unit.exported() {
+            let export = self.published(unit, name, export);
+            if unit.binding == Binding::Stubs {
+                if let Some(s) = unit.symbols.get(name).filter(|_| export.is_code) {
+                    self.stubs.bind(name, unit.id, s.addr);
+                }
+                self.exports.insert(name.clone(), export);
+            } else {
+                self.exports.entry(name.clone()).or_insert(export);
+            }
+        }
+    }
+
+    /// An export of `unit` as callers see it: a function of a unit with stubs is its stub.
+    fn published(&self, unit: &Unit, name: &str, export: Export) -> Export {
+        match self.stubs.get(name) {
+            Some(stub) if unit.binding == Binding::Stubs && export.is_code => Export {
+                addr: self.stubs.address(stub),
+                ..export
+            },
+            _ => export,
+        }
+    }
+
+    /// The export of `name` that callers get from the loaded units: the latest loaded
+    /// with stubs that exports it, else the first loaded directly.
+    fn preferred_export(&self, name: &str) -> Option<Export> {
+        let with_stubs = self
+            .units
             .iter()
-            .position(|u| u.id == unit)
-            .ok_or(Error::UnknownUnit(unit))
+            .rev()
+            .filter(|u| u.binding == Binding::Stubs);
+        let direct = self.units.iter().filter(|u| u.binding == Binding::Direct);
+        with_stubs
+            .chain(direct)
+            .find_map(|u| u.export_of(name).map(|e| self.published(u, name, e)))
     }
 
     fn unit_mut(&mut self, unit: UnitId) -> Result<&mut Unit, Error> {
@@ -382,15 +538,32 @@ impl Linker {
             .ok_or(Error::UnknownUnit(unit))
     }
 
-    /// Forgets the exported names and COMDAT groups of a unit that has left
-    /// `self.units`: each name it provided goes to the next loaded unit that has it, in
-    /// load order, as if the unit had never been loaded.
+    /// Forgets the exported names, stubs and COMDAT groups of a unit that has left
+    /// `self.units`, as if the unit had never been loaded: each name it provided goes to
+    /// the unit that would have it then (the latest with stubs, else the first loaded
+    /// directly), and each stub bound to it to the latest remaining unit with stubs that
+    /// defines the name, or to the stub's trap.
     fn forget(&mut self, removed: &Unit) {
+        for name in self.stubs.bound_to(removed.id) {
+            let next = self
+                .units
+                .iter()
+                .rev()
+                .filter(|u| u.binding == Binding::Stubs)
+                .find_map(|u| {
+                    let s = u.export_of(&name).filter(|e| e.is_code)?;
+                    Some((u.id, s.addr))
+                });
+            match next {
+                Some((unit, addr)) => self.stubs.bind(&name, unit, addr),
+                None => self.stubs.unbind(&name),
+            }
+        }
         for (name, _) in removed.exported() {
             if self.exports.get(name).is_none_or(|e| e.unit != removed.id) {
                 continue;
             }
-            let next = self.units.iter().find_map(|u| u.export_of(name));
+            let next = self.preferred_export(name);
             match next {
                 Some(export) => self.exports.insert(name.clone(), export),
                 None => self.exports.remove(name),
@@ -411,13 +584,18 @@ impl Linker {
 impl Drop for Linker {
     fn drop(&mut self) {
         while let Some(unit) = self.units.pop() {
-            // A unit whose thread_local destructors are pending in other threads stays
-            // mapped for them, as if kept until exit.
-            if unit.end_thread_destructors().is_err() {
+            // A unit whose thread_local destructors are pending in other threads, or
+            // that other threads are calling through its handles, stays mapped for them,
+            // as if kept until exit.
+            if unit.life.end().is_err() || unit.end_thread_destructors().is_err() {
+                self.outlived = true;
                 let _ = unit.keep_until_exit();
             } else {
                 drop(unit);
             }
+        }
+        if self.outlived {
+            self.stubs.leak();
         }
     }
 }

@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use crate::UnitId;
 use crate::call;
+use crate::handle::Life;
 use crate::link::Linked;
 use crate::memory::{Memory, State};
 use crate::symbols::{Export, FastMap, UnitSymbol};
 use crate::tls::{self, UnitTls};
 use crate::unwind::Registration;
+use crate::{Binding, LoadOptions, UnitId};
 
 pub(crate) struct Unit {
     pub id: UnitId,
@@ -20,6 +21,10 @@ pub(crate) struct Unit {
     pub groups: Vec<Arc<str>>,
     /// Whether its globals are visible to later units ([`crate::LoadOptions::export`]).
     pub exports: bool,
+    /// How its exported functions are reached ([`crate::LoadOptions::binding`]).
+    pub binding: Binding,
+    /// Whether it is loaded, and the calls through its handles (shared with them).
+    pub life: Arc<Life>,
     /// Its TLS module (freed before its memory: the template lives there).
     tls: Option<UnitTls>,
     memory: Memory,
@@ -32,14 +37,9 @@ pub(crate) struct Unit {
 
 impl Unit {
     /// Pass 9: registers the unwind info of a linked (protected) unit.
-    pub(crate) fn new(
-        id: UnitId,
-        linked: Linked,
-        register_unwind_info: bool,
-        exports: bool,
-    ) -> Unit {
+    pub(crate) fn new(id: UnitId, linked: Linked, options: &LoadOptions) -> Unit {
         debug_assert_eq!(linked.memory.state(), State::Protected);
-        let unwind = if register_unwind_info {
+        let unwind = if options.register_unwind_info {
             let (read_only, base) = linked.memory.read_only();
             Registration::register(&linked.frames, read_only, base)
         } else {
@@ -49,7 +49,9 @@ impl Unit {
             id,
             symbols: linked.symbols,
             groups: linked.groups,
-            exports,
+            exports: options.export,
+            binding: options.binding,
+            life: Life::new(),
             tls: linked.tls,
             memory: linked.memory,
             unwind,

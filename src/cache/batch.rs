@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use jitcache_backends::{Backend, CompiledObject};
-use jitcache_linker::{ObjectFile, UnitId};
+use jitcache_linker::{LoadOptions, ObjectFile, UnitId};
 use jitcache_store::sync::lock;
 use jitcache_store::{Key, KeyBuilder, KeyComponents};
 
@@ -540,7 +540,8 @@ impl JitCache {
                 bytes: object.as_slice(),
             })
             .collect();
-        Ok(lock(&self.linker).load(&files)?)
+        let options = LoadOptions::default().binding(self.binding());
+        Ok(lock(&self.linker).load_with(&files, &options)?)
     }
 
     // -----------------------------------------------------------------------------------

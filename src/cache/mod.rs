@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use jitcache_backends::{Backend, BackendIdentity};
-use jitcache_linker::{Linker, UnitId};
+use jitcache_linker::{Binding, Linker, Symbol, UnitId};
 use jitcache_remote::{Remote, RemoteConfig};
 use jitcache_store::sync::lock;
 use jitcache_store::{FlagOrder, Key, KeyBuilder, KeyComponents, Store, StoreConfig};
@@ -47,6 +47,12 @@ pub struct Config {
     /// local miss and filled by read-write machines; see `docs/remote.md`. Used only
     /// with the persistent cache.
     pub remote: Option<RemoteConfig>,
+    /// How loaded units' functions are reached (default [`Binding::Stubs`]): through a
+    /// stub per exported name, so that a unit loaded later with a new definition of a
+    /// name (a REPL redefining `f`) is what every earlier caller runs next; or
+    /// [`Binding::Direct`], faster, where the first definition loaded wins. See
+    /// "Redefinition" in `docs/linker.md`.
+    pub binding: Binding,
 }
 
 impl Default for Config {
@@ -56,6 +62,7 @@ impl Default for Config {
             persistent: true,
             single_flight_timeout: Duration::from_secs(60),
             remote: None,
+            binding: Binding::Stubs,
         }
     }
 }
@@ -122,7 +129,7 @@ pub enum Origin {
     Compiled(MissReason),
 }
 
-/// A loaded unit: its key, where it came from, and its symbols' addresses.
+/// A loaded unit: its key, where it came from, and its symbols as handles.
 #[derive(Clone)]
 pub struct LoadedUnit {
     key: Key,
@@ -160,14 +167,17 @@ impl LoadedUnit {
         &self.origin
     }
 
-    /// The address of a global symbol defined by this unit (or by a unit loaded in the same
-    /// batch).
-    pub fn symbol(&self, name: &str) -> Option<usize> {
-        lock(&self.linker).symbol(self.link, name)
+    /// A global symbol defined by this unit (or by a unit loaded in the same batch), as a
+    /// handle that carries the unit's lifetime: its calls return
+    /// [`jitcache_linker::Error::UnitUnloaded`] once the unit is unloaded. With
+    /// [`Binding::Stubs`] a function's address is its stub, which runs the latest
+    /// definition of the name. `None` if the unit does not define it or is unloaded.
+    pub fn symbol(&self, name: &str) -> Option<Symbol> {
+        lock(&self.linker).symbol_handle(self.link, name)
     }
 
-    /// The address of `name`, or [`Error::MissingSymbol`].
-    pub fn require(&self, name: &str) -> Result<usize, Error> {
+    /// [`LoadedUnit::symbol`], or [`Error::MissingSymbol`].
+    pub fn require(&self, name: &str) -> Result<Symbol, Error> {
         self.symbol(name).ok_or_else(|| Error::MissingSymbol {
             symbol: name.to_owned(),
             unit: self.name.clone(),
@@ -202,7 +212,7 @@ struct Resident {
 /// let clif = "function %answer() -> i64 { block0: v0 = iconst.i64 42; return v0 }";
 /// let parts = KeyParts { namespace: "clif", name: "answer", unit: clif.as_bytes(), deps: &[] };
 /// let unit = cache.get_or_compile(&parts, &backend, || Ok(ClifUnit::parse(clif)?))?;
-/// let answer = jitcache_linker::call::call_i64(unit.require("answer")?, &[])?;
+/// let answer = unit.require("answer")?.call_i64(&[])?;
 /// assert_eq!(answer, 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -213,6 +223,8 @@ pub struct JitCache {
     /// The remote tier, when configured and the persistent store is usable.
     remote: Option<Remote>,
     linker: Arc<Mutex<Linker>>,
+    /// How the next loads bind ([`Config::binding`], changed by [`JitCache::set_binding`]).
+    binding: Mutex<Binding>,
     /// Units loaded in this process, by the key their object is stored under.
     loaded: Mutex<HashMap<Key, Resident>>,
     /// The manifests this process read or wrote, by unit key.
@@ -249,6 +261,7 @@ impl JitCache {
             store,
             remote,
             linker: Arc::new(Mutex::new(Linker::new())),
+            binding: Mutex::new(config.binding),
             loaded: Mutex::new(HashMap::new()),
             manifests: Mutex::new(HashMap::new()),
             stats: Mutex::new(stats),
@@ -279,6 +292,17 @@ impl JitCache {
     /// cannot be made.
     pub fn component_dir(&self, name: &str) -> Option<PathBuf> {
         self.store.as_ref()?.component_dir(name).ok()
+    }
+
+    /// How units loaded from now on bind their functions (initially [`Config::binding`]);
+    /// units already loaded keep theirs.
+    pub fn set_binding(&self, binding: Binding) {
+        *lock(&self.binding) = binding;
+    }
+
+    /// How the next loads bind their functions.
+    pub fn binding(&self) -> Binding {
+        *lock(&self.binding)
     }
 
     /// The linker, to open shared libraries or set a symbol resolver before loading.
@@ -347,10 +371,14 @@ impl JitCache {
 
     /// Unloads the link unit holding `unit` (and every other unit loaded in the same batch):
     /// runs its destructors, unmaps its memory and forgets it, so a later request loads it
-    /// anew. Addresses from it are dangling afterwards; units loaded later that call into it
-    /// must be unloaded first. While other running threads hold C++ `thread_local` objects
-    /// of the unit, the linker refuses ([`jitcache_linker::Error::ThreadLocalsInUse`]) and
-    /// the unit stays loaded and known here.
+    /// anew. Its symbol handles return [`jitcache_linker::Error::UnitUnloaded`] afterwards;
+    /// raw addresses from it dangle. With [`Binding::Stubs`], stubs bound to it go back to
+    /// the latest remaining definition of each name, or trap (never freed code); with
+    /// [`Binding::Direct`], units loaded later that call into it must be unloaded first.
+    /// While other running threads hold C++ `thread_local` objects of the unit
+    /// ([`jitcache_linker::Error::ThreadLocalsInUse`]), or run calls through its handles
+    /// ([`jitcache_linker::Error::UnitInUse`]), the linker refuses and the unit stays
+    /// loaded and known here.
     pub fn unload(&self, unit: &LoadedUnit) -> Result<(), Error> {
         let link = unit.link;
         // Out of the map first, so that no lookup hands out a unit being unloaded; back in

@@ -73,6 +73,14 @@ pub struct StoreConfig {
     /// How often, at most, a trim to the maximum size starts, across every process
     /// sharing the cache (default 5 minutes).
     pub trim_interval: Duration,
+    /// How many puts the background writer ([`Store::put_background`]) holds queued at
+    /// most (default 256); a put that finds the queue full is written on its caller's
+    /// thread instead.
+    pub background_queue: usize,
+    /// How long dropping the store waits for the background writer to write what is
+    /// queued (default 2 s); what is left then is dropped and counted in
+    /// [`Stats::writes_dropped`](crate::Stats::writes_dropped).
+    pub writer_drain_timeout: Duration,
     /// Time source for creation and access times (default the system clock).
     pub clock: Clock,
 }
@@ -90,6 +98,8 @@ impl Default for StoreConfig {
             inline_max: 16 << 10,
             max_size: None,
             trim_interval: Duration::from_secs(300),
+            background_queue: 256,
+            writer_drain_timeout: Duration::from_secs(2),
             clock: Clock::System,
         }
     }

@@ -87,6 +87,18 @@ pub enum Error {
         /// How long the operation waited, in milliseconds.
         waited_ms: u64,
     },
+    /// The cache directory is on a network file system (NFS, CIFS/SMB, AFS, Ceph, 9p,
+    /// Lustre, GFS2, ...), where the index's shared memory and file locks do not hold
+    /// across machines; the store refuses it rather than risk a corrupt index or a hung
+    /// lock. Put the cache on a local disk (each machine its own), and share compiled
+    /// code between machines with the remote tier.
+    #[error("{}: refusing to use a cache directory on a network file system ({fs}): its file locks and shared memory do not hold across machines; use a local directory", path.display())]
+    NetworkFilesystem {
+        /// The cache root refused.
+        path: PathBuf,
+        /// The file system found (`nfs`, `cifs`, `smb2`, `ceph`, ...).
+        fs: String,
+    },
     /// A key given as text is not 64 hexadecimal digits.
     #[error("invalid key {text:?}: expected 64 hexadecimal digits")]
     InvalidKey {

@@ -14,6 +14,7 @@
 //! | [`Store::get`], [`Store::get_into`] | verified read: the bytes stored, or a miss; never wrong bytes |
 //! | [`Store::put`], [`Store::put_with`], [`EntryMeta`] | store bytes under a key |
 //! | [`Store::put_many`], [`PutEntry`] | store many entries in one index transaction, writing each distinct blob once |
+//! | [`Store::put_background`], [`Store::flush_writes`] | hand a put to the bounded background writer; wait for it |
 //! | [`Store::remove`], [`Store::clear`] | forget one entry, or all |
 //! | [`Store::gc`], [`GcOptions`], [`GcReport`], [`Store::gc_steps`], [`GcRun`] | LRU eviction to a size cap; orphan and temp file removal; in short steps |
 //! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`], [`Store::verify_steps`], [`VerifyRun`] | check every blob; optionally repair; in short steps |
@@ -81,6 +82,7 @@ mod component_values;
 mod config;
 mod entry;
 mod error;
+mod filesystem;
 mod flight;
 mod gc;
 mod index;
@@ -95,12 +97,14 @@ mod store;
 pub mod sync;
 mod trim;
 mod verify;
+mod writer;
 
 pub use blob::{BLOB_FORMAT_VERSION, BlobId, Damage, split_stored};
 pub use clock::{Clock, ManualClock};
 pub use config::{Durability, StoreConfig};
 pub use entry::{EntryInfo, EntryMeta, PutEntry, UnitRecord, UnitState};
 pub use error::Error;
+pub use filesystem::FSTYPE_ENV;
 pub use flight::CompileLock;
 pub use gc::{GcOptions, GcReport, GcRun};
 pub use index::SCHEMA_VERSION;

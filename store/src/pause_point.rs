@@ -28,17 +28,30 @@ pub enum PausePoint {
     GcOrphan,
     /// Between two steps of gc: the gc lock is free.
     GcBetweenSteps,
+    /// A background put is queued and taken by the writer thread; nothing of it is
+    /// written yet (the following points of a put then pause the writer thread too).
+    BackgroundQueued,
 }
 
 impl PausePoint {
     /// Every pause point.
-    pub const ALL: [PausePoint; 6] = [
+    pub const ALL: [PausePoint; 7] = [
         PausePoint::AfterTmp,
         PausePoint::AfterRename,
         PausePoint::AfterIndex,
         PausePoint::GcEvicted,
         PausePoint::GcOrphan,
         PausePoint::GcBetweenSteps,
+        PausePoint::BackgroundQueued,
+    ];
+
+    /// The pause points of a background put, in the order the writer thread reaches
+    /// them.
+    pub const BACKGROUND: [PausePoint; 4] = [
+        PausePoint::BackgroundQueued,
+        PausePoint::AfterTmp,
+        PausePoint::AfterRename,
+        PausePoint::AfterIndex,
     ];
 
     /// The pause points of a put.
@@ -64,6 +77,7 @@ impl PausePoint {
             PausePoint::GcEvicted => "gc-evicted",
             PausePoint::GcOrphan => "gc-orphan",
             PausePoint::GcBetweenSteps => "gc-between-steps",
+            PausePoint::BackgroundQueued => "background-queued",
         }
     }
 

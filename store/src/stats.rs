@@ -37,6 +37,13 @@ pub struct Stats {
     /// Puts not written because the cache stayed busy past
     /// [`StoreConfig::write_timeout`](crate::StoreConfig::write_timeout).
     pub puts_dropped: u64,
+    /// Puts handed to the background writer ([`Store::put_background`](crate::Store::put_background)).
+    pub writes_queued: u64,
+    /// Background puts the writer wrote.
+    pub writes_written: u64,
+    /// Background puts lost: still queued when the store was dropped and the drain
+    /// wait ran out, or not written in time by the writer.
+    pub writes_dropped: u64,
 }
 
 /// Hits, misses and last-access times not yet written to the index.
@@ -47,6 +54,9 @@ pub(crate) struct AccessBatch {
     pub misses: i64,
     pub lookup_timeouts: i64,
     pub puts_dropped: i64,
+    pub writes_queued: i64,
+    pub writes_written: i64,
+    pub writes_dropped: i64,
     /// The last write of a batch failed: only the interval makes it due again (not the
     /// number of keys waiting), so a busy cache is not tried at every lookup.
     failed: bool,
@@ -67,6 +77,9 @@ impl AccessBatch {
             misses: 0,
             lookup_timeouts: 0,
             puts_dropped: 0,
+            writes_queued: 0,
+            writes_written: 0,
+            writes_dropped: 0,
             failed: false,
             last_recorded_hit: None,
             last_flush: Instant::now(),
@@ -84,6 +97,9 @@ impl AccessBatch {
             && self.misses == 0
             && self.lookup_timeouts == 0
             && self.puts_dropped == 0
+            && self.writes_queued == 0
+            && self.writes_written == 0
+            && self.writes_dropped == 0
     }
 
     /// Takes the pending work, leaving the batch empty and its timer restarted.
@@ -94,6 +110,9 @@ impl AccessBatch {
             misses: std::mem::take(&mut self.misses),
             lookup_timeouts: std::mem::take(&mut self.lookup_timeouts),
             puts_dropped: std::mem::take(&mut self.puts_dropped),
+            writes_queued: std::mem::take(&mut self.writes_queued),
+            writes_written: std::mem::take(&mut self.writes_written),
+            writes_dropped: std::mem::take(&mut self.writes_dropped),
             failed: false,
             last_recorded_hit: self.last_recorded_hit,
             last_flush: self.last_flush,
@@ -111,6 +130,9 @@ impl AccessBatch {
         self.misses += failed.misses;
         self.lookup_timeouts += failed.lookup_timeouts;
         self.puts_dropped += failed.puts_dropped;
+        self.writes_queued += failed.writes_queued;
+        self.writes_written += failed.writes_written;
+        self.writes_dropped += failed.writes_dropped;
         self.failed = true;
         if busy && self.times.len() + failed.times.len() <= 4 * MAX_PENDING {
             for (key, ms) in failed.times {

@@ -41,6 +41,8 @@ pub struct Store {
     pub(crate) next_trim_check: Mutex<Option<Instant>>,
     /// The background trim this store started, if any.
     pub(crate) trimmer: Mutex<Option<crate::trim::Trimmer>>,
+    /// The background writer, started by the first [`Store::put_background`].
+    pub(crate) writer: Mutex<Option<crate::writer::Writer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -60,9 +62,11 @@ impl Store {
     /// ([`Error::NewerFormat`]). A corrupt index is moved aside and replaced by an empty
     /// one (counted in [`Stats::corrupt_index_recoveries`]); its blobs become orphans
     /// for [`Store::gc`]. On a read-only file system the store opens for reading and
-    /// writes fail with [`Error::ReadOnly`]. Stale temp files of dead writers are
+    /// writes fail with [`Error::ReadOnly`]. A directory on a network file system is
+    /// refused with [`Error::NetworkFilesystem`] (see `store/src/filesystem.rs`). Stale temp files of dead writers are
     /// removed when no other process is working in the cache.
     pub fn open(root: impl AsRef<Path>, config: StoreConfig) -> Result<Store, Error> {
+        crate::filesystem::refuse_network(root.as_ref())?;
         let layout = Layout::new(root.as_ref());
         let dirs_writable = layout.prepare()?;
         let writable = dirs_writable && probe_writable(&layout.gc_lock)?;
@@ -90,6 +94,7 @@ impl Store {
             pause: PausePoint::from_env(),
             next_trim_check: Mutex::new(None),
             trimmer: Mutex::new(None),
+            writer: Mutex::new(None),
         })
     }
 
@@ -168,7 +173,7 @@ impl Store {
         }
     }
 
-    fn batch(&self) -> MutexGuard<'_, AccessBatch> {
+    pub(crate) fn batch(&self) -> MutexGuard<'_, AccessBatch> {
         lock(&self.batch)
     }
 
@@ -185,6 +190,12 @@ impl Store {
     /// Waits at most [`StoreConfig::lookup_timeout`] for the index: a lookup that cannot
     /// read it in time is a miss (counted in [`Stats::lookup_timeouts`]).
     pub fn get_into(&self, key: &Key, out: &mut Vec<u8>) -> Result<bool, Error> {
+        if let Some(bytes) = self.pending_write(key) {
+            out.clear();
+            out.extend_from_slice(&bytes);
+            self.batch().hits += 1;
+            return Ok(true);
+        }
         let deadline = Instant::now() + self.config.lookup_timeout;
         // Two tries: a blob missing at the first may be a concurrent gc and re-put.
         for attempt in 0..2 {
@@ -415,39 +426,52 @@ impl Store {
     /// counters (and, when the cache was only busy, its access times) go back into
     /// the batch for a later flush.
     fn write_batch(&self, taken: AccessBatch, deadline: Instant) -> Result<(), Error> {
+        let mut taken = taken;
+        let writes = self.take_writer_counts();
+        taken.writes_queued += writes.queued;
+        taken.writes_written += writes.written;
+        taken.writes_dropped += writes.dropped;
         if taken.is_empty() || !self.writable {
             return Ok(());
         }
-        let result =
-            if taken.times.is_empty() && taken.lookup_timeouts == 0 && taken.puts_dropped == 0 {
-                // Counts alone are not worth an index write (see `ReadCounters`).
-                let count = |n: i64| u64::try_from(n).unwrap_or(0);
-                self.read_counters
-                    .add(count(taken.hits), count(taken.misses), deadline)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::WouldBlock => Error::Busy {
-                            path: self.layout.read_counters.clone(),
-                            what: "the read counters' lock",
-                            waited_ms: 0,
-                        },
-                        _ => write_err(&self.layout.read_counters, e),
-                    })
-            } else {
-                let resolution =
-                    i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
-                self.retry_index(deadline, |index| {
-                    index.flush(
-                        &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
-                        &[
-                            (counter::HITS, taken.hits),
-                            (counter::MISSES, taken.misses),
-                            (counter::LOOKUP_TIMEOUTS, taken.lookup_timeouts),
-                            (counter::PUTS_DROPPED, taken.puts_dropped),
-                        ],
-                        resolution,
-                    )
+        let result = if taken.times.is_empty()
+            && taken.lookup_timeouts == 0
+            && taken.puts_dropped == 0
+            && taken.writes_queued == 0
+            && taken.writes_written == 0
+            && taken.writes_dropped == 0
+        {
+            // Counts alone are not worth an index write (see `ReadCounters`).
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            self.read_counters
+                .add(count(taken.hits), count(taken.misses), deadline)
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::WouldBlock => Error::Busy {
+                        path: self.layout.read_counters.clone(),
+                        what: "the read counters' lock",
+                        waited_ms: 0,
+                    },
+                    _ => write_err(&self.layout.read_counters, e),
                 })
-            };
+        } else {
+            let resolution =
+                i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+            self.retry_index(deadline, |index| {
+                index.flush(
+                    &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
+                    &[
+                        (counter::HITS, taken.hits),
+                        (counter::MISSES, taken.misses),
+                        (counter::LOOKUP_TIMEOUTS, taken.lookup_timeouts),
+                        (counter::PUTS_DROPPED, taken.puts_dropped),
+                        (counter::WRITES_QUEUED, taken.writes_queued),
+                        (counter::WRITES_WRITTEN, taken.writes_written),
+                        (counter::WRITES_DROPPED, taken.writes_dropped),
+                    ],
+                    resolution,
+                )
+            })
+        };
         if let Err(e) = &result {
             self.batch().restore(taken, is_busy(e));
         }
@@ -728,6 +752,9 @@ impl Store {
             corrupt_index_recoveries: index.counter(counter::CORRUPT_INDEX_RECOVERIES)?,
             lookup_timeouts: index.counter(counter::LOOKUP_TIMEOUTS)?,
             puts_dropped: index.counter(counter::PUTS_DROPPED)?,
+            writes_queued: index.counter(counter::WRITES_QUEUED)?,
+            writes_written: index.counter(counter::WRITES_WRITTEN)?,
+            writes_dropped: index.counter(counter::WRITES_DROPPED)?,
         })
     }
 
@@ -761,9 +788,13 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        self.stop_writer();
         self.stop_trim();
         // Bounded like a put: dropping a store never waits long on another process.
         let _ = self.flush_until(Instant::now() + self.config.write_timeout);
+        if self.writable {
+            self.index().shrink_log();
+        }
     }
 }
 

@@ -387,6 +387,24 @@ fn an_insecure_cache_directory_is_one_clear_error() {
 }
 
 #[test]
+fn a_cache_on_a_network_file_system_is_one_clear_error() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("on-nfs");
+    for args in [&["stats"][..], &["gc"][..], &["verify"][..]] {
+        let out = util::command(&cache, args)
+            .env_remove("JITCACHE_REMOTE")
+            .env("JITCACHE_STORE_FSTYPE", "nfs")
+            .output()
+            .expect("jitcache starts");
+        assert_one_line_error(&out, "network file system (nfs)");
+    }
+    assert!(
+        !cache.exists(),
+        "nothing is created on a refused file system"
+    );
+}
+
+#[test]
 fn run_exits_like_a_native_program() {
     // Destructors and atexit handlers run at exit, in a native program's order, with the
     // program's code still mapped (a handler into unloaded code would crash).

@@ -369,8 +369,8 @@ fn a_compiler_with_another_identity_misses() {
                 Ok(SourceUnit::new("answer.c", source.to_vec()))
             })
             .unwrap_or_else(|e| panic!("compile: {e}"));
-        let addr = unit.require("answer").unwrap_or_else(|e| panic!("{e}"));
-        let value = jitcache::linker::call::call_i64(addr, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let answer = unit.require("answer").unwrap_or_else(|e| panic!("{e}"));
+        let value = answer.call_i64(&[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(value, 42);
         (unit.origin().clone(), backend.version_output().to_owned())
     };

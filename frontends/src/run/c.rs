@@ -13,6 +13,7 @@ use jitcache::backends::{
     Backend, BackendIdentity, CcBackend, CcConfig, CompiledObject, Language, SourceUnit,
 };
 use jitcache::{JitCache, KeyParts};
+use jitcache_linker::Symbol;
 
 use super::{Loaded, RunOptions, find_symbol};
 use crate::Error;
@@ -20,12 +21,13 @@ use crate::Error;
 /// File extensions of C++ sources.
 const CXX_EXTENSIONS: &[&str] = &["cc", "cpp", "cxx", "c++", "C"];
 
-/// Calls a C-style `int main(int argc, char **argv)` with argv[0] = the program's path.
-pub(super) fn call_c_main(addr: usize, path: &Path, args: &[String]) -> i32 {
+/// Calls a C-style `int main(int argc, char **argv)` with argv[0] = the program's path;
+/// -1 if its unit is no longer loaded.
+pub(super) fn call_c_main(main: &Symbol, path: &Path, args: &[String]) -> i32 {
     let mut argv = Vec::with_capacity(args.len() + 1);
     argv.push(path.display().to_string());
     argv.extend(args.iter().cloned());
-    jitcache_linker::call::call_main(addr, &argv)
+    main.call_main(&argv).unwrap_or(-1)
 }
 
 /// The language of a source file, by its extension; `None` for anything else.

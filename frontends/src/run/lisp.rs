@@ -4,13 +4,14 @@ use std::path::Path;
 
 use jitcache::backends::{ClifUnit, CraneliftBackend};
 use jitcache::{JitCache, KeyParts};
+use jitcache_linker::Symbol;
 
 use super::{Loaded, RunOptions, read};
 use crate::{Error, lisp};
 
 /// Calls the Lisp's `(defn main [] ...)`; its value is the exit status.
-fn call_lisp_main(addr: usize, _path: &Path, _args: &[String]) -> i32 {
-    let value = jitcache_linker::call::call_i64(addr, &[]).unwrap_or(-1);
+fn call_lisp_main(main: &Symbol, _path: &Path, _args: &[String]) -> i32 {
+    let value = main.call_i64(&[]).unwrap_or(-1);
     let _ = lisp::runtime::flush();
     // As a shell sees it: the low byte.
     (value & 0xff) as i32

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use jitcache::backends::CraneliftConfig;
 use jitcache::{JitCache, LoadedUnit, MissReason, Origin};
+use jitcache_linker::Symbol;
 
 use crate::Error;
 
@@ -105,7 +106,7 @@ pub fn run(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<RunRep
     let frontend_time = start.elapsed().saturating_sub(compile_time + load_time);
 
     let run_start = Instant::now();
-    let exit = exit_of(main, path, &options.args);
+    let exit = exit_of(&main, path, &options.args);
     let run_time = run_start.elapsed();
 
     Ok(RunReport {
@@ -129,11 +130,11 @@ pub fn run(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<RunRep
     })
 }
 
-/// How a frontend calls its entry point: the address of `main`, the program path, ARGS.
-pub(crate) type EntryCall = fn(usize, &Path, &[String]) -> i32;
+/// How a frontend calls its entry point: `main`, the program path, ARGS.
+pub(crate) type EntryCall = fn(&Symbol, &Path, &[String]) -> i32;
 
-/// Loaded units, the address of `main`, and how to call it.
-pub(crate) type Loaded = (Vec<LoadedUnit>, usize, EntryCall);
+/// Loaded units, `main`, and how to call it.
+pub(crate) type Loaded = (Vec<LoadedUnit>, Symbol, EntryCall);
 
 /// The text of the file at `path`.
 pub(crate) fn read(path: &Path) -> Result<String, Error> {
@@ -143,8 +144,12 @@ pub(crate) fn read(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// The address of `symbol` in the loaded units.
-pub(crate) fn find_symbol(units: &[LoadedUnit], symbol: &str, path: &Path) -> Result<usize, Error> {
+/// `symbol` of the loaded units.
+pub(crate) fn find_symbol(
+    units: &[LoadedUnit],
+    symbol: &str,
+    path: &Path,
+) -> Result<Symbol, Error> {
     units
         .iter()
         .find_map(|u| u.symbol(symbol))

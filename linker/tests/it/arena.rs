@@ -32,11 +32,13 @@ fn sym(linker: &Linker, unit: UnitId, name: &str) -> usize {
 }
 
 fn set(linker: &Linker, unit: UnitId, v: i64) {
-    call::call_i64(sym(linker, unit, "set"), &[v]).expect("set");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    unsafe { call::call_i64(sym(linker, unit, "set"), &[v]) }.expect("set");
 }
 
 fn get(linker: &Linker, unit: UnitId) -> i64 {
-    call::call_i64(sym(linker, unit, "get"), &[]).expect("get")
+    // SAFETY: a function of that C signature in a unit still loaded.
+    unsafe { call::call_i64(sym(linker, unit, "get"), &[]) }.expect("get")
 }
 
 #[test]
@@ -272,8 +274,10 @@ fn a_unit_larger_than_a_pool_gets_a_chunk_of_its_own() {
     assert!(linker.mapped_bytes(b).expect("mapped") >= 600_000);
     assert_eq!(linker.arena_stats().chunks, before.chunks + 1);
     let at = sym(&linker, b, "at");
-    assert_eq!(call::call_i64(at, &[2]).expect("call"), 3);
-    assert_eq!(call::call_i64(at, &[599_999]).expect("call"), 0);
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(at, &[2]) }.expect("call"), 3);
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(at, &[599_999]) }.expect("call"), 0);
     linker.unload(b).expect("unload");
     assert_eq!(linker.arena_stats().chunks, before.chunks, "unmapped");
     assert_eq!(get(&linker, u), 14);
@@ -292,7 +296,8 @@ fn over_aligned_sections_keep_their_alignment() {
         assert_eq!(sym(&linker, u, "page") % 8192, 0);
         assert_eq!(sym(&linker, u, "line") % 64, 0);
         assert_eq!(
-            call::call_i64(sym(&linker, u, "sum"), &[]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(sym(&linker, u, "sum"), &[]) }.expect("call"),
             11
         );
     }
@@ -311,7 +316,8 @@ fn low_units_share_a_low_chunk() {
     let (ma, mb) = (sym(&linker, a, "message"), sym(&linker, b, "message"));
     assert!(ma < 1 << 31 && mb < 1 << 31, "{ma:#x} {mb:#x}");
     assert_eq!(ma / 4096, mb / 4096, "one page for both");
-    let text = call::call_i64(ma, &[]).expect("call") as usize;
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let text = unsafe { call::call_i64(ma, &[]) }.expect("call") as usize;
     assert!(text < 1 << 31);
     assert_eq!(perms(text), "r--s");
 }
@@ -372,7 +378,8 @@ fn code_keeps_running_while_its_pages_are_shared_with_new_loads() {
                 let mut calls = 0_u64;
                 while !stop.load(Ordering::Relaxed) {
                     for &(get, want) in stable.iter() {
-                        assert_eq!(call::call_i64(get, &[]).expect("call"), want);
+                        // SAFETY: a function of that C signature in a unit still loaded.
+                        assert_eq!(unsafe { call::call_i64(get, &[]) }.expect("call"), want);
                         calls += 1;
                     }
                 }
@@ -459,14 +466,17 @@ fn fork_scenario() {
         sym(&linker, b, "get"),
     );
 
-    let pid = call::call_i64(do_fork, &[]).expect("fork");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let pid = unsafe { call::call_i64(do_fork, &[]) }.expect("fork");
     assert!(pid >= 0, "fork");
     if pid == 0 {
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             // Let the parent unload and load first.
             std::thread::sleep(std::time::Duration::from_millis(100));
-            let mut ok = call::call_i64(a_get, &[]).ok() == Some(42);
-            ok &= call::call_i64(b_get, &[]).ok() == Some(10);
+            // SAFETY: a function of that C signature in a unit still loaded.
+            let mut ok = unsafe { call::call_i64(a_get, &[]) }.ok() == Some(42);
+            // SAFETY: a function of that C signature in a unit still loaded.
+            ok &= unsafe { call::call_i64(b_get, &[]) }.ok() == Some(10);
             if let Ok(c) = linker.load_with(&[obj("c.o", &bytes)], &inert) {
                 ok &= linker.arena_stats().chunks == chunks + 1;
                 set(&linker, c, 8);
@@ -474,10 +484,12 @@ fn fork_scenario() {
             } else {
                 ok = false;
             }
-            ok &= call::call_i64(b_get, &[]).ok() == Some(10);
+            // SAFETY: a function of that C signature in a unit still loaded.
+            ok &= unsafe { call::call_i64(b_get, &[]) }.ok() == Some(10);
             ok
         }));
-        let _ = call::call_i64(quit, &[if ok.unwrap_or(false) { 0 } else { 1 }]);
+        // SAFETY: a function of that C signature in a unit still loaded.
+        let _ = unsafe { call::call_i64(quit, &[if ok.unwrap_or(false) { 0 } else { 1 }]) };
         unreachable!("_exit returned");
     }
     // Parent: unload b, load more; none of it may land on b's pieces (shared with the
@@ -490,12 +502,14 @@ fn fork_scenario() {
     assert_eq!(linker.arena_stats().chunks, chunks + 1);
     set(&linker, d, 9);
     assert_eq!(
-        call::call_i64(wait_status, &[pid]).expect("wait"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(wait_status, &[pid]) }.expect("wait"),
         0,
         "the child saw its own units intact"
     );
     assert_eq!(get(&linker, d), 18);
-    assert_eq!(call::call_i64(a_get, &[]).expect("call"), 42);
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(a_get, &[]) }.expect("call"), 42);
 }
 
 /// A stale pointer into an unloaded unit traps (`int3`, SIGTRAP) in both arena modes,
@@ -553,7 +567,8 @@ fn stale_pointer_scenario() {
     let stale = load(&mut linker, &bytes);
     let after = load(&mut linker, &bytes);
     let stale_get = sym(&linker, stale, "get");
-    assert_eq!(call::call_i64(stale_get, &[]).expect("call"), 14);
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(stale_get, &[]) }.expect("call"), 14);
     linker.unload(stale).expect("unload");
     // Its neighbours, on the same pages in the arena, still run.
     assert_eq!(get(&linker, before), 14);
@@ -564,6 +579,8 @@ fn stale_pointer_scenario() {
     println!("calling the stale pointer");
     use std::io::Write;
     std::io::stdout().flush().expect("flush");
-    let result = call::call_i64(stale_get, &[]);
+    // SAFETY: not sound on purpose: this child process calls into an unloaded unit to
+    // show that the freed bytes trap; the parent only checks how the child ended.
+    let result = unsafe { call::call_i64(stale_get, &[]) };
     println!("the stale call returned {result:?}");
 }

@@ -44,7 +44,8 @@ fn objects(flags: &[&str], tag: &str) -> Option<(Vec<u8>, Vec<u8>)> {
 
 fn check(linker: &Linker, first: jitcache_linker::UnitId, second: jitcache_linker::UnitId) {
     let f = |u, name: &str| linker.symbol(u, name).unwrap_or_else(|| panic!("{name}"));
-    let call0 = |addr| call::call_i64(addr, &[]).expect("call");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let call0 = |addr| unsafe { call::call_i64(addr, &[]) }.expect("call");
     assert_eq!(
         call0(f(first, "counter_first")),
         call0(f(second, "counter_second")),
@@ -53,11 +54,13 @@ fn check(linker: &Linker, first: jitcache_linker::UnitId, second: jitcache_linke
     assert_eq!(call0(f(first, "bump_first")), 1);
     assert_eq!(call0(f(second, "bump_second")), 2);
     assert_eq!(
-        call::call_i64(f(first, "catch_first"), &[6]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f(first, "catch_first"), &[6]) }.expect("call"),
         7
     );
     assert_eq!(
-        call::call_i64(f(second, "catch_second"), &[8]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f(second, "catch_second"), &[8]) }.expect("call"),
         9,
         "throws through the kept copy"
     );
@@ -101,7 +104,8 @@ fn comdat_groups_load_once_across_units() {
         let u3 = linker.load(&[obj("second.o", &b)]).expect("reload second");
         let bump = linker.symbol(u3, "bump_second").expect("bump_second");
         assert_eq!(
-            call::call_i64(bump, &[]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(bump, &[]) }.expect("call"),
             1,
             "a fresh static local"
         );

@@ -195,18 +195,38 @@ fn load_and_check(is_pic: bool) {
             .symbol(unit, name)
             .unwrap_or_else(|| panic!("{name} defined"))
     };
-    assert_eq!(call::call_i64(f("add"), &[40, 2]).expect("call"), 42);
     assert_eq!(
-        call::call_i64(f("twice_plus_one"), &[20]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f("add"), &[40, 2]) }.expect("call"),
+        42
+    );
+    assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f("twice_plus_one"), &[20]) }.expect("call"),
         41
     );
-    assert_eq!(call::call_i64(f("call_host"), &[14]).expect("call"), 42);
-    assert_eq!(call::call_i64(f("call_libc"), &[-42]).expect("call"), 42);
-    assert_eq!(call::call_i64(f("bump"), &[]).expect("call"), 42);
-    assert_eq!(call::call_i64(f("bump"), &[]).expect("call"), 44);
-    assert_eq!(call::call_i64(f("via_table"), &[30, 12]).expect("call"), 42);
     assert_eq!(
-        call::call_i64(f("read_host_value"), &[]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f("call_host"), &[14]) }.expect("call"),
+        42
+    );
+    assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f("call_libc"), &[-42]) }.expect("call"),
+        42
+    );
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(f("bump"), &[]) }.expect("call"), 42);
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(f("bump"), &[]) }.expect("call"), 44);
+    assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f("via_table"), &[30, 12]) }.expect("call"),
+        42
+    );
+    assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(f("read_host_value"), &[]) }.expect("call"),
         1000
     );
     // Local symbols are not visible; exported ones are, to later units too.

@@ -6,6 +6,7 @@ mod common;
 mod cranelift;
 mod errors;
 mod mutation;
+mod redefine;
 mod tls;
 mod units;
 mod unwind;

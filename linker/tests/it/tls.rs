@@ -119,7 +119,8 @@ fn loaded_output(linker: &Linker, unit: UnitId) -> String {
     let run = linker.symbol(unit, "run").expect("run is defined");
     let mut buf = vec![0_u8; 1 << 16];
     let len = buf.len() as i64;
-    call::call_i64(run, &[buf.as_mut_ptr() as i64, len]).expect("call run");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    unsafe { call::call_i64(run, &[buf.as_mut_ptr() as i64, len]) }.expect("call run");
     let end = buf.iter().position(|&b| b == 0).expect("NUL-terminated");
     String::from_utf8(buf[..end].to_vec()).expect("UTF-8")
 }
@@ -250,10 +251,13 @@ fn rust_threads_each_see_their_own_values() {
                     barrier.wait();
                     let mut last = 0;
                     for _ in 0..10_000 {
-                        last = call::call_i64(bump, &[by]).expect("bump");
+                        // SAFETY: a function of that C signature in a unit still loaded.
+                        last = unsafe { call::call_i64(bump, &[by]) }.expect("bump");
                     }
-                    let at = call::call_i64(where_, &[]).expect("where");
-                    let n = call::call_i64(calls, &[]).expect("calls");
+                    // SAFETY: a function of that C signature in a unit still loaded.
+                    let at = unsafe { call::call_i64(where_, &[]) }.expect("where");
+                    // SAFETY: a function of that C signature in a unit still loaded.
+                    let n = unsafe { call::call_i64(calls, &[]) }.expect("calls");
                     barrier.wait(); // every thread still alive: blocks are counted
                     barrier.wait();
                     (last, n, at)
@@ -281,7 +285,12 @@ fn rust_threads_each_see_their_own_values() {
             Some(0),
             "blocks are freed when their threads exit"
         );
-        assert_eq!(call::call_i64(bump, &[1]).expect("bump"), 6, "this thread");
+        assert_eq!(
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(bump, &[1]) }.expect("bump"),
+            6,
+            "this thread"
+        );
         linker.unload(unit).expect("unload");
     }
 }
@@ -409,7 +418,12 @@ fn unload_waits_for_threads_that_hold_thread_locals_and_destroys_its_own() {
         // Threads that exit: their destructors run at exit, their blocks go.
         let before = destroyed_sum();
         let done: Vec<_> = (1..=3)
-            .map(|i| std::thread::spawn(move || call::call_i64(touch, &[BASE * i]).expect("touch")))
+            .map(|i| {
+                std::thread::spawn(move || {
+                    // SAFETY: a function of that C signature in a unit still loaded.
+                    unsafe { call::call_i64(touch, &[BASE * i]) }.expect("touch")
+                })
+            })
             .collect();
         for (i, h) in (1..).zip(done) {
             assert_eq!(h.join().expect("join"), BASE * i);
@@ -425,13 +439,15 @@ fn unload_waits_for_threads_that_hold_thread_locals_and_destroys_its_own() {
         let (go, wait) = mpsc::channel::<()>();
         let (ready, is_ready) = mpsc::channel::<()>();
         let holder = std::thread::spawn(move || {
-            call::call_i64(touch, &[BASE * 10]).expect("touch");
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(touch, &[BASE * 10]) }.expect("touch");
             ready.send(()).expect("send");
             wait.recv().expect("recv");
         });
         is_ready.recv().expect("the thread touched it");
         assert_eq!(
-            call::call_i64(touch, &[BASE * 20]).expect("touch"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(touch, &[BASE * 20]) }.expect("touch"),
             BASE * 20
         );
         let before = destroyed_sum();
@@ -450,7 +466,8 @@ fn unload_waits_for_threads_that_hold_thread_locals_and_destroys_its_own() {
             "nothing was destroyed by the refusal"
         );
         assert_eq!(
-            call::call_i64(touch, &[1]).expect("still loaded"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(touch, &[1]) }.expect("still loaded"),
             BASE * 20 + 1
         );
         go.send(()).expect("send");
@@ -480,7 +497,8 @@ fn dropping_the_linker_keeps_a_unit_whose_thread_locals_are_still_held() {
     let (go, wait) = mpsc::channel::<()>();
     let (ready, is_ready) = mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        call::call_i64(touch, &[BASE]).expect("touch");
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(touch, &[BASE]) }.expect("touch");
         ready.send(()).expect("send");
         wait.recv().expect("recv");
     });
@@ -533,8 +551,10 @@ fn a_unit_uses_the_thread_locals_an_earlier_unit_exports() {
         let get = linker.symbol(a, "get_first").expect("get_first");
         let bump = linker.symbol(b, "bump_second").expect("bump_second");
         let other = std::thread::spawn(move || {
-            let v = call::call_i64(bump, &[100]).expect("bump");
-            (v, call::call_i64(get, &[]).expect("get"))
+            // SAFETY: a function of that C signature in a unit still loaded.
+            let v = unsafe { call::call_i64(bump, &[100]) }.expect("bump");
+            // SAFETY: a function of that C signature in a unit still loaded.
+            (v, unsafe { call::call_i64(get, &[]) }.expect("get"))
         })
         .join()
         .expect("join");
@@ -543,8 +563,10 @@ fn a_unit_uses_the_thread_locals_an_earlier_unit_exports() {
             (107, 107),
             "{compiler} {flags:?}: one variable per thread"
         );
-        assert_eq!(call::call_i64(bump, &[1]).expect("bump"), 8);
-        assert_eq!(call::call_i64(get, &[]).expect("get"), 8);
+        // SAFETY: a function of that C signature in a unit still loaded.
+        assert_eq!(unsafe { call::call_i64(bump, &[1]) }.expect("bump"), 8);
+        // SAFETY: a function of that C signature in a unit still loaded.
+        assert_eq!(unsafe { call::call_i64(get, &[]) }.expect("get"), 8);
         let err = linker
             .load(&[obj("third.o", &third)])
             .expect_err("a hidden thread-local is not exported");
@@ -584,16 +606,21 @@ fn inline_thread_locals_of_comdat_groups_are_one_variable_per_thread() {
         let f = |u, name: &str| linker.symbol(u, name).expect("defined");
         let (first_a, second_a, second_b) =
             (f(a, "bump_first"), f(a, "bump_second"), f(b, "bump_second"));
-        assert_eq!(call::call_i64(first_a, &[]).expect("call"), 11);
-        assert_eq!(call::call_i64(second_a, &[]).expect("call"), 12);
+        // SAFETY: a function of that C signature in a unit still loaded.
+        assert_eq!(unsafe { call::call_i64(first_a, &[]) }.expect("call"), 11);
+        // SAFETY: a function of that C signature in a unit still loaded.
+        assert_eq!(unsafe { call::call_i64(second_a, &[]) }.expect("call"), 12);
         assert_eq!(
-            call::call_i64(second_b, &[]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(second_b, &[]) }.expect("call"),
             13,
             "{compiler} {flags:?}"
         );
-        let there = std::thread::spawn(move || call::call_i64(second_b, &[]).expect("call"))
-            .join()
-            .expect("join");
+        // SAFETY: a function of that C signature in a unit still loaded.
+        let there =
+            std::thread::spawn(move || unsafe { call::call_i64(second_b, &[]) }.expect("call"))
+                .join()
+                .expect("join");
         assert_eq!(there, 11, "a fresh copy in another thread");
         linker.unload(b).expect("unload");
         linker.unload(a).expect("unload");
@@ -615,8 +642,10 @@ fn emulated_tls_objects_still_load() {
     let mut linker = Linker::new();
     let unit = linker.load(&[obj("emutls.o", &bytes)]).expect("load");
     let bump = linker.symbol(unit, "bump").expect("bump");
-    assert_eq!(call::call_i64(bump, &[]).expect("call"), 4);
-    let there = std::thread::spawn(move || call::call_i64(bump, &[]).expect("call"))
+    // SAFETY: a function of that C signature in a unit still loaded.
+    assert_eq!(unsafe { call::call_i64(bump, &[]) }.expect("call"), 4);
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let there = std::thread::spawn(move || unsafe { call::call_i64(bump, &[]) }.expect("call"))
         .join()
         .expect("join");
     assert_eq!(there, 4);
@@ -787,7 +816,8 @@ fn the_descriptor_resolver_keeps_every_register_but_rax() {
                     .for_each(|(k, slot)| slot[if k == 0 { 0 } else { 2 }..].fill(0));
             }
             let mut output = vec![0_u8; probe.len() + 8];
-            call::call_i64(entry, &[input.as_ptr() as i64, output.as_mut_ptr() as i64])
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(entry, &[input.as_ptr() as i64, output.as_mut_ptr() as i64]) }
                 .expect("probe");
             let mut mismatched: Vec<usize> = (0..probe.len())
                 .filter(|&i| input[i] != output[i])
@@ -801,7 +831,8 @@ fn the_descriptor_resolver_keeps_every_register_but_rax() {
             let at = u64::from_le_bytes(output[probe.len()..].try_into().expect("8 bytes"));
             assert_eq!(
                 at as i64,
-                call::call_i64(gd_address, &[]).expect("gd"),
+                // SAFETY: a function of that C signature in a unit still loaded.
+                unsafe { call::call_i64(gd_address, &[]) }.expect("gd"),
                 "{probe:?}: the descriptor and __tls_get_addr agree"
             );
         };

@@ -29,8 +29,16 @@ fn two_units_defining_the_same_names_coexist() {
     let mut linker = Linker::new();
     let ua = linker.load(&[obj("a.o", &a)]).expect("load a");
     let ub = linker.load(&[obj("b.o", &b)]).expect("load b");
-    assert_eq!(call::call_main(addr(&linker, ua, "main"), &[]), 11);
-    assert_eq!(call::call_main(addr(&linker, ub, "main"), &[]), 22);
+    assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_main(addr(&linker, ua, "main"), &[]) },
+        11
+    );
+    assert_eq!(
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_main(addr(&linker, ub, "main"), &[]) },
+        22
+    );
     assert_eq!(
         linker.lookup("main"),
         Some(addr(&linker, ua, "main")),
@@ -85,7 +93,8 @@ fn resolution_order_is_unit_earlier_units_resolver_host() {
     linker.load(&[obj("first.o", &first)]).expect("first");
     let u2 = linker.load(&[obj("second.o", &second)]).expect("second");
     let u3 = linker.load(&[obj("third.o", &third)]).expect("third");
-    let run = |u, name| call::call_i64(addr(&linker, u, name), &[]).expect("call");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let run = |u, name| unsafe { call::call_i64(addr(&linker, u, name), &[]) }.expect("call");
     assert_eq!(run(u2, "use_shadowed"), 3, "the unit itself first");
     assert_eq!(run(u2, "use_value"), 1, "then earlier units");
     assert_eq!(run(u2, "use_resolver"), 500, "then the resolver");
@@ -135,7 +144,8 @@ fn constructors_destructors_and_atexit_follow_the_unit() {
         .expect("load");
     linker.run_constructors(u).expect("ctors");
     linker.run_constructors(u).expect("ctors run once");
-    call::call_i64(addr(&linker, u, "alive"), &[]).expect("call");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    unsafe { call::call_i64(addr(&linker, u, "alive"), &[]) }.expect("call");
     linker.unload(u).expect("unload");
     // The atexit handler registered by the unit runs at unload (its DSO handle), before
     // the .fini_array destructors, like dlclose of a shared object.
@@ -160,12 +170,15 @@ fn weak_undefined_is_null_and_common_symbols_merge() {
         .load(&[obj("a.o", &a), obj("b.o", &b)])
         .expect("load");
     assert_eq!(
-        call::call_i64(addr(&linker, u, "has_maybe"), &[]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(addr(&linker, u, "has_maybe"), &[]) }.expect("call"),
         0
     );
-    call::call_i64(addr(&linker, u, "set_shared"), &[]).expect("call");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    unsafe { call::call_i64(addr(&linker, u, "set_shared"), &[]) }.expect("call");
     assert_eq!(
-        call::call_i64(addr(&linker, u, "read_shared"), &[]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(addr(&linker, u, "read_shared"), &[]) }.expect("call"),
         9
     );
 }
@@ -207,7 +220,11 @@ fn memory_is_never_writable_and_executable() {
         );
         // Data is private in both: globals of loaded code fork copy-on-write.
         assert_eq!(perms(addr(&linker, u, "data_var")), "rw-p");
-        assert_eq!(call::call_i64(code, &[]).expect("call") & 0xffff_ffff, 11);
+        assert_eq!(
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(code, &[]) }.expect("call") & 0xffff_ffff,
+            11
+        );
         linker.unload(u).expect("unload");
     }
 }
@@ -244,7 +261,8 @@ fn absolute_32_bit_relocations_place_the_unit_low_and_far_calls_use_stubs() {
     assert!(message < 1 << 31, "MAP_32BIT placement: {message:#x}");
     // labs lives in libc, far above 2 GiB: the PLT32 call goes through a stub.
     assert_eq!(
-        call::call_i64(addr(&linker, u, "far_call"), &[-9]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(addr(&linker, u, "far_call"), &[-9]) }.expect("call"),
         9
     );
 }
@@ -260,7 +278,8 @@ fn pc32_to_host_data_is_placed_within_reach() {
     let mut linker = Linker::new();
     let u = linker.load(&[obj("near.o", &bytes)]).expect("load");
     assert_eq!(
-        call::call_i64(addr(&linker, u, "stdout_fd"), &[]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(addr(&linker, u, "stdout_fd"), &[]) }.expect("call"),
         1
     );
 }
@@ -282,7 +301,8 @@ fn unloading_hands_names_to_the_next_exporting_unit_only() {
     let third = linker.load(&[obj("3.o", &objects[2])]).expect("load 3");
     let which = |l: &Linker| {
         l.lookup("which")
-            .map(|a| call::call_i64(a, &[]).expect("call"))
+            // SAFETY: a function of that C signature in a unit still loaded.
+            .map(|a| unsafe { call::call_i64(a, &[]) }.expect("call"))
     };
     assert_eq!(which(&linker), Some(2));
     linker.unload(second).expect("unload 2");
@@ -294,7 +314,8 @@ fn unloading_hands_names_to_the_next_exporting_unit_only() {
     linker.unload(third).expect("unload 3");
     assert_eq!(which(&linker), None);
     assert_eq!(
-        call::call_i64(addr(&linker, hidden, "which"), &[]).expect("call"),
+        // SAFETY: a function of that C signature in a unit still loaded.
+        unsafe { call::call_i64(addr(&linker, hidden, "which"), &[]) }.expect("call"),
         1
     );
 }

@@ -43,9 +43,11 @@ fn frames(register: bool, flags: &[&str], tag: &str) -> (Vec<usize>, usize, usiz
     let level1 = linker.symbol(unit, "level1").expect("level1");
     let level2 = linker.symbol(unit, "level2").expect("level2");
     let ip_at = linker.symbol(unit, "ip_at").expect("ip_at");
-    let n = call::call_i64(level1, &[]).expect("call");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let n = unsafe { call::call_i64(level1, &[]) }.expect("call");
     let ips = (0..n)
-        .map(|i| call::call_i64(ip_at, &[i]).expect("call") as usize)
+        // SAFETY: a function of that C signature in a unit still loaded.
+        .map(|i| unsafe { call::call_i64(ip_at, &[i]) }.expect("call") as usize)
         .collect();
     (ips, level1, level2)
 }
@@ -71,7 +73,7 @@ fn backtrace_walks_through_loaded_frames_into_the_host() {
             "{tag}: frame 2 {:#x} not in level1 {level1:#x}",
             ips[2]
         );
-        let host = call::call_i64 as fn(usize, &[i64]) -> _ as usize;
+        let host = call::call_i64 as unsafe fn(usize, &[i64]) -> _ as usize;
         assert!(
             ips[3..].iter().any(|&ip| ip.abs_diff(host) < 4096),
             "{tag}: no host frame after the loaded ones"
@@ -149,27 +151,36 @@ fn cxx_exceptions_through_loaded_code() {
                 .unwrap_or_else(|| panic!("{name}"))
         };
         assert_eq!(
-            call::call_i64(f("static_value"), &[]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(f("static_value"), &[]) }.expect("call"),
             7,
             "{tag}: static constructor"
         );
-        assert_eq!(call::call_i64(f("catch_own"), &[0]).expect("call"), 0);
         assert_eq!(
-            call::call_i64(f("catch_own"), &[3]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(f("catch_own"), &[0]) }.expect("call"),
+            0
+        );
+        assert_eq!(
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(f("catch_own"), &[3]) }.expect("call"),
             106,
             "{tag}: thrown and caught in loaded code"
         );
         assert_eq!(
-            call::call_i64(f("catch_from_libstdcxx"), &[1]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(f("catch_from_libstdcxx"), &[1]) }.expect("call"),
             7
         );
         assert_eq!(
-            call::call_i64(f("catch_from_libstdcxx"), &[9]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(f("catch_from_libstdcxx"), &[9]) }.expect("call"),
             -1,
             "{tag}: thrown by libstdc++"
         );
         assert_eq!(
-            call::call_i64(f("through_frames"), &[4]).expect("call"),
+            // SAFETY: a function of that C signature in a unit still loaded.
+            unsafe { call::call_i64(f("through_frames"), &[4]) }.expect("call"),
             5042,
             "{tag}: destructors ran while unwinding"
         );
@@ -213,10 +224,12 @@ fn backtrace_walks_through_frames_of_many_objects_of_one_unit() {
     let mut linker = Linker::new();
     let unit = linker.load(&objects).expect("load");
     let top = linker.symbol(unit, "step5").expect("step5");
-    let n = call::call_i64(top, &[]).expect("call");
+    // SAFETY: a function of that C signature in a unit still loaded.
+    let n = unsafe { call::call_i64(top, &[]) }.expect("call");
     let ip_at = linker.symbol(unit, "ip_at").expect("ip_at");
     let ips: Vec<usize> = (0..n)
-        .map(|i| call::call_i64(ip_at, &[i]).expect("call") as usize)
+        // SAFETY: a function of that C signature in a unit still loaded.
+        .map(|i| unsafe { call::call_i64(ip_at, &[i]) }.expect("call") as usize)
         .collect();
     // walk, step0..step5, then host frames.
     assert!(ips.len() > 8, "only {} frames", ips.len());
@@ -229,7 +242,7 @@ fn backtrace_walks_through_frames_of_many_objects_of_one_unit() {
             ips[i + 1]
         );
     }
-    let host = call::call_i64 as fn(usize, &[i64]) -> _ as usize;
+    let host = call::call_i64 as unsafe fn(usize, &[i64]) -> _ as usize;
     assert!(
         ips[7..].iter().any(|&ip| ip.abs_diff(host) < 4096),
         "no host frame after the loaded ones"

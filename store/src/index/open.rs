@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::schema::{MigrateError, SCHEMA_VERSION, migrate};
@@ -139,6 +140,16 @@ fn open_once(
             Durability::Full => "FULL",
         };
         conn.pragma_update(None, "synchronous", sync).map_err(c)?;
+        // The write-ahead log and its shared-memory index outlive the process: the last
+        // connection to close does not checkpoint, so it neither fsyncs nor deletes the
+        // two files that the next process would create again (with a directory fsync).
+        // A warm start that writes nothing pays none of that; checkpoints are left to
+        // SQLite's automatic checkpoint in whichever writer's commit crosses
+        // `wal_autocheckpoint` (1,000 pages), and to a store that closes with a log
+        // larger than `LOG_KEEP_MAX` (`Index::shrink_log`), which bounds what a later
+        // first opener reads to rebuild the log's index.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(c)?;
     }
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))

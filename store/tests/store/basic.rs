@@ -138,3 +138,59 @@ fn component_dirs_are_private_plain_and_cleared() {
     store.clear().expect("clear");
     assert!(!probes.exists(), "clear removes component files");
 }
+
+/// Size of the write-ahead log of the cache under `<dir>/cache`, 0 when there is none.
+fn log_len(dir: &std::path::Path) -> u64 {
+    std::fs::metadata(dir.join("cache/v1/index.sqlite-wal")).map_or(0, |m| m.len())
+}
+
+/// A closing store leaves a short write-ahead log in place (the next start neither
+/// recreates it nor pays a checkpoint), and checkpoints and truncates a long one (the
+/// next first opener would read all of it); either way a reopen sees every entry.
+#[test]
+fn closing_keeps_a_short_log_and_truncates_a_long_one() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.put(&key(0), b"zero").unwrap();
+    }
+    let short = log_len(dir.path());
+    assert!(short > 0, "a short log stays after close");
+    assert!(short <= 256 * 1024, "short log of {short} bytes");
+    {
+        let store = open(dir.path());
+        assert_eq!(store.get(&key(0)).unwrap().as_deref(), Some(&b"zero"[..]));
+        for k in 1..400 {
+            store
+                .put(&key(k), &vec![u8::try_from(k % 251).unwrap(); 2_000])
+                .unwrap();
+        }
+        assert!(log_len(dir.path()) > 256 * 1024, "the puts grew the log");
+    }
+    assert_eq!(log_len(dir.path()), 0, "a long log is truncated at close");
+    let store = open(dir.path());
+    assert_eq!(store.stats().unwrap().entries, 400);
+    // 399 % 251
+    assert_eq!(store.get(&key(399)).unwrap(), Some(vec![148u8; 2_000]));
+}
+
+/// A store closing while another one has the index open (and may hold a read
+/// snapshot) shrinks the log only if it can without waiting; the other store sees every
+/// entry either way.
+#[test]
+fn closing_beside_a_reader_leaves_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = open(dir.path());
+    reader.put(&key(0), b"zero").unwrap();
+    {
+        let store = open(dir.path());
+        for k in 1..400 {
+            store.put(&key(k), &vec![7u8; 2_000]).unwrap();
+        }
+        // The reader holds a read snapshot across the close.
+        assert!(reader.get(&key(0)).unwrap().is_some());
+    }
+    for k in [0, 1, 399] {
+        assert!(reader.get(&key(k)).unwrap().is_some(), "entry {k}");
+    }
+}

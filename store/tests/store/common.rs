@@ -261,6 +261,11 @@ pub fn child_main() {
         "fault-gc" => crate::faults::child_gc(&arg),
         "read-only" => crate::bad_states::child_read_only(&arg),
         "disk-full" => crate::bad_states::child_disk_full(&arg),
+        "bg-read" => crate::writer::child_read(&arg),
+        "bg-bound" => crate::writer::child_bound(&arg),
+        "bg-put" => crate::writer::child_put(&arg),
+        "bg-locked" => crate::writer::child_locked(&arg),
+        "open-fstype" => crate::network_fs::child_open_fstype(&arg),
         other => panic!("unknown child role {other}"),
     }
     std::process::exit(0);

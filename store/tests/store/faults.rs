@@ -9,16 +9,21 @@ use jitcache_store::{Error, GcOptions, NoProgress, PAUSE_ENV, PausePoint, Store,
 
 use crate::common::{assert_blob_files_sound, files_under, key, noise, spawn_child};
 
-const VICTIM_KEY: u64 = 1000;
+pub const VICTIM_KEY: u64 = 1000;
 
-fn victim_bytes() -> Vec<u8> {
+pub fn victim_bytes() -> Vec<u8> {
     noise(VICTIM_KEY, 1 << 20)
 }
 
 /// Starts a child that puts the victim entry and pauses at `point`; returns once it has
 /// paused.
 fn start_paused_writer(root: &Path, point: PausePoint) -> Child {
-    let mut child = spawn_child("fault-put", root, &[(PAUSE_ENV, point.name())]);
+    start_paused("fault-put", root, point)
+}
+
+/// Starts a child in `role` with the pause hook at `point`; returns once it has paused.
+pub fn start_paused(role: &str, root: &Path, point: PausePoint) -> Child {
+    let mut child = spawn_child(role, root, &[(PAUSE_ENV, point.name())]);
     let stderr = child.stderr.take().expect("stderr piped");
     let mut lines = BufReader::new(stderr).lines();
     let wanted = format!("jitcache-store: paused at {point}");
@@ -37,7 +42,7 @@ fn start_paused_writer(root: &Path, point: PausePoint) -> Child {
     child
 }
 
-fn kill(mut child: Child) {
+pub fn kill(mut child: Child) {
     child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
     child.wait().expect("reap");
 }

@@ -11,8 +11,10 @@ mod faults;
 mod key;
 mod model;
 mod multiprocess;
+mod network_fs;
 mod snapshot;
 mod trim;
+mod writer;
 
 /// Entry point of child processes: does nothing in a normal run; when this binary is
 /// re-executed with `JITCACHE_STORE_TEST_CHILD` set, plays that role and exits.

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use jitcache_backends::{Backend, ClifUnit, CraneliftBackend, CraneliftConfig, OptLevel};
-use jitcache_linker::{Linker, ObjectFile, call};
+use jitcache_linker::{Linker, ObjectFile};
 use proptest::prelude::*;
 
 use super::interp::{self, Stop};
@@ -54,9 +54,9 @@ fn run_objects(objs: &[(String, Vec<u8>)]) -> Result<(i64, String), jitcache_lin
         .collect();
     let unit = linker.load(&files)?;
     let main = linker
-        .symbol(unit, &entry_symbol())
+        .symbol_handle(unit, &entry_symbol())
         .expect("main is exported");
-    let (value, out) = runtime::capture_output(|| call::call_i64(main, &[]));
+    let (value, out) = runtime::capture_output(|| main.call_i64(&[]));
     Ok((value?, String::from_utf8(out).unwrap()))
 }
 
@@ -264,8 +264,8 @@ fn child_divides_by_zero() {
         .map(|(n, b)| ObjectFile { name: n, bytes: b })
         .collect();
     let unit = linker.load(&files).unwrap();
-    let main = linker.symbol(unit, &entry_symbol()).unwrap();
-    let _ = call::call_i64(main, &[]);
+    let main = linker.symbol_handle(unit, &entry_symbol()).unwrap();
+    let _ = main.call_i64(&[]);
     unreachable!("division by zero must exit");
 }
 
@@ -314,8 +314,8 @@ fn child_prints_and_flushes() {
         .map(|(n, b)| ObjectFile { name: n, bytes: b })
         .collect();
     let unit = linker.load(&files).unwrap();
-    let main = linker.symbol(unit, &entry_symbol()).unwrap();
-    assert_eq!(call::call_i64(main, &[]).unwrap(), 0);
+    let main = linker.symbol_handle(unit, &entry_symbol()).unwrap();
+    assert_eq!(main.call_i64(&[]).unwrap(), 0);
     runtime::flush().unwrap();
     std::process::exit(3);
 }
