@@ -244,7 +244,8 @@ fn binding_load(binding: Binding, f: &Fixture) -> Duration {
             .load_with(&object, &options)
             .expect("load")
     };
-    linker.borrow_mut().unload(load()).expect("unload"); // first chunk and stub block
+    let first = load(); // the first chunk and stub block, outside the timings
+    linker.borrow_mut().unload(first).expect("unload");
     median(
         2000,
         || (),
@@ -374,6 +375,34 @@ fn summary(fixtures: &[Fixture], clif: &[Vec<u8>], caller: &[u8]) {
         binding_load(Binding::Direct, &fixtures[0]),
         binding_load(Binding::Stubs, &fixtures[0]),
     );
+    let (linker, _) = bound(Binding::Direct, &fixtures[0].object, caller);
+    let f0 = linker.lookup_handle("f0").expect("f0");
+    let raw = f0.addr();
+    let per = |t: Duration| t.as_secs_f64() * 1e9 / CALLS as f64;
+    let handle_call = per(median(
+        2000,
+        || (),
+        |()| {
+            for i in 0..CALLS {
+                black_box(f0.call_i64(&[black_box(i)]).expect("call"));
+            }
+        },
+        drop,
+    ));
+    let raw_call = per(median(
+        2000,
+        || (),
+        |()| {
+            for i in 0..CALLS {
+                // SAFETY: `int f0(int)` of a unit of `linker`, which is alive here.
+                black_box(
+                    unsafe { jitcache_linker::call::call_i64(raw, &[black_box(i)]) }.expect("call"),
+                );
+            }
+        },
+        drop,
+    ));
+    drop(linker);
     println!(
         "  a call to another unit: direct {:.2} ns, through a stub {:.2} ns (+{:.2} ns)   load of the small unit (reusing freed pieces): direct {:.2} µs, with stubs {:.2} µs (+{:.2} µs)",
         per_call[0],
@@ -382,6 +411,9 @@ fn summary(fixtures: &[Fixture], clif: &[Vec<u8>], caller: &[u8]) {
         us(direct),
         us(stubs),
         us(stubs) - us(direct),
+    );
+    println!(
+        "  a call from Rust: through a Symbol handle (lifetime checked) {handle_call:.2} ns, raw address (unsafe) {raw_call:.2} ns"
     );
 
     println!("\nmedians (µs); dlopen+dlsym opens a fresh .so each time:");

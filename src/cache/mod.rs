@@ -13,6 +13,8 @@ mod manifest;
 mod pack;
 mod remote;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use explain::MissReason;
 pub use manifest::ManifestCounts;
