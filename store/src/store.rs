@@ -440,6 +440,7 @@ impl Store {
             && taken.writes_queued == 0
             && taken.writes_written == 0
             && taken.writes_dropped == 0
+            && taken.backends.is_empty()
         {
             // Counts alone are not worth an index write (see `ReadCounters`).
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -456,7 +457,17 @@ impl Store {
         } else {
             let resolution =
                 i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+            let used: Vec<([u8; 32], String)> = taken
+                .backends
+                .iter()
+                .map(|(id, name)| (*id, name.clone()))
+                .collect();
+            let now_ms = self.config.clock.now_ms();
             self.retry_index(deadline, |index| {
+                // An upsert: repeated harmlessly when the flush after it was busy.
+                if !used.is_empty() {
+                    index.record_backends(&used, now_ms)?;
+                }
                 index.flush(
                     &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
                     &[

@@ -10,5 +10,6 @@ mod inputs;
 mod llvm;
 mod pch;
 mod python;
+mod store;
 mod support;
 mod unwinders;
