@@ -216,6 +216,14 @@ JITCACHE_API jitcache_status jitcache_flush_writes(jitcache_cache *cache,
                                                    uint64_t timeout_ms,
                                                    uint64_t *out_pending);
 
+/* Evicts every entry of a foreign backend identity: one no process on this
+ * machine has used for 30 days, or not since a newer version of the same
+ * backend appeared (an old compiler). A size trim evicts those first anyway.
+ * *out_evicted (out_evicted may be NULL) is how many entries went.
+ * JITCACHE_ERR_BYPASSED when the persistent cache is not in use. */
+JITCACHE_API jitcache_status jitcache_prune_foreign(jitcache_cache *cache,
+                                                    uint64_t *out_evicted);
+
 /* Closes a cache: frees the handle and every unit handle of it, and unloads all
  * code loaded through it (destructors run; every address from it dangles).
  * If another thread is inside a call on this cache, that call completes and the

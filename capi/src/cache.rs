@@ -222,6 +222,31 @@ pub unsafe extern "C" fn jitcache_flush_writes(
     })
 }
 
+/// `jitcache_prune_foreign`: evicts every entry of a foreign backend identity;
+/// `*out_evicted` (if not NULL) is how many.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_prune_foreign(
+    cache: *mut JitcacheCache,
+    out_evicted: *mut u64,
+) -> Status {
+    guard(|| {
+        let obj = cache_obj(cache)?;
+        let report = store_of(&obj)?
+            .prune_foreign(&jitcache_rs::store::NoProgress)
+            .map_err(|e| ApiError::new(Status::Store, e.to_string()))?;
+        if !out_evicted.is_null() {
+            let out = Out::new(out_evicted, "out_evicted")?;
+            // SAFETY: checked by Out; writable by contract.
+            unsafe { out.write(report.evicted_entries) };
+        }
+        Ok(())
+    })
+}
+
 /// `jitcache_close`: closes a cache and every unit handle of it. NULL is a no-op.
 ///
 /// # Safety

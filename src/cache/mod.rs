@@ -404,6 +404,10 @@ impl JitCache {
             return builder.clone();
         }
         let builder = backend_builder(identity);
+        if let Some(store) = &self.store {
+            // The identity is in use here: its entries are not foreign (store/src/foreign.rs).
+            store.record_backend(&identity.name, builder.components().backend_identity());
+        }
         known.push((identity.clone(), builder.clone()));
         builder
     }

@@ -59,6 +59,10 @@ static int32_t origin_of_add(const char *dir, const char *cc, int background) {
         fflush(stderr);
         _exit(failures != 0);
     }
+    /* The backend just used is not foreign: nothing to prune. */
+    uint64_t evicted = 99;
+    OK(jitcache_prune_foreign(cache, &evicted));
+    EXPECT(evicted == 0);
     OK(jitcache_unit_free(unit));
     OK(jitcache_backend_free(backend));
     OK(jitcache_close(cache));
@@ -79,6 +83,7 @@ static int run_bypassed(const char *dir) {
     memset(&key, 7, sizeof key);
     jitcache_bytes bytes;
     EXPECT_STATUS(jitcache_lookup(cache, &key, &bytes), JITCACHE_ERR_BYPASSED);
+    EXPECT_STATUS(jitcache_prune_foreign(cache, NULL), JITCACHE_ERR_BYPASSED);
     /* Background writes on a bypassed cache: nothing to flush. */
     OK(jitcache_set_background_writes(cache, 1));
     uint64_t pending = 99;
