@@ -183,7 +183,7 @@ JITCACHE_API jitcache_status jitcache_config_init(jitcache_config *config);
  * jitcache_close.
  *
  * A directory that cannot be used (read-only, full, world-writable, owned by
- * someone else) is not an error: the cache then compiles without persisting,
+ * someone else, on a network file system such as NFS or CIFS) is not an error: the cache then compiles without persisting,
  * warns once on stderr, and jitcache_stats_get reports bypassed = 1. */
 JITCACHE_API jitcache_status jitcache_open(const char *dir,
                                            const jitcache_config *config,
@@ -197,6 +197,32 @@ JITCACHE_API jitcache_status jitcache_open(const char *dir,
  * overrides it. JITCACHE_ERR_BYPASSED when the persistent cache is not in use. */
 JITCACHE_API jitcache_status jitcache_set_max_size(jitcache_cache *cache,
                                                    uint64_t max_size);
+
+/* Whether compiled code is stored by a background writer thread (nonzero) or
+ * on the thread that compiled it (0, the default). With the writer, a compile
+ * costs a copy into a bounded queue (256 entries; a full queue writes on the
+ * caller's thread); the code is usable in this process at once, and other
+ * processes see it once written. jitcache_close writes what is queued (waiting
+ * 2 s at most); a host that may exit() without closing calls
+ * jitcache_flush_writes first, or queued code is lost (compiled again by the
+ * next process). It is off by default for that reason. */
+JITCACHE_API jitcache_status jitcache_set_background_writes(jitcache_cache *cache,
+                                                            int32_t enabled);
+
+/* Waits at most timeout_ms until the background writer has stored everything
+ * queued. *out_pending (out_pending may be NULL) is how many writes are still
+ * queued: 0 when all are stored. */
+JITCACHE_API jitcache_status jitcache_flush_writes(jitcache_cache *cache,
+                                                   uint64_t timeout_ms,
+                                                   uint64_t *out_pending);
+
+/* Evicts every entry of a foreign backend identity: one no process on this
+ * machine has used for 30 days, or not since a newer version of the same
+ * backend appeared (an old compiler). A size trim evicts those first anyway.
+ * *out_evicted (out_evicted may be NULL) is how many entries went.
+ * JITCACHE_ERR_BYPASSED when the persistent cache is not in use. */
+JITCACHE_API jitcache_status jitcache_prune_foreign(jitcache_cache *cache,
+                                                    uint64_t *out_evicted);
 
 /* Closes a cache: frees the handle and every unit handle of it, and unloads all
  * code loaded through it (destructors run; every address from it dangles).

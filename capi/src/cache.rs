@@ -103,6 +103,9 @@ fn config_from(raw: &ConfigC) -> Result<Config, ApiError> {
         single_flight_timeout: Duration::from_millis(raw.single_flight_timeout_ms),
         remote: None,
         binding: Binding::Stubs,
+        // Off until jitcache_set_background_writes: a host may exit() without
+        // jitcache_close, and queued writes would be lost.
+        background_writes: false,
     })
 }
 
@@ -175,6 +178,73 @@ pub unsafe extern "C" fn jitcache_set_max_size(cache: *mut JitcacheCache, max_si
         store
             .set_max_size_setting((max_size != 0).then_some(max_size))
             .map_err(|e| ApiError::new(Status::Store, e.to_string()))
+    })
+}
+
+/// `jitcache_set_background_writes`: whether compiled code is stored by the store's
+/// background writer (nonzero) or on the compiling thread (0, the default).
+///
+/// # Safety
+///
+/// `cache` is any value; it is only used as a handle number.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_set_background_writes(
+    cache: *mut JitcacheCache,
+    enabled: i32,
+) -> Status {
+    guard(|| {
+        cache_obj(cache)?.cache.set_background_writes(enabled != 0);
+        Ok(())
+    })
+}
+
+/// `jitcache_flush_writes`: waits at most `timeout_ms` until the background writer has
+/// stored everything queued; `*out_pending` (if not NULL) is what is still queued.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_flush_writes(
+    cache: *mut JitcacheCache,
+    timeout_ms: u64,
+    out_pending: *mut u64,
+) -> Status {
+    guard(|| {
+        let pending = cache_obj(cache)?
+            .cache
+            .flush_writes(Duration::from_millis(timeout_ms));
+        if !out_pending.is_null() {
+            let out = Out::new(out_pending, "out_pending")?;
+            // SAFETY: checked by Out; writable by contract.
+            unsafe { out.write(pending as u64) };
+        }
+        Ok(())
+    })
+}
+
+/// `jitcache_prune_foreign`: evicts every entry of a foreign backend identity;
+/// `*out_evicted` (if not NULL) is how many.
+///
+/// # Safety
+///
+/// Pointers follow the header's contract.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn jitcache_prune_foreign(
+    cache: *mut JitcacheCache,
+    out_evicted: *mut u64,
+) -> Status {
+    guard(|| {
+        let obj = cache_obj(cache)?;
+        let report = store_of(&obj)?
+            .prune_foreign(&jitcache_rs::store::NoProgress)
+            .map_err(|e| ApiError::new(Status::Store, e.to_string()))?;
+        if !out_evicted.is_null() {
+            let out = Out::new(out_evicted, "out_evicted")?;
+            // SAFETY: checked by Out; writable by contract.
+            unsafe { out.write(report.evicted_entries) };
+        }
+        Ok(())
     })
 }
 

@@ -76,6 +76,11 @@ pub struct GcArgs {
     /// (`500K`, `5M`, `2G`). Without it, only orphaned blobs and stale temp files go.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
+    /// First evict every entry of a foreign backend identity: one this machine has not
+    /// used for 30 days, or not since a newer version of the same backend appeared
+    /// (an old compiler, an old jitcache). A capped gc evicts those first anyway.
+    #[arg(long)]
+    pub prune_foreign: bool,
 }
 
 /// Arguments of `jitcache max-size`.
@@ -471,7 +476,13 @@ pub fn gc(dir: &Path, args: &GcArgs, json: bool) -> Result<ExitCode> {
         max_size: args.max_size,
         ..GcOptions::default()
     };
-    let report = store.gc(&opts, &bar)?;
+    let pruned = if args.prune_foreign {
+        store.prune_foreign(&bar)?.evicted_entries
+    } else {
+        0
+    };
+    let mut report = store.gc(&opts, &bar)?;
+    report.evicted_entries += pruned;
     if json {
         println!(
             "{}",

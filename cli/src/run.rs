@@ -57,6 +57,9 @@ pub fn run(
     let config = Config {
         persistent: !args.no_cache,
         remote,
+        // Off: the program may end the process with exit() before the cache drops
+        // (see `Config::background_writes`).
+        background_writes: false,
         ..Config::default()
     };
     let cache = JitCache::open(dir, config);

@@ -446,10 +446,9 @@ impl JitCache {
         let stored_as = if miss.manifests {
             self.store_with_manifest(miss, backend.base_dir(), &object, started, memo)
         } else {
-            self.write(&key, &object.bytes, Some(miss.components));
+            self.write_holding(&key, &object.bytes, Some(miss.components), guard);
             Some(key)
         };
-        drop(guard);
         Ok(Compiled {
             bytes: object.bytes,
             origin: Origin::Compiled(reason),

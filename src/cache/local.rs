@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use jitcache_store::{EntryMeta, Key, KeyComponents, PutEntry};
+use jitcache_store::{CompileLock, EntryMeta, Key, KeyComponents, PutEntry};
 
 use super::remote::entry_name;
 use super::{JitCache, Origin};
@@ -41,6 +41,12 @@ impl JitCache {
         let Some(store) = &self.store else {
             return;
         };
+        if self.background_writes.load(Ordering::Relaxed) {
+            for (key, bytes, components) in entries {
+                self.write_holding(key, bytes, *components, None);
+            }
+            return;
+        }
         for (key, bytes, components) in entries {
             self.upload(key, bytes, *components);
         }
@@ -72,6 +78,42 @@ impl JitCache {
         if let Err(err) = result {
             // A cache too busy to take the write within its bound: this write is dropped
             // (the store counts it), later ones are tried.
+            if matches!(err, jitcache_store::Error::Busy { .. }) {
+                return;
+            }
+            self.writes_failed.store(true, Ordering::Relaxed);
+            self.bypass(err.to_string());
+        }
+    }
+
+    /// Stores `bytes` under `key` as [`JitCache::write`] does; with background writes
+    /// the entry is queued, and `lock` (the key's compile lock) is released once it is
+    /// written, so other processes wait for it rather than compile it again. Without,
+    /// the entry is written here and `lock` released on return.
+    pub(super) fn write_holding(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        components: Option<&KeyComponents>,
+        lock: Option<CompileLock>,
+    ) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if !self.background_writes.load(Ordering::Relaxed) {
+            self.write(key, bytes, components);
+            return;
+        }
+        self.upload(key, bytes, components);
+        if self.writes_failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let meta = EntryMeta {
+            name: Some(entry_name(components)),
+            components: components.cloned(),
+        };
+        if let Err(err) = store.put_background(key, bytes.to_vec(), meta, lock) {
+            // As in `write_many`: a busy cache drops this write only.
             if matches!(err, jitcache_store::Error::Busy { .. }) {
                 return;
             }

@@ -55,6 +55,18 @@ pub struct Config {
     /// [`Binding::Direct`], faster, where the first definition loaded wins. See
     /// "Redefinition" in `docs/linker.md`.
     pub binding: Binding,
+    /// Whether compiled code is stored by the store's background writer
+    /// ([`Store::put_background`]) instead of on the compiling thread (default true).
+    ///
+    /// A compile then costs a copy into a bounded queue instead of a compression, a
+    /// blob write and an index commit; the code is usable in this process at once, and
+    /// the compile lock is kept until the entry is written, so other processes wait
+    /// for it rather than compile it again. A Rust program drops its `JitCache` (or
+    /// calls [`JitCache::flush_writes`]), and the drop writes what is queued, waiting a
+    /// bounded time; so it is the default here. `jitcache run` and the C API turn it
+    /// off by default: a program run by them may end the process with `exit()` before
+    /// anything is dropped, and queued writes would be lost (recompiled next time).
+    pub background_writes: bool,
 }
 
 impl Default for Config {
@@ -65,6 +77,7 @@ impl Default for Config {
             single_flight_timeout: Duration::from_secs(60),
             remote: None,
             binding: Binding::Stubs,
+            background_writes: true,
         }
     }
 }
@@ -234,6 +247,8 @@ pub struct JitCache {
     stats: Mutex<CacheStats>,
     warned: AtomicBool,
     writes_failed: AtomicBool,
+    /// Whether writes go to the store's background writer ([`Config::background_writes`]).
+    background_writes: AtomicBool,
     /// Key builders holding the digests of the backends seen so far: a Cranelift identity
     /// has about a hundred flags, too many to hash again for every unit.
     backends: Mutex<Vec<(BackendIdentity, KeyBuilder)>>,
@@ -269,6 +284,7 @@ impl JitCache {
             stats: Mutex::new(stats),
             warned: AtomicBool::new(false),
             writes_failed: AtomicBool::new(false),
+            background_writes: AtomicBool::new(config.background_writes),
             backends: Mutex::new(Vec::new()),
             config,
         };
@@ -287,6 +303,22 @@ impl JitCache {
     /// The persistent store, unless the cache is bypassed.
     pub fn store(&self) -> Option<&Store> {
         self.store.as_deref()
+    }
+
+    /// Turns the background writer on or off for later writes
+    /// ([`Config::background_writes`]); turning it off does not wait for queued writes
+    /// (see [`JitCache::flush_writes`]).
+    pub fn set_background_writes(&self, enabled: bool) {
+        self.background_writes.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Waits, at most `timeout`, until every write queued for the background writer is
+    /// in the store, where other processes see it. Returns how many are still queued:
+    /// 0 when all are written (or when nothing was queued, or the cache is bypassed).
+    pub fn flush_writes(&self, timeout: Duration) -> usize {
+        self.store
+            .as_ref()
+            .map_or(0, |store| store.flush_writes(timeout))
     }
 
     /// A private directory of the cache for a component's own files (see
@@ -402,6 +434,10 @@ impl JitCache {
             return builder.clone();
         }
         let builder = backend_builder(identity);
+        if let Some(store) = &self.store {
+            // The identity is in use here: its entries are not foreign (store/src/foreign.rs).
+            store.record_backend(&identity.name, builder.components().backend_identity());
+        }
         known.push((identity.clone(), builder.clone()));
         builder
     }

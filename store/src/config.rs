@@ -73,6 +73,11 @@ pub struct StoreConfig {
     /// How often, at most, a trim to the maximum size starts, across every process
     /// sharing the cache (default 5 minutes).
     pub trim_interval: Duration,
+    /// After how long without use here a backend identity is foreign (default 30
+    /// days): its entries are evicted before any least-recently-used one by a size
+    /// trim or a capped gc, and all of them by [`Store::prune_foreign`]. An identity
+    /// not used since a newer one of the same backend name appeared is foreign at once.
+    pub foreign_after: Duration,
     /// How many puts the background writer ([`Store::put_background`]) holds queued at
     /// most (default 256); a put that finds the queue full is written on its caller's
     /// thread instead.
@@ -98,6 +103,7 @@ impl Default for StoreConfig {
             inline_max: 16 << 10,
             max_size: None,
             trim_interval: Duration::from_secs(300),
+            foreign_after: Duration::from_secs(30 * 24 * 3600),
             background_queue: 256,
             writer_drain_timeout: Duration::from_secs(2),
             clock: Clock::System,

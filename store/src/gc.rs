@@ -57,6 +57,9 @@ pub struct GcReport {
 enum Phase {
     /// Sizes not read yet.
     Start,
+    /// Evicting the entries of foreign backend identities (`foreign.rs`), one identity
+    /// after the other in key order: all of them (prune) or until under the cap.
+    Foreign,
     /// Evicting in least-recently-used order (gc) or every entry in key order (clear).
     Evict,
     /// Dropping blobs kept in the index that no entry points at.
@@ -83,6 +86,10 @@ pub struct GcRun<'a> {
     key_cursor: Option<Key>,
     inline_cursor: Option<BlobId>,
     walk: BlobWalk,
+    /// Foreign identities whose entries are still to evict, the current one first.
+    foreign: Vec<[u8; 32]>,
+    /// Evict every entry of a foreign identity, whatever the cap.
+    prune_foreign: bool,
     _unmapped: Unmapped<'a>,
 }
 
@@ -138,7 +145,24 @@ impl Store {
         Ok(())
     }
 
-    fn maintenance_run<'a>(
+    /// Evicts every entry made by a foreign backend identity (one this machine has
+    /// not used for [`StoreConfig::foreign_after`](crate::StoreConfig::foreign_after),
+    /// or not since a newer identity of the same backend name appeared; see
+    /// `store/src/foreign.rs`), then removes orphans, in steps like [`Store::gc`].
+    pub fn prune_foreign(&self, progress: &dyn Progress) -> Result<GcReport, Error> {
+        let opts = GcOptions {
+            max_size: None,
+            remove_orphans: true,
+        };
+        let mut run = self.maintenance_run(opts, false, progress)?;
+        run.prune_foreign = true;
+        while !run.step()? {
+            std::thread::sleep(STEP_GAP);
+        }
+        Ok(run.into_report())
+    }
+
+    pub(crate) fn maintenance_run<'a>(
         &'a self,
         opts: GcOptions,
         clear: bool,
@@ -162,6 +186,8 @@ impl Store {
             key_cursor: None,
             inline_cursor: None,
             walk: BlobWalk::default(),
+            foreign: Vec::new(),
+            prune_foreign: false,
             _unmapped: self.unmapped()?,
         })
     }
@@ -181,9 +207,30 @@ impl GcRun<'_> {
                 // A read: no lock needed.
                 let (entries, _, _, on_disk) = self.store.index().totals()?;
                 self.on_disk = on_disk;
-                self.phase = Phase::Evict;
+                if !self.clear && (self.prune_foreign || self.opts.max_size.is_some()) {
+                    let now = self.store.config.clock.now_ms();
+                    let age = crate::store::millis(self.store.config.foreign_after);
+                    self.foreign = self
+                        .store
+                        .index()
+                        .foreign_backends(now, crate::index::to_i64(age))?;
+                }
+                self.phase = if self.foreign.is_empty() {
+                    Phase::Evict
+                } else {
+                    Phase::Foreign
+                };
                 if self.opts.max_size.is_some() {
                     self.progress.start(entries);
+                }
+            }
+            Phase::Foreign => {
+                let over = self.opts.max_size.is_some_and(|cap| self.on_disk > cap);
+                if self.foreign.is_empty() || !(self.prune_foreign || over) {
+                    self.key_cursor = None;
+                    self.phase = Phase::Evict;
+                } else {
+                    self.evict_step(self.opts.max_size.unwrap_or(0))?;
                 }
             }
             Phase::Evict => match self.opts.max_size {
@@ -248,7 +295,14 @@ impl GcRun<'_> {
     fn evict_step(&mut self, cap: u64) -> Result<(), Error> {
         let store = self.store;
         let guard: LockGuard = store.gc_lock.exclusive()?;
-        let page: Vec<(Key, BlobId, u64, i64)> = if self.clear {
+        let foreign = self.phase == Phase::Foreign;
+        let page: Vec<(Key, BlobId, u64, i64)> = if foreign {
+            store.index().entries_of_backend(
+                &self.foreign[0],
+                self.key_cursor.as_ref(),
+                STEP_ITEMS,
+            )?
+        } else if self.clear {
             store
                 .index()
                 .entries_after(self.key_cursor.as_ref(), STEP_ITEMS)?
@@ -258,6 +312,12 @@ impl GcRun<'_> {
         } else {
             store.index().lru_after(self.lru_cursor, STEP_ITEMS)?
         };
+        if page.is_empty() && foreign {
+            // This identity is done: the next one from the start.
+            self.foreign.remove(0);
+            self.key_cursor = None;
+            return Ok(());
+        }
         if page.is_empty() {
             self.phase = Phase::InlineOrphans;
             return Ok(());
@@ -268,10 +328,12 @@ impl GcRun<'_> {
         let mut done = 0usize;
         let mut on_disk = self.on_disk;
         let clear = self.clear;
+        // Clear and a prune of foreign entries evict whatever the cap.
+        let uncapped = clear || (foreign && self.prune_foreign);
         let lru = store.index().in_transaction(|ix| {
             let mut budget = Budget::new();
             for (key, blob, stored, _) in &page {
-                if (!clear && on_disk <= cap) || budget.exhausted() {
+                if (!uncapped && on_disk <= cap) || budget.exhausted() {
                     break;
                 }
                 budget.spend();
@@ -300,7 +362,9 @@ impl GcRun<'_> {
         // Rows past the budget are read again next step, from the last one done.
         if let Some((key, _, _, access)) = done.checked_sub(1).and_then(|i| page.get(i)) {
             self.key_cursor = Some(*key);
-            self.lru_cursor = Some((*access, *key));
+            if !foreign {
+                self.lru_cursor = Some((*access, *key));
+            }
         }
         store.pause_at(PausePoint::GcEvicted);
         self.report.removed_blobs += inline_freed.len() as u64;
@@ -315,7 +379,7 @@ impl GcRun<'_> {
         drop(guard);
         self.report.evicted_entries += evicted;
         self.progress.inc(done as u64);
-        if !clear && on_disk <= cap {
+        if !uncapped && on_disk <= cap {
             self.phase = Phase::InlineOrphans;
         }
         Ok(())

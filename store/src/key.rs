@@ -178,6 +178,18 @@ impl fmt::Display for KeyField {
 }
 
 impl KeyComponents {
+    /// The identity of the backend that made the entry: a digest of the backend's
+    /// name and version, flags and target digests. Entries of an identity this machine
+    /// no longer uses are evicted first (see `store/src/foreign.rs`).
+    pub fn backend_identity(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"jitcache backend identity\0");
+        hasher.update(&self.backend);
+        hasher.update(&self.flags);
+        hasher.update(&self.target);
+        *hasher.finalize().as_bytes()
+    }
+
     /// The key these components make.
     pub fn key(&self) -> Key {
         Digests {

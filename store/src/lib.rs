@@ -18,6 +18,7 @@
 //! | [`Store::remove`], [`Store::clear`] | forget one entry, or all |
 //! | [`Store::gc`], [`GcOptions`], [`GcReport`], [`Store::gc_steps`], [`GcRun`] | LRU eviction to a size cap; orphan and temp file removal; in short steps |
 //! | [`Store::verify`], [`VerifyReport`], [`DamagedBlob`], [`Store::verify_steps`], [`VerifyRun`] | check every blob; optionally repair; in short steps |
+//! | [`Store::record_backend`], [`Store::prune_foreign`], [`StoreConfig::foreign_after`] | foreign entries first: entries of backend identities this machine no longer uses are evicted before LRU |
 //! | [`Store::max_size`], [`Store::set_max_size_setting`], [`MAX_SIZE_ENV`], [`StoreConfig::max_size`] | automatic size management: a trim in the background, at most once per interval across processes |
 //! | [`Store::stats`], [`Stats`], [`Store::for_each_entry`], [`EntryInfo`] | what is in the cache, hit and miss counts |
 //! | [`Store::last_unit`], [`UnitRecord`], [`UnitState`] | the last entry stored for a unit, to explain a miss |
@@ -84,6 +85,7 @@ mod entry;
 mod error;
 mod filesystem;
 mod flight;
+mod foreign;
 mod gc;
 mod index;
 mod key;

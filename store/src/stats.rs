@@ -57,6 +57,8 @@ pub(crate) struct AccessBatch {
     pub writes_queued: i64,
     pub writes_written: i64,
     pub writes_dropped: i64,
+    /// Backend identities used since the last flush, with their names (`foreign.rs`).
+    pub backends: HashMap<[u8; 32], String>,
     /// The last write of a batch failed: only the interval makes it due again (not the
     /// number of keys waiting), so a busy cache is not tried at every lookup.
     failed: bool,
@@ -80,6 +82,7 @@ impl AccessBatch {
             writes_queued: 0,
             writes_written: 0,
             writes_dropped: 0,
+            backends: HashMap::new(),
             failed: false,
             last_recorded_hit: None,
             last_flush: Instant::now(),
@@ -100,6 +103,7 @@ impl AccessBatch {
             && self.writes_queued == 0
             && self.writes_written == 0
             && self.writes_dropped == 0
+            && self.backends.is_empty()
     }
 
     /// Takes the pending work, leaving the batch empty and its timer restarted.
@@ -113,6 +117,7 @@ impl AccessBatch {
             writes_queued: std::mem::take(&mut self.writes_queued),
             writes_written: std::mem::take(&mut self.writes_written),
             writes_dropped: std::mem::take(&mut self.writes_dropped),
+            backends: std::mem::take(&mut self.backends),
             failed: false,
             last_recorded_hit: self.last_recorded_hit,
             last_flush: self.last_flush,
@@ -133,6 +138,7 @@ impl AccessBatch {
         self.writes_queued += failed.writes_queued;
         self.writes_written += failed.writes_written;
         self.writes_dropped += failed.writes_dropped;
+        self.backends.extend(failed.backends);
         self.failed = true;
         if busy && self.times.len() + failed.times.len() <= 4 * MAX_PENDING {
             for (key, ms) in failed.times {

@@ -250,6 +250,8 @@ impl Store {
     /// Waits at most [`StoreConfig::lookup_timeout`] for the index, like [`Store::get`]:
     /// a batch that cannot read it in time is all misses.
     pub fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        // Before the index: see `Store::pending_many`.
+        let pending = self.pending_many(keys);
         let deadline = Instant::now() + self.config.lookup_timeout;
         let found = match self.retry_index(deadline, |index| {
             index.end_snapshot();
@@ -288,7 +290,7 @@ impl Store {
                 }
             }
         };
-        let results: Vec<Read> = if keys.len() >= PARALLEL_READ_MIN {
+        let mut results: Vec<Read> = if keys.len() >= PARALLEL_READ_MIN {
             let half = keys.len() / 2;
             let (first, second) = std::thread::scope(|scope| {
                 let other = scope.spawn(|| {
@@ -317,6 +319,16 @@ impl Store {
                 .map(|(k, e)| read(k, e))
                 .collect::<Result<Vec<_>, Error>>()?
         };
+        if let Some(pending) = pending {
+            let mut hits = 0;
+            for (result, bytes) in results.iter_mut().zip(pending) {
+                if let Some(bytes) = bytes {
+                    *result = (Some(bytes.to_vec()), true);
+                    hits += 1;
+                }
+            }
+            self.batch().hits += hits;
+        }
         let mut batch = self.batch();
         let now = self.config.clock.now_ms();
         for ((key, entry), (result, noted)) in keys.iter().zip(&found).zip(&results) {
@@ -440,6 +452,7 @@ impl Store {
             && taken.writes_queued == 0
             && taken.writes_written == 0
             && taken.writes_dropped == 0
+            && taken.backends.is_empty()
         {
             // Counts alone are not worth an index write (see `ReadCounters`).
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
@@ -456,7 +469,17 @@ impl Store {
         } else {
             let resolution =
                 i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+            let used: Vec<([u8; 32], String)> = taken
+                .backends
+                .iter()
+                .map(|(id, name)| (*id, name.clone()))
+                .collect();
+            let now_ms = self.config.clock.now_ms();
             self.retry_index(deadline, |index| {
+                // An upsert: repeated harmlessly when the flush after it was busy.
+                if !used.is_empty() {
+                    index.record_backends(&used, now_ms)?;
+                }
                 index.flush(
                     &mut taken.times.iter().map(|(k, ms)| (*k, *ms)),
                     &[
@@ -550,6 +573,17 @@ impl Store {
                 path: self.layout.dir.clone(),
             });
         }
+        // A background put of the key queued earlier must not land after this one.
+        if self
+            .supersede_pending(std::slice::from_ref(key), wait)
+            .is_none()
+        {
+            return Err(Error::Busy {
+                path: self.layout.dir.clone(),
+                what: "the background writer",
+                waited_ms: millis(wait),
+            });
+        }
         let id = BlobId::of(bytes);
         let size = bytes.len() as u64;
         // Held until the entry is indexed: gc cannot collect the blob meanwhile, nor
@@ -601,6 +635,14 @@ impl Store {
         }
         if entries.is_empty() {
             return Ok(());
+        }
+        let keys: Vec<Key> = entries.iter().map(|e| e.key).collect();
+        if self.supersede_pending(&keys, wait).is_none() {
+            return Err(Error::Busy {
+                path: self.layout.dir.clone(),
+                what: "the background writer",
+                waited_ms: millis(wait),
+            });
         }
         // Held until the entries are indexed, as in `put_with`.
         let (_shared, deadline) = self.shared_gc_lock(wait)?;
@@ -705,10 +747,27 @@ impl Store {
         Ok(stored)
     }
 
-    /// Removes the entry for `key`. Returns whether there was one. Its blob is deleted
+    /// Removes the entry for `key` (and a background put of it still queued). Returns
+    /// whether there was one. Its blob is deleted
     /// at once when no other entry shares it and no writer is active, else by the next
     /// [`Store::gc`].
     pub fn remove(&self, key: &Key) -> Result<bool, Error> {
+        // A queued background put of the key is removed with it.
+        let Some(queued) =
+            self.supersede_pending(std::slice::from_ref(key), self.config.busy_timeout)
+        else {
+            return Err(Error::Busy {
+                path: self.layout.dir.clone(),
+                what: "the background writer",
+                waited_ms: millis(self.config.busy_timeout),
+            });
+        };
+        let removed = self.remove_indexed(key)?;
+        Ok(removed || queued > 0)
+    }
+
+    /// [`Store::remove`] of the entry in the index.
+    fn remove_indexed(&self, key: &Key) -> Result<bool, Error> {
         let Some(Found { blob, .. }) = self.index().lookup(key)? else {
             return Ok(false);
         };

@@ -26,7 +26,7 @@
 //! the index is never half-written, and a blob not yet indexed is an orphan for gc.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -59,6 +59,8 @@ struct Queue {
     jobs: VecDeque<Job>,
     /// Puts taken by the writer and not yet written or dropped.
     in_flight: usize,
+    /// The keys of those puts.
+    writing: Vec<Key>,
     /// The bytes of every queued or in-flight put, by key, for lookups in this process.
     pending: HashMap<Key, Arc<[u8]>>,
     /// Set when the store drops: the writer finishes what is queued and exits.
@@ -76,6 +78,11 @@ pub(crate) struct Shared {
     queued: AtomicI64,
     written: AtomicI64,
     dropped: AtomicI64,
+    /// Batches the writer has committed: a lookup that sees it change ends its read
+    /// snapshot, which may predate the commit (`index/snapshot.rs`).
+    batches: AtomicU64,
+    /// The value of `batches` when a lookup last looked.
+    batches_seen: AtomicU64,
 }
 
 /// A running background writer.
@@ -165,10 +172,81 @@ impl Store {
             .map_or(0, |shared| lock_queue(&shared).jobs.len())
     }
 
-    /// The bytes of a put of `key` still waiting for the background writer.
+    /// Makes the background puts of `keys` not land after a put or removal that
+    /// follows them: those still queued leave the queue (the later call replaces them;
+    /// they no longer count as queued), and a batch writing one of them is waited for,
+    /// at most `wait`. Returns how many queued puts left the queue, or None when that
+    /// wait ran out.
+    pub(crate) fn supersede_pending(&self, keys: &[Key], wait: Duration) -> Option<usize> {
+        let Some(shared) = self.writer_if_started() else {
+            return Some(0);
+        };
+        let deadline = Instant::now() + wait;
+        let mut queue = lock_queue(&shared);
+        if !keys.iter().any(|k| queue.pending.contains_key(k)) {
+            return Some(0);
+        }
+        let (removed, kept): (Vec<Job>, Vec<Job>) = queue
+            .jobs
+            .drain(..)
+            .partition(|job| keys.contains(&job.key));
+        queue.jobs = kept.into();
+        for job in &removed {
+            if queue
+                .pending
+                .get(&job.key)
+                .is_some_and(|b| Arc::ptr_eq(b, &job.bytes))
+            {
+                queue.pending.remove(&job.key);
+            }
+        }
+        shared
+            .queued
+            .fetch_sub(removed.len() as i64, Ordering::Relaxed);
+        let mut done = true;
+        while keys.iter().any(|k| queue.writing.contains(k)) {
+            let now = Instant::now();
+            if now >= deadline {
+                done = false;
+                break;
+            }
+            queue = shared
+                .done
+                .wait_timeout(queue, deadline - now)
+                .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+        }
+        drop(queue);
+        let superseded = removed.len();
+        // Their compile locks go here, outside the queue's lock.
+        drop(removed);
+        done.then_some(superseded)
+    }
+
+    /// The bytes of puts of `keys` still waiting for the writer, taken before a
+    /// [`Store::get_many`] reads the index: a put written after this is in the index
+    /// the batch reads, and one still waiting is newer than it. None without any.
+    pub(crate) fn pending_many(&self, keys: &[Key]) -> Option<Vec<Option<Arc<[u8]>>>> {
+        let shared = self.writer_if_started()?;
+        let queue = lock_queue(&shared);
+        if queue.pending.is_empty() {
+            return None;
+        }
+        Some(keys.iter().map(|k| queue.pending.get(k).cloned()).collect())
+    }
+
+    /// The bytes of a put of `key` still waiting for the background writer. When there
+    /// are none and the writer has committed since the last look, the read snapshot is
+    /// ended, so the lookup that follows sees what the writer wrote.
     pub(crate) fn pending_write(&self, key: &Key) -> Option<Arc<[u8]>> {
         let shared = self.writer_if_started()?;
-        lock_queue(&shared).pending.get(key).cloned()
+        if let Some(bytes) = lock_queue(&shared).pending.get(key).cloned() {
+            return Some(bytes);
+        }
+        let batches = shared.batches.load(Ordering::SeqCst);
+        if shared.batches_seen.swap(batches, Ordering::SeqCst) != batches {
+            self.index().end_snapshot();
+        }
+        None
     }
 
     /// The writer's counts since the last call (moved into the access batch by flushes).
@@ -225,6 +303,7 @@ impl Store {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 in_flight: 0,
+                writing: Vec::new(),
                 pending: HashMap::new(),
                 closing: false,
             }),
@@ -233,6 +312,8 @@ impl Store {
             queued: AtomicI64::new(0),
             written: AtomicI64::new(0),
             dropped: AtomicI64::new(0),
+            batches: AtomicU64::new(0),
+            batches_seen: AtomicU64::new(0),
         });
         let root = self.layout.root.clone();
         let config = self.config.clone();
@@ -297,8 +378,10 @@ fn run(root: &std::path::Path, config: StoreConfig, shared: &Shared) {
             &shared.dropped
         };
         counter.fetch_add(batch.len() as i64, Ordering::Relaxed);
+        shared.batches.fetch_add(1, Ordering::SeqCst);
         let mut queue = lock_queue(shared);
         queue.in_flight = 0;
+        queue.writing.clear();
         for job in &batch {
             // A newer put of the same key may be queued meanwhile: keep its bytes.
             if queue
@@ -324,6 +407,7 @@ fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
             let n = queue.jobs.len().min(MAX_BATCH);
             let batch: Vec<Job> = queue.jobs.drain(..n).collect();
             queue.in_flight = batch.len();
+            queue.writing = batch.iter().map(|job| job.key).collect();
             return Some(batch);
         }
         if queue.closing {

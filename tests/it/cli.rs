@@ -387,6 +387,25 @@ fn an_insecure_cache_directory_is_one_clear_error() {
 }
 
 #[test]
+fn gc_prune_foreign_keeps_entries_of_unknown_identity() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let object = dir.path().join("o.bin");
+    fs::write(&object, b"bytes of an object").expect("write");
+    let key = "ab".repeat(32);
+    let put = jc(&cache, &["put", &key, object.to_str().expect("utf-8")]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let out = jc(&cache, &["--json", "gc", "--prune-foreign"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["evicted_entries"], 0);
+    let get = jc(&cache, &["get", &key]);
+    assert!(
+        get.status.success(),
+        "an entry without an identity is never foreign"
+    );
+}
+
+#[test]
 fn a_cache_on_a_network_file_system_is_one_clear_error() {
     let dir = util::tempdir();
     let cache = dir.path().join("on-nfs");

@@ -11,5 +11,6 @@ mod llvm;
 mod pch;
 mod python;
 mod redefine;
+mod store;
 mod support;
 mod unwinders;

@@ -88,8 +88,11 @@ impl Index {
         self.write(|tx| {
             let mut entry = tx.prepare_cached(
                 "INSERT OR REPLACE INTO entries
-                 (key, blob, size, stored_size, name, created_ms, last_access_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                 (key, blob, size, stored_size, name, created_ms, last_access_ms, backend)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+            )?;
+            let mut seen = tx.prepare_cached(
+                "UPDATE backends SET last_seen_ms = max(last_seen_ms, ?2) WHERE identity = ?1",
             )?;
             let mut previous = tx.prepare_cached("SELECT blob FROM entries WHERE key = ?1")?;
             // Blobs that replaced entries pointed at: dropped at the end if nothing else
@@ -106,7 +109,11 @@ impl Index {
                     to_i64(row.stored_size),
                     row.name,
                     row.now_ms,
+                    row.components.map(|c| c.backend_identity().to_vec()),
                 ])?;
+                if let Some(c) = row.components {
+                    seen.execute(params![c.backend_identity().as_slice(), row.now_ms])?;
+                }
                 if let Some(old) = old.filter(|old| old.as_slice() != row.blob.as_bytes()) {
                     replaced.push(old);
                 }

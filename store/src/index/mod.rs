@@ -10,6 +10,7 @@
 //! shared by bursts of lookups, `entries` the queries on entries and blobs,
 //! `bookkeeping` counters, access times and units.
 
+mod backends;
 mod bookkeeping;
 mod busy_handler;
 mod entries;

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The index schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[i]` takes a database from schema version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -43,6 +43,16 @@ CREATE TABLE inline_blobs (
     blob BLOB PRIMARY KEY NOT NULL,  -- 32 bytes: BLAKE3 of the uncompressed bytes
     data BLOB NOT NULL               -- what a blob file would hold: header + zstd frame
 );
+",
+    r"
+CREATE TABLE backends (
+    identity      BLOB PRIMARY KEY NOT NULL,  -- 32 bytes: KeyComponents::backend_identity
+    name          TEXT NOT NULL,              -- the backend's name, without its version
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE entries ADD COLUMN backend BLOB;  -- the identity that made it; NULL: unknown
+CREATE INDEX entries_by_backend ON entries(backend, key) WHERE backend IS NOT NULL;
 ",
 ];
 

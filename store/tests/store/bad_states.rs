@@ -325,12 +325,19 @@ fn an_index_of_schema_1_is_migrated_and_keeps_its_entries() {
         let store = Store::open(dir.path().join("cache"), config).expect("open");
         store.put(&key(1), &big).expect("put");
     }
-    // What a build of schema 1 left: no table of inline blobs.
+    // What a build of schema 1 left: no table of inline blobs (nor what schema 3
+    // added: backend identities).
     let index = dir.path().join("cache/v1/index.sqlite");
     {
         let conn = rusqlite::Connection::open(&index).expect("sqlite");
-        conn.execute_batch("DROP TABLE inline_blobs; PRAGMA user_version = 1;")
-            .expect("downgrade");
+        conn.execute_batch(
+            "DROP TABLE inline_blobs;
+             DROP INDEX entries_by_backend;
+             ALTER TABLE entries DROP COLUMN backend;
+             DROP TABLE backends;
+             PRAGMA user_version = 1;",
+        )
+        .expect("downgrade");
     }
     let store = open(dir.path());
     assert_eq!(store.get(&key(1)).expect("get"), Some(big), "kept");

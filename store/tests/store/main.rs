@@ -8,6 +8,7 @@ mod common;
 mod damage;
 mod eviction;
 mod faults;
+mod foreign;
 mod key;
 mod model;
 mod multiprocess;
