@@ -21,6 +21,7 @@
 pub mod concurrency;
 pub mod exe;
 pub mod hit;
+pub mod maintenance;
 pub mod measure;
 pub mod memory;
 pub mod programs;

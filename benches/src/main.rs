@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use clap::Parser;
 use jitcache_bench::report::{self, Row};
-use jitcache_bench::{concurrency, exe, hit, memory, scale, startup};
+use jitcache_bench::{concurrency, exe, hit, maintenance, memory, scale, startup};
 
 /// Measures jitcache's performance targets, each against a baseline measured in the same
 /// run.
@@ -25,7 +25,8 @@ struct BenchArgs {
     /// Smaller sizes and fewer repetitions (a minute or so rather than several).
     #[arg(long)]
     quick: bool,
-    /// Run only these targets (1 hit, 2 start-up, 3 scale, 4 concurrency, 5 memory).
+    /// Run only these targets (1 hit, 2 start-up, 3 scale, 4 concurrency, 5 memory,
+    /// 6 maintenance).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     only: Vec<u8>,
     /// Work in this directory (kept afterwards) instead of a temporary one.
@@ -41,6 +42,7 @@ struct Plan {
     scale: scale::Plan,
     concurrency: concurrency::Plan,
     memory_units: usize,
+    maintenance: maintenance::Plan,
 }
 
 impl Plan {
@@ -70,6 +72,13 @@ impl Plan {
             scale,
             concurrency,
             memory_units: 1000,
+            maintenance: maintenance::Plan {
+                entries: if quick { 10_000 } else { 100_000 },
+                procs: 8,
+                duration: Duration::from_millis(if quick { 1500 } else { 5000 }),
+                compile_every: 20,
+                units: 1000,
+            },
         }
     }
 }
@@ -121,6 +130,11 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if wanted(5) {
         section(5, "memory per loaded unit")?;
         rows.extend(memory::rows(plan.memory_units));
+    }
+
+    if wanted(6) {
+        let dir = section(6, "maintenance: gc and verify vs 8 JIT processes")?;
+        rows.extend(maintenance::rows(&worker, &dir, &plan.maintenance));
     }
 
     if json {
