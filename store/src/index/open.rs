@@ -121,6 +121,10 @@ fn open_once(
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)
         .map_err(c)?;
+    // Checkpoints run on a thread of their own, never inside a put's commit
+    // (`checkpoint.rs`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(c)?;
     if writable {
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
