@@ -32,6 +32,7 @@ pub mod cstart;
 pub mod exe;
 pub mod hit;
 pub mod lispjit;
+pub mod maintenance;
 pub mod measure;
 pub mod memory;
 pub mod programs;

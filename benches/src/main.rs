@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use clap::Parser;
 use jitcache_bench::report::{self, Row};
-use jitcache_bench::{concurrency, cstart, exe, hit, memory, scale, startup};
+use jitcache_bench::{concurrency, cstart, exe, hit, maintenance, memory, scale, startup};
 
 /// Measures jitcache's performance targets, each against a baseline measured in the same
 /// run.
@@ -28,7 +28,8 @@ struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Run only these targets (1 hit, 2 C start-up, 3 Lisp start-up, 5 scale and memory,
-    /// 6 concurrency; 4, LLVM, is the criterion bench `llvm`).
+    /// 6 concurrency, with gc and verify running too; 4, LLVM, is the criterion bench
+    /// `llvm`).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     only: Vec<u8>,
     /// Work in this directory (kept afterwards) instead of a temporary one.
@@ -45,6 +46,7 @@ struct Plan {
     scale: scale::Plan,
     concurrency: concurrency::Plan,
     memory_units: usize,
+    maintenance: maintenance::Plan,
 }
 
 impl Plan {
@@ -83,6 +85,13 @@ impl Plan {
             scale,
             concurrency,
             memory_units: 1000,
+            maintenance: maintenance::Plan {
+                entries: if quick { 10_000 } else { 100_000 },
+                procs: 8,
+                duration: Duration::from_millis(if quick { 1500 } else { 5000 }),
+                compile_every: 20,
+                units: 1000,
+            },
         }
     }
 }
@@ -146,6 +155,11 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
                 .into_iter()
                 .map(|r| r.in_group(6)),
         );
+    }
+
+    if wanted(6) {
+        let dir = section(6, "maintenance: gc and verify vs 8 JIT processes")?.join("maintenance");
+        rows.extend(maintenance::rows(&worker, &dir, &plan.maintenance));
     }
 
     if json {

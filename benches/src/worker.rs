@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{concurrency, scale};
+use crate::{concurrency, maintenance, scale};
 
 /// What a child does.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum WorkerSpec {
     },
     /// Mixed hits and puts for a fixed time ([`concurrency::MixedReport`]).
     Mixed(concurrency::MixedSpec),
+    /// Hits and compiles with their latencies ([`maintenance::LatencyReport`]).
+    Latency(maintenance::LatencySpec),
 }
 
 /// Runs the child role `spec` (JSON) and prints its report: the worker binary's `main`.
@@ -33,6 +35,7 @@ pub fn main(spec: &str) -> Result<()> {
             serde_json::to_value(scale::iterate_worker(dir, *entries)?)?
         }
         WorkerSpec::Mixed(mixed) => serde_json::to_value(concurrency::mixed_worker(mixed)?)?,
+        WorkerSpec::Latency(spec) => serde_json::to_value(maintenance::latency_worker(spec)?)?,
     };
     println!("{report}");
     Ok(())

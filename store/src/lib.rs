@@ -77,6 +77,7 @@
 #![forbid(unsafe_code)]
 
 mod blob;
+mod checkpoint;
 mod clock;
 mod component_dir;
 mod component_values;

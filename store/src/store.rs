@@ -43,6 +43,8 @@ pub struct Store {
     pub(crate) trimmer: Mutex<Option<crate::trim::Trimmer>>,
     /// The background writer, started by the first [`Store::put_background`].
     pub(crate) writer: Mutex<Option<crate::writer::Writer>>,
+    /// Whether a checkpoint thread of this store runs (`checkpoint.rs`).
+    pub(crate) checkpointing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +97,7 @@ impl Store {
             next_trim_check: Mutex::new(None),
             trimmer: Mutex::new(None),
             writer: Mutex::new(None),
+            checkpointing: crate::checkpoint::flag(),
         })
     }
 
@@ -532,6 +535,7 @@ impl Store {
         let result = self.put_until(key, bytes, meta, self.config.write_timeout);
         self.count_dropped(&result, 1);
         if result.is_ok() {
+            self.maybe_checkpoint();
             self.maybe_trim();
         }
         result
@@ -622,6 +626,7 @@ impl Store {
         let result = self.put_many_until(entries, self.config.write_timeout);
         self.count_dropped(&result, entries.len());
         if result.is_ok() {
+            self.maybe_checkpoint();
             self.maybe_trim();
         }
         result

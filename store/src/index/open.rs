@@ -122,6 +122,10 @@ fn open_once(
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "mmap_size", super::MMAP_SIZE)
         .map_err(c)?;
+    // Checkpoints run on a thread of their own, never inside a put's commit
+    // (`checkpoint.rs`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(c)?;
     if writable {
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
@@ -143,11 +147,10 @@ fn open_once(
         // The write-ahead log and its shared-memory index outlive the process: the last
         // connection to close does not checkpoint, so it neither fsyncs nor deletes the
         // two files that the next process would create again (with a directory fsync).
-        // A warm start that writes nothing pays none of that; checkpoints are left to
-        // SQLite's automatic checkpoint in whichever writer's commit crosses
-        // `wal_autocheckpoint` (1,000 pages), and to a store that closes with a log
-        // larger than `LOG_KEEP_MAX` (`Index::shrink_log`), which bounds what a later
-        // first opener reads to rebuild the log's index.
+        // A warm start that writes nothing pays none of that. Checkpoints happen on a
+        // thread of a store whose put finds the log long (`checkpoint.rs`), and in a
+        // store that closes with a log longer than `LOG_KEEP_MAX` (`Index::shrink_log`),
+        // which bounds what a later first opener reads to rebuild the log's index.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(c)?;
     }

@@ -4,6 +4,7 @@
 mod bad_states;
 mod basic;
 mod bulk;
+mod checkpoint;
 mod common;
 mod damage;
 mod eviction;
