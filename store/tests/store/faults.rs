@@ -42,6 +42,26 @@ pub fn start_paused(role: &str, root: &Path, point: PausePoint) -> Child {
     child
 }
 
+/// Reopens the store at `root` after a writer killed at `point`: every entry committed
+/// before stays, and the victim's put is in the index exactly when the kill came after
+/// its index commit.
+pub fn reopen_after_kill(root: &Path, committed: &[(u64, Vec<u8>)], point: PausePoint) -> Store {
+    let store = Store::open(root, StoreConfig::default()).expect("reopen after kill");
+    for (k, bytes) in committed {
+        assert_eq!(
+            store.get(&key(*k)).expect("get").as_ref(),
+            Some(bytes),
+            "{point}: entry {k}"
+        );
+    }
+    let victim = store.get(&key(VICTIM_KEY)).expect("get victim");
+    match point {
+        PausePoint::AfterIndex => assert_eq!(victim, Some(victim_bytes()), "{point}"),
+        _ => assert_eq!(victim, None, "{point}"),
+    }
+    store
+}
+
 pub fn kill(mut child: Child) {
     child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
     child.wait().expect("reap");
@@ -72,19 +92,7 @@ fn sigkill_mid_put_leaves_store_consistent() {
         }
         kill(child);
 
-        let store = Store::open(&root, StoreConfig::default()).expect("reopen after kill");
-        for (k, bytes) in &committed {
-            assert_eq!(
-                store.get(&key(*k)).expect("get").as_ref(),
-                Some(bytes),
-                "{point}: entry {k}"
-            );
-        }
-        let victim = store.get(&key(VICTIM_KEY)).expect("get victim");
-        match point {
-            PausePoint::AfterIndex => assert_eq!(victim, Some(victim_bytes()), "{point}"),
-            _ => assert_eq!(victim, None, "{point}"),
-        }
+        let store = reopen_after_kill(&root, &committed, point);
         assert_eq!(
             files_under(&root.join("v1/tmp")),
             Vec::<std::path::PathBuf>::new(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jitcache_store::{EntryMeta, GcOptions, NoProgress, PausePoint, Store, StoreConfig};
 
 use crate::common::{assert_blob_files_sound, child_command, key, noise, tagged};
-use crate::faults::{VICTIM_KEY, kill, start_paused, victim_bytes};
+use crate::faults::{VICTIM_KEY, kill, reopen_after_kill, start_paused, victim_bytes};
 
 const FLUSH: Duration = Duration::from_secs(30);
 
@@ -156,19 +156,7 @@ fn sigkill_at_each_step_of_a_background_put_leaves_the_store_consistent() {
         }
         kill(start_paused("bg-put", &root, point));
 
-        let store = Store::open(&root, StoreConfig::default()).expect("reopen after kill");
-        for (k, bytes) in &committed {
-            assert_eq!(
-                store.get(&key(*k)).expect("get").as_ref(),
-                Some(bytes),
-                "{point}: entry {k}"
-            );
-        }
-        let victim = store.get(&key(VICTIM_KEY)).expect("get victim");
-        match point {
-            PausePoint::AfterIndex => assert_eq!(victim, Some(victim_bytes()), "{point}"),
-            _ => assert_eq!(victim, None, "{point}"),
-        }
+        let store = reopen_after_kill(&root, &committed, point);
         assert_blob_files_sound(&root);
         let report = store.verify(false, &NoProgress).expect("verify");
         assert!(report.is_clean(), "{point}: {report:?}");
