@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
+
 use crate::store::Store;
 
 /// The size of the write-ahead log past which a put starts a checkpoint (1,000 pages
@@ -40,6 +42,9 @@ impl Store {
             .name("jitcache-checkpoint".into())
             .spawn(move || {
                 if let Ok(conn) = rusqlite::Connection::open(&index) {
+                    // Like the store's own connections: closing this one, even last,
+                    // leaves the log in place (`index/open.rs`).
+                    let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
                     let _ = conn.busy_timeout(Duration::from_millis(100));
                     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 }
@@ -48,6 +53,22 @@ impl Store {
         if spawned.is_err() {
             self.checkpointing.store(false, Ordering::Release);
         }
+    }
+}
+
+impl Store {
+    /// Waits at most `timeout` for this store's checkpoint thread, if one runs; true
+    /// when none runs any more. A closing store waits so that its own truncation of the
+    /// log (`Index::shrink_log`) does not find the log busy with that checkpoint.
+    pub(crate) fn wait_for_checkpoint(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.checkpointing.load(Ordering::Acquire) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 }
 

@@ -856,11 +856,17 @@ impl Drop for Store {
         self.stop_trim();
         // Bounded like a put: dropping a store never waits long on another process.
         let _ = self.flush_until(Instant::now() + self.config.write_timeout);
-        if self.writable {
+        // A checkpoint is work of this process (bounded by its busy timeout and the log's
+        // size), not a wait on another one.
+        if self.writable && self.wait_for_checkpoint(CHECKPOINT_WAIT) {
             self.index().shrink_log();
         }
     }
 }
+
+/// Longest a closing store waits for its own checkpoint thread before it leaves the log
+/// as it is.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 
 /// What is left of a put's wait: the time spent compressing and writing the blob is
 /// work, not waiting, and does not count against [`StoreConfig::write_timeout`].
