@@ -54,7 +54,7 @@ pub(crate) const HITS_COUNTER: &str = "manifest.hits";
 pub(crate) const MISSES_COUNTER: &str = "manifest.misses";
 
 /// Manifest lookups of every process that used a cache directory, as persisted in its
-/// index (each process adds its own at drop).
+/// store's counters (each process adds its own at drop).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ManifestCounts {
     /// Units whose manifest named an object whose files are unchanged.
@@ -66,14 +66,9 @@ pub struct ManifestCounts {
 impl ManifestCounts {
     /// The counts persisted in `store`.
     pub fn load(store: &jitcache_store::Store) -> Result<ManifestCounts, jitcache_store::Error> {
-        let count = |name| -> Result<u64, jitcache_store::Error> {
-            Ok(store
-                .get_state(name)?
-                .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
-        };
         Ok(ManifestCounts {
-            hits: count(HITS_COUNTER)?,
-            misses: count(MISSES_COUNTER)?,
+            hits: store.counter(HITS_COUNTER)?,
+            misses: store.counter(MISSES_COUNTER)?,
         })
     }
 }

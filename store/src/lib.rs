@@ -94,6 +94,7 @@ mod layout;
 mod lock;
 mod pause_point;
 mod progress;
+mod read_counters;
 mod stats;
 mod step;
 mod store;

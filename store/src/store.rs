@@ -16,7 +16,8 @@ use crate::key::Key;
 use crate::layout::{Layout, create_private_dir, remove_file_if_exists};
 use crate::lock::{LockFile, poll_pause};
 use crate::pause_point::{self, PausePoint};
-use crate::stats::{AccessBatch, ReadCounters, Stats};
+use crate::read_counters::ReadCounters;
+use crate::stats::{AccessBatch, Stats};
 use crate::sync::lock;
 
 /// A [`Store::get_many`] batch at least this large is read by two threads.
@@ -446,7 +447,11 @@ impl Store {
         taken.writes_queued += writes.queued;
         taken.writes_written += writes.written;
         taken.writes_dropped += writes.dropped;
-        if taken.is_empty() || !self.writable {
+        if !self.writable {
+            return Ok(());
+        }
+        self.forget_recent_backends(&mut taken.backends);
+        if taken.is_empty() {
             return Ok(());
         }
         let result = if taken.times.is_empty()
@@ -458,17 +463,10 @@ impl Store {
             && taken.backends.is_empty()
         {
             // Counts alone are not worth an index write (see `ReadCounters`).
-            let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            self.read_counters
-                .add(count(taken.hits), count(taken.misses), deadline)
-                .map_err(|e| match e.kind() {
-                    io::ErrorKind::WouldBlock => Error::Busy {
-                        path: self.layout.read_counters.clone(),
-                        what: "the read counters' lock",
-                        waited_ms: 0,
-                    },
-                    _ => write_err(&self.layout.read_counters, e),
-                })
+            self.add_read_counters(
+                &[(counter::HITS, taken.hits), (counter::MISSES, taken.misses)],
+                deadline,
+            )
         } else {
             let resolution =
                 i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
@@ -793,14 +791,59 @@ impl Store {
         Ok(removed)
     }
 
+    /// Removes from `used` the backend identities whose recorded last use is within the
+    /// access resolution: like an access time, a last use only needs refreshing once
+    /// in a while (foreignness is judged in days), and a warm start that skips it
+    /// writes nothing to the index. An identity the index cannot be asked about stays.
+    fn forget_recent_backends(&self, used: &mut HashMap<[u8; 32], String>) {
+        if used.is_empty() {
+            return;
+        }
+        let resolution =
+            i64::try_from(self.config.access_resolution.as_millis()).unwrap_or(i64::MAX);
+        let since_ms = self.config.clock.now_ms().saturating_sub(resolution);
+        let ids: Vec<[u8; 32]> = used.keys().copied().collect();
+        let recent = without_waiting(|| self.index().backends_seen_since(&ids, since_ms));
+        for id in recent.unwrap_or_default() {
+            used.remove(&id);
+        }
+    }
+
+    /// Adds `deltas` to the counters kept beside the index (`read_counters.rs`),
+    /// waiting for another process's lock on them until `deadline`.
+    pub(crate) fn add_read_counters(
+        &self,
+        deltas: &[(&str, i64)],
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        self.read_counters
+            .add(deltas, deadline)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock => Error::Busy {
+                    path: self.layout.read_counters.clone(),
+                    what: "the read counters' lock",
+                    waited_ms: 0,
+                },
+                _ => write_err(&self.layout.read_counters, e),
+            })
+    }
+
+    /// The value of `name` among the counters kept beside the index (0 when absent).
+    pub(crate) fn read_counter(&self, name: &str) -> Result<i64, Error> {
+        self.read_counters
+            .value(name)
+            .map_err(|e| io_err(&self.layout.read_counters, e))
+    }
+
     /// Counts and sizes, and the counters summed over every process (this one's
     /// batched counters are flushed first).
     pub fn stats(&self) -> Result<Stats, Error> {
         self.flush()?;
-        let (read_hits, read_misses) = self
+        let read = self
             .read_counters
             .read()
             .map_err(|e| io_err(&self.layout.read_counters, e))?;
+        let read_count = |name: &str| read.get(name).map_or(0, |n| u64::try_from(*n).unwrap_or(0));
         let index = self.index();
         let (entries, blobs, bytes_uncompressed, bytes_on_disk) = index.totals()?;
         Ok(Stats {
@@ -808,8 +851,12 @@ impl Store {
             blobs,
             bytes_uncompressed,
             bytes_on_disk,
-            hits: index.counter(counter::HITS)?.saturating_add(read_hits),
-            misses: index.counter(counter::MISSES)?.saturating_add(read_misses),
+            hits: index
+                .counter(counter::HITS)?
+                .saturating_add(read_count(counter::HITS)),
+            misses: index
+                .counter(counter::MISSES)?
+                .saturating_add(read_count(counter::MISSES)),
             puts: index.counter(counter::PUTS)?,
             evictions: index.counter(counter::EVICTIONS)?,
             corrupt: index.counter(counter::CORRUPT)?,

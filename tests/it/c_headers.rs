@@ -156,3 +156,35 @@ fn a_program_mixing_c_and_cxx_links_as_one() {
     util::assert_output(&warm, "30\n", 0);
     assert_eq!(warm.compiled(), 0, "{}", warm.stderr);
 }
+
+/// A warm run that compiles nothing writes nothing to the index: its counts (hits,
+/// manifest hits) go to the counters file beside it, its backends were seen a moment
+/// ago, so the write-ahead log is byte for byte what it was.
+#[test]
+fn a_warm_run_leaves_the_index_as_it_was() {
+    let dir = util::tempdir();
+    let cache = dir.path().join("cache");
+    let prog = val_program(dir.path(), 1);
+    let cold = util::run(&cache, &prog, &[]);
+    util::assert_output(&cold, "VAL=1\n", 0);
+    let warm = util::run(&cache, &prog, &[]);
+    util::assert_output(&warm, "VAL=1\n", 0);
+    let index = cache.join("v1");
+    let files = || {
+        ["index.sqlite", "index.sqlite-wal"]
+            .map(|f| std::fs::read(index.join(f)).unwrap_or_default())
+    };
+    let before = files();
+    let again = util::run(&cache, &prog, &[]);
+    util::assert_output(&again, "VAL=1\n", 0);
+    assert_eq!(again.compiled(), 0, "{}", again.stderr);
+    assert!(files() == before, "a warm run wrote to the index");
+    // Its counts still add up.
+    let stats = util::stats(&cache);
+    assert_eq!(stats["manifest_hits"], 2, "{stats}");
+    assert_eq!(
+        stats["hits"].as_u64().map(|h| h >= 2),
+        Some(true),
+        "{stats}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The `backends` table: the backend identities this machine produces, and when each
 //! was last used; the entries of the others ("foreign") are evicted first.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Index, to_u64};
 use crate::blob::BlobId;
@@ -28,6 +28,29 @@ impl Index {
             }
             Ok(())
         })
+    }
+
+    /// Those of `ids` whose last use is recorded at or after `since_ms`.
+    pub fn backends_seen_since(
+        &self,
+        ids: &[[u8; 32]],
+        since_ms: i64,
+    ) -> Result<Vec<[u8; 32]>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT last_seen_ms FROM backends WHERE identity = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut recent = Vec::new();
+        for id in ids {
+            let seen: Option<i64> = stmt
+                .query_row([id.as_slice()], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if seen.is_some_and(|ms| ms >= since_ms) {
+                recent.push(*id);
+            }
+        }
+        Ok(recent)
     }
 
     /// The foreign identities at `now_ms`: recorded identities not used for `max_age_ms`,
