@@ -18,16 +18,23 @@ fn val_program(root: &Path, val: u32) -> std::path::PathBuf {
     prog
 }
 
-#[test]
-fn a_header_in_a_subfolder_is_in_the_key() {
-    let dir = util::tempdir();
-    let cache = dir.path().join("cache");
-    let prog = val_program(dir.path(), 1);
+/// The `val_program` under `root` with `VAL` 1, run cold and then warm through the cache
+/// `root/cache` (both print `VAL=1`); returns the cache and the program.
+fn cached_val_program(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cache = root.join("cache");
+    let prog = val_program(root, 1);
     let cold = util::run(&cache, &prog, &[]);
     util::assert_output(&cold, "VAL=1\n", 0);
     let warm = util::run(&cache, &prog, &[]);
     util::assert_output(&warm, "VAL=1\n", 0);
     assert_eq!(warm.compiled(), 0, "{}", warm.stderr);
+    (cache, prog)
+}
+
+#[test]
+fn a_header_in_a_subfolder_is_in_the_key() {
+    let dir = util::tempdir();
+    let (cache, prog) = cached_val_program(dir.path());
 
     util::write(&prog, "inc/val.h", "#define VAL 2\n");
     let edited = util::run(&cache, &prog, &[]);
@@ -163,12 +170,7 @@ fn a_program_mixing_c_and_cxx_links_as_one() {
 #[test]
 fn a_warm_run_leaves_the_index_as_it_was() {
     let dir = util::tempdir();
-    let cache = dir.path().join("cache");
-    let prog = val_program(dir.path(), 1);
-    let cold = util::run(&cache, &prog, &[]);
-    util::assert_output(&cold, "VAL=1\n", 0);
-    let warm = util::run(&cache, &prog, &[]);
-    util::assert_output(&warm, "VAL=1\n", 0);
+    let (cache, prog) = cached_val_program(dir.path());
     let index = cache.join("v1");
     let files = || {
         ["index.sqlite", "index.sqlite-wal"]
