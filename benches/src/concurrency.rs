@@ -88,10 +88,12 @@ impl MixedReport {
 }
 
 /// Whether an error's text is SQLite's "database is locked" (`SQLITE_BUSY`) or
-/// "database table is locked" (`SQLITE_LOCKED`), or any other busy report.
+/// "database table is locked" (`SQLITE_LOCKED`), the store's own bounded wait running
+/// out (`Error::Busy`: "gave up after N ms waiting for ... held by another process"),
+/// or any other busy report.
 pub fn is_busy(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    t.contains("locked") || t.contains("busy")
+    t.contains("locked") || t.contains("busy") || t.contains("held by another process")
 }
 
 fn now_ms() -> u64 {
@@ -342,6 +344,12 @@ mod tests {
             "index.sqlite: index database error: database is locked"
         ));
         assert!(is_busy("database table is locked"));
+        let store_busy = jitcache_store::Error::Busy {
+            path: "/c/v1/index.sqlite".into(),
+            what: "the index's write lock",
+            waited_ms: 40,
+        };
+        assert!(is_busy(&store_busy.to_string()), "{store_busy}");
         assert!(!is_busy("no space left on device"));
     }
 
