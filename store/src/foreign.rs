@@ -6,11 +6,12 @@
 //! target) is recorded when a JIT uses it ([`Store::record_backend`], batched like
 //! access times and written at the next flush, so never waited for on a lookup's
 //! thread, and like them only when the recorded last use is older than
-//! [`StoreConfig::access_resolution`](crate::StoreConfig::access_resolution)) and its last-seen time is raised by every put of an entry made with it. It
-//! is *foreign* when it has not been used for [`StoreConfig::foreign_after`] (default
-//! 30 days: an old compiler, an old jitcache, a machine's former configuration), or
-//! has not been used since a newer identity of the same backend name was first seen
-//! (the compiler was upgraded). Entries whose identity was never recorded here (put
+//! [`StoreConfig::access_resolution`](crate::StoreConfig::access_resolution)) and its
+//! last-seen time is raised by every put of an entry made with it. It is *foreign*
+//! when it has not been used for [`StoreConfig::foreign_after`] (default 30 days: an
+//! old compiler, an old jitcache, a machine's former configuration), or has not been
+//! used since a newer identity of the same backend name was first seen (the compiler
+//! was upgraded). Entries whose identity was never recorded here (put
 //! without components, or copied from elsewhere) are never foreign.
 //!
 //! A size trim and a capped [`Store::gc`] evict foreign entries first, then least

@@ -56,25 +56,14 @@ impl LockFile {
     pub fn shared_until(&self, deadline: Instant, what: &'static str) -> Result<LockGuard, Error> {
         let file = self.open()?;
         let started = Instant::now();
-        let mut tries = 0u32;
-        loop {
-            match file.try_lock_shared() {
-                Ok(()) => return Ok(LockGuard { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&self.path, e)),
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Busy {
-                    path: self.path.clone(),
-                    what,
-                    waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                });
-            }
-            std::thread::sleep(poll_pause(tries).min(deadline - now));
-            tries = tries.saturating_add(1);
+        if poll_until(deadline, || file.try_lock_shared()).map_err(|e| io_err(&self.path, e))? {
+            return Ok(LockGuard { _file: file });
         }
+        Err(Error::Busy {
+            path: self.path.clone(),
+            what,
+            waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
     }
 
     /// Waits for an exclusive lock (gc, verify, clear).
@@ -95,6 +84,29 @@ impl LockFile {
             }
             Err(std::fs::TryLockError::Error(e)) => Err(io_err(&self.path, e)),
         }
+    }
+}
+
+/// Calls `try_lock` until it takes the lock (`true`) or `deadline` passes (`false`),
+/// sleeping [`poll_pause`] between tries: `flock` has no timeout.
+pub(crate) fn poll_until(
+    deadline: Instant,
+    mut try_lock: impl FnMut() -> Result<(), std::fs::TryLockError>,
+) -> io::Result<bool> {
+    let mut tries = 0u32;
+    loop {
+        match try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(poll_pause(tries).min(deadline - now));
+        tries = tries.saturating_add(1);
     }
 }
 

@@ -62,7 +62,9 @@ impl ReadCounters {
             .truncate(false)
             .mode(0o600)
             .open(&self.path)?;
-        lock_until(&file, deadline)?;
+        if !crate::lock::poll_until(deadline, || file.try_lock())? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let mut counters = parse(&read_bounded(&mut file)?).unwrap_or_default();
         for (name, n) in deltas {
             let value = counters.entry((*name).to_owned()).or_insert(0);
@@ -90,24 +92,6 @@ impl ReadCounters {
     /// The value of counter `name` (0 when the file has none).
     pub fn value(&self, name: &str) -> io::Result<i64> {
         Ok(self.read()?.get(name).copied().unwrap_or(0))
-    }
-}
-
-/// Takes `file`'s exclusive lock, polling until `deadline`.
-fn lock_until(file: &File, deadline: Instant) -> io::Result<()> {
-    let mut tries = 0u32;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        std::thread::sleep(crate::lock::poll_pause(tries).min(deadline - now));
-        tries = tries.saturating_add(1);
     }
 }
 
