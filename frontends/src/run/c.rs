@@ -50,8 +50,9 @@ fn sources(path: &Path) -> Result<(PathBuf, Vec<(PathBuf, Language)>), Error> {
     let (base, mut files) = if absolute.is_dir() {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&absolute).map_err(io)? {
-            let file = entry.map_err(io)?.path();
-            if let Some(lang) = language_of(&file).filter(|_| file.is_file()) {
+            let entry = entry.map_err(io)?;
+            let file = entry.path();
+            if let Some(lang) = language_of(&file).filter(|_| is_file(&entry)) {
                 files.push((file, lang));
             }
         }
@@ -74,6 +75,39 @@ fn sources(path: &Path) -> Result<(PathBuf, Vec<(PathBuf, Language)>), Error> {
     Ok((base, files))
 }
 
+/// Whether a directory entry is a regular file, or a link to one. The type comes from
+/// the directory listing itself, so only a symbolic link costs a `stat`: a warm start
+/// lists hundreds of sources.
+fn is_file(entry: &std::fs::DirEntry) -> bool {
+    match entry.file_type() {
+        Ok(kind) if kind.is_symlink() => entry.path().is_file(),
+        Ok(kind) => kind.is_file(),
+        Err(_) => entry.path().is_file(),
+    }
+}
+
+/// The bytes of a source file: `open`, `read` until end of file, `close`. A source is
+/// small, so a first read into a 64 KiB buffer usually holds it all, and the size
+/// query that `std::fs::read` makes first would be one more system call per unit.
+fn read_source(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
 /// Loads the C or C++ program at `path` (a file, or a directory of sources) and finds
 /// `main`.
 pub(super) fn load(cache: &JitCache, path: &Path, options: &RunOptions) -> Result<Loaded, Error> {
@@ -89,10 +123,7 @@ pub(super) fn load(cache: &JitCache, path: &Path, options: &RunOptions) -> Resul
     let mut sources = Vec::with_capacity(files.len());
     let mut names = Vec::with_capacity(files.len());
     for (file, _) in &files {
-        sources.push(std::fs::read(file).map_err(|source| Error::Io {
-            path: file.clone(),
-            source,
-        })?);
+        sources.push(read_source(file)?);
         names.push(
             file.strip_prefix(&base)
                 .unwrap_or(file)
@@ -224,5 +255,56 @@ impl Backend for Compilers {
 
     fn base_dir(&self) -> Option<&Path> {
         self.c.as_ref().or(self.cxx.as_ref())?.base_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_source_returns_every_byte_of_small_empty_and_large_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // 200 KiB spans several 64 KiB reads, with a last read that is not full.
+        let large: Vec<u8> = (0..200 * 1024 + 7).map(|i| (i * 31 % 251) as u8).collect();
+        for (name, bytes) in [
+            ("empty.c", Vec::new()),
+            ("small.c", b"int x;\n".to_vec()),
+            ("large.c", large),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(read_source(&path).unwrap(), bytes, "{name}");
+        }
+    }
+
+    #[test]
+    fn read_source_names_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.c");
+        match read_source(&missing) {
+            Err(Error::Io { path, source }) => {
+                assert_eq!(path, missing);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected an I/O error naming the file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sources_take_files_and_links_to_files_but_not_directories_or_dangling_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.c"), "int a;").unwrap();
+        std::fs::write(root.join("elsewhere.txt"), "int b;").unwrap();
+        std::os::unix::fs::symlink(root.join("elsewhere.txt"), root.join("b.c")).unwrap();
+        std::os::unix::fs::symlink(root.join("nothing"), root.join("dangling.c")).unwrap();
+        std::fs::create_dir(root.join("dir.c")).unwrap();
+        let (_, files) = sources(root).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.c", "b.c"]);
     }
 }
