@@ -621,7 +621,26 @@ impl Store {
     /// [`Store::put_with`]; a failed batch indexes none of its entries (blobs already
     /// written stay, as orphans for [`Store::gc`] if nothing else uses them).
     pub fn put_many(&self, entries: &[PutEntry<'_>]) -> Result<(), Error> {
-        let result = self.put_many_until(entries, self.config.write_timeout);
+        self.put_many_tries(entries, 1)
+    }
+
+    /// [`Store::put_many`], tried again while it finds a lock busy, up to `attempts`
+    /// times in all (each waiting at most the write timeout); a batch still not written
+    /// is counted as dropped once.
+    pub(crate) fn put_many_tries(
+        &self,
+        entries: &[PutEntry<'_>],
+        attempts: usize,
+    ) -> Result<(), Error> {
+        let mut result = self.put_many_until(entries, self.config.write_timeout);
+        for _ in 1..attempts {
+            match &result {
+                Err(e) if is_busy(e) => {
+                    result = self.put_many_until(entries, self.config.write_timeout);
+                }
+                _ => break,
+            }
+        }
         self.count_dropped(&result, entries.len());
         if result.is_ok() {
             self.maybe_checkpoint();

@@ -11,11 +11,13 @@
 //!   speed of synchronous puts rather than losing work or growing memory without bound.
 //! - The writer takes every put waiting when it wakes and writes them with
 //!   [`Store::put_many`]: one index transaction for a burst of compiles, each bounded by
-//!   the write timeout. A batch that cannot be written in time is dropped and counted.
+//!   the write timeout. A batch that finds a lock busy (a step of gc, another
+//!   process's commit) is tried again, three times in all, then dropped and counted:
+//!   the writer's waits cost no caller anything, a dropped batch costs its compiles.
 //! - A [`CompileLock`] handed with a put is released once the put is written (or
 //!   dropped), so other processes waiting to compile the key find it stored instead of
-//!   compiling it again. The hold is bounded: each batch waits at most the write
-//!   timeout, and a waiter's own single-flight timeout lets it compile anyway.
+//!   compiling it again. The hold is bounded: each batch waits at most three write
+//!   timeouts, and a waiter's own single-flight timeout lets it compile anyway.
 //! - [`Store::flush_writes`] waits, with a bound, until everything queued before it is
 //!   written. Dropping the store drains the queue waiting at most
 //!   [`StoreConfig::writer_drain_timeout`] (default 2 s); what is still queued then is
@@ -44,6 +46,10 @@ use crate::sync::lock;
 
 /// Puts the writer takes into one [`Store::put_many`] at most.
 const MAX_BATCH: usize = 64;
+
+/// How many times the writer tries a batch that finds a lock busy before it drops it:
+/// each try waits at most [`StoreConfig::write_timeout`].
+const WRITE_ATTEMPTS: usize = 3;
 
 /// One queued put.
 struct Job {
@@ -420,7 +426,10 @@ fn next_batch(shared: &Shared) -> Option<Vec<Job>> {
     }
 }
 
-/// Writes `batch` in one transaction; whether it was written.
+/// Writes `batch` in one transaction; whether it was written. A batch that finds the
+/// index or the gc lock busy is tried again, [`WRITE_ATTEMPTS`] times in all:
+/// the writer is off the JIT's path, so waiting a few write timeouts costs no caller
+/// anything, while dropping the batch costs its compiles again in the next process.
 fn write(store: &Store, batch: &[Job]) -> bool {
     store.pause_at(PausePoint::BackgroundQueued);
     let entries: Vec<PutEntry<'_>> = batch
@@ -431,5 +440,5 @@ fn write(store: &Store, batch: &[Job]) -> bool {
             meta: Some(&job.meta),
         })
         .collect();
-    store.put_many(&entries).is_ok()
+    store.put_many_tries(&entries, WRITE_ATTEMPTS).is_ok()
 }

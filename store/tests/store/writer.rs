@@ -236,3 +236,101 @@ pub fn child_locked(root: &Path) {
     store.flush_writes(Duration::from_secs(3600));
     std::thread::sleep(Duration::from_secs(3600));
 }
+
+/// A background put whose first try finds another process's write transaction open is
+/// tried again and written once the lock is gone (within the writer's three tries);
+/// nothing is counted as dropped.
+#[test]
+fn the_writer_tries_a_busy_batch_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cache");
+    let config = StoreConfig {
+        write_timeout: Duration::from_millis(100),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&root, config).expect("open");
+    store.put(&key(1), b"one").expect("put");
+    let locker = rusqlite::Connection::open(root.join("v1/index.sqlite")).expect("locker");
+    locker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    store
+        .put_background(&key(2), noise(2, 500), EntryMeta::default(), None)
+        .expect("put_background");
+    // Longer than one try (100 ms), shorter than three.
+    std::thread::sleep(Duration::from_millis(150));
+    locker.execute_batch("COMMIT").expect("commit");
+    drop(locker);
+    assert_eq!(store.flush_writes(FLUSH), 0, "the queue drains");
+    let other = Store::open(&root, StoreConfig::default()).expect("open again");
+    assert_eq!(
+        other.get(&key(2)).expect("get").as_deref(),
+        Some(&noise(2, 500)[..]),
+        "written by a later try"
+    );
+    drop(other);
+    // The writer's counts reach the index when its store closes.
+    drop(store);
+    let stats = Store::open(&root, StoreConfig::default())
+        .expect("reopen")
+        .stats()
+        .expect("stats");
+    assert_eq!(
+        (
+            stats.writes_written,
+            stats.writes_dropped,
+            stats.puts_dropped
+        ),
+        (1, 0, 0),
+        "{stats:?}"
+    );
+}
+
+/// A lock held through all three tries: the batch is dropped, counted once as a dropped
+/// background write and once as a dropped put, and the store goes on.
+#[test]
+fn the_writer_drops_a_batch_that_stays_busy_and_counts_it_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cache");
+    let config = StoreConfig {
+        write_timeout: Duration::from_millis(20),
+        ..StoreConfig::default()
+    };
+    let store = Store::open(&root, config).expect("open");
+    store.put(&key(1), b"one").expect("put");
+    let locker = rusqlite::Connection::open(root.join("v1/index.sqlite")).expect("locker");
+    locker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    store
+        .put_background(&key(2), noise(2, 500), EntryMeta::default(), None)
+        .expect("put_background");
+    assert_eq!(store.flush_writes(FLUSH), 0, "the batch is settled");
+    locker.execute_batch("COMMIT").expect("commit");
+    drop(locker);
+    let other = Store::open(&root, StoreConfig::default()).expect("open again");
+    assert_eq!(
+        other.get(&key(2)).expect("get"),
+        None,
+        "dropped, not written"
+    );
+    drop(other);
+    store
+        .put(&key(3), b"three")
+        .expect("a put once the lock is gone");
+    // The writer's counts reach the index when its store closes.
+    drop(store);
+    let stats = Store::open(&root, StoreConfig::default())
+        .expect("reopen")
+        .stats()
+        .expect("stats");
+    assert_eq!(
+        (
+            stats.writes_written,
+            stats.writes_dropped,
+            stats.puts_dropped
+        ),
+        (0, 1, 1),
+        "{stats:?}"
+    );
+}
