@@ -270,3 +270,14 @@ pub fn child_main() {
     }
     std::process::exit(0);
 }
+
+/// Another connection to the index of the cache at `root` holding its write lock (an
+/// open `BEGIN IMMEDIATE` transaction), as another process's commit would; `COMMIT` on
+/// it, or dropping it, lets go.
+pub fn hold_write_lock(root: &Path) -> rusqlite::Connection {
+    let locker = rusqlite::Connection::open(root.join("v1/index.sqlite")).expect("locker");
+    locker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    locker
+}

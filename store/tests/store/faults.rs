@@ -7,7 +7,9 @@ use std::process::Child;
 
 use jitcache_store::{Error, GcOptions, NoProgress, PAUSE_ENV, PausePoint, Store, StoreConfig};
 
-use crate::common::{assert_blob_files_sound, files_under, key, noise, spawn_child};
+use crate::common::{
+    assert_blob_files_sound, files_under, hold_write_lock, key, noise, spawn_child,
+};
 
 pub const VICTIM_KEY: u64 = 1000;
 
@@ -299,10 +301,7 @@ fn a_held_write_lock_never_blocks_lookups_and_bounds_puts() {
     let store = Store::open(&root, config).expect("open");
     store.put(&key(1), b"one").expect("put");
 
-    let locker = rusqlite::Connection::open(root.join("v1/index.sqlite")).expect("locker");
-    locker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("take the write lock");
+    let locker = hold_write_lock(&root);
     // Every lookup finds its flush due (interval zero) and must not wait for it.
     for _ in 0..3 {
         assert_eq!(

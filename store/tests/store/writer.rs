@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jitcache_store::{EntryMeta, GcOptions, NoProgress, PausePoint, Store, StoreConfig};
 
-use crate::common::{assert_blob_files_sound, child_command, key, noise, tagged};
+use crate::common::{assert_blob_files_sound, child_command, hold_write_lock, key, noise, tagged};
 use crate::faults::{VICTIM_KEY, kill, reopen_after_kill, start_paused, victim_bytes};
 
 const FLUSH: Duration = Duration::from_secs(30);
@@ -237,6 +237,45 @@ pub fn child_locked(root: &Path) {
     std::thread::sleep(Duration::from_secs(3600));
 }
 
+/// A store at `root` whose writes wait at most `write_timeout`, holding `key(1)`, with
+/// its index's write lock held by another connection and `key(2)` queued for the
+/// background writer behind it.
+fn busy_store_with_a_queued_put(
+    root: &Path,
+    write_timeout: Duration,
+) -> (Store, rusqlite::Connection) {
+    let config = StoreConfig {
+        write_timeout,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(root, config).expect("open");
+    store.put(&key(1), b"one").expect("put");
+    let locker = hold_write_lock(root);
+    store
+        .put_background(&key(2), noise(2, 500), EntryMeta::default(), None)
+        .expect("put_background");
+    (store, locker)
+}
+
+/// What `key(2)` reads as from another store, then `store`'s writer's counts once it is
+/// closed (they reach the index then): written, dropped, puts dropped.
+fn queued_put_outcome(root: &Path, store: Store) -> (Option<Vec<u8>>, (u64, u64, u64)) {
+    let other = Store::open(root, StoreConfig::default()).expect("open again");
+    let found = other.get(&key(2)).expect("get").map(|b| b.to_vec());
+    drop(other);
+    drop(store);
+    let stats = Store::open(root, StoreConfig::default())
+        .expect("reopen")
+        .stats()
+        .expect("stats");
+    let counts = (
+        stats.writes_written,
+        stats.writes_dropped,
+        stats.puts_dropped,
+    );
+    (found, counts)
+}
+
 /// A background put whose first try finds another process's write transaction open is
 /// tried again and written once the lock is gone (within the writer's three tries);
 /// nothing is counted as dropped.
@@ -244,46 +283,15 @@ pub fn child_locked(root: &Path) {
 fn the_writer_tries_a_busy_batch_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("cache");
-    let config = StoreConfig {
-        write_timeout: Duration::from_millis(100),
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&root, config).expect("open");
-    store.put(&key(1), b"one").expect("put");
-    let locker = rusqlite::Connection::open(root.join("v1/index.sqlite")).expect("locker");
-    locker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("take the write lock");
-    store
-        .put_background(&key(2), noise(2, 500), EntryMeta::default(), None)
-        .expect("put_background");
+    let (store, locker) = busy_store_with_a_queued_put(&root, Duration::from_millis(100));
     // Longer than one try (100 ms), shorter than three.
     std::thread::sleep(Duration::from_millis(150));
     locker.execute_batch("COMMIT").expect("commit");
     drop(locker);
     assert_eq!(store.flush_writes(FLUSH), 0, "the queue drains");
-    let other = Store::open(&root, StoreConfig::default()).expect("open again");
-    assert_eq!(
-        other.get(&key(2)).expect("get").as_deref(),
-        Some(&noise(2, 500)[..]),
-        "written by a later try"
-    );
-    drop(other);
-    // The writer's counts reach the index when its store closes.
-    drop(store);
-    let stats = Store::open(&root, StoreConfig::default())
-        .expect("reopen")
-        .stats()
-        .expect("stats");
-    assert_eq!(
-        (
-            stats.writes_written,
-            stats.writes_dropped,
-            stats.puts_dropped
-        ),
-        (1, 0, 0),
-        "{stats:?}"
-    );
+    let (found, counts) = queued_put_outcome(&root, store);
+    assert_eq!(found, Some(noise(2, 500)), "written by a later try");
+    assert_eq!(counts, (1, 0, 0), "written, dropped, puts dropped");
 }
 
 /// A lock held through all three tries: the batch is dropped, counted once as a dropped
@@ -292,45 +300,14 @@ fn the_writer_tries_a_busy_batch_again() {
 fn the_writer_drops_a_batch_that_stays_busy_and_counts_it_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("cache");
-    let config = StoreConfig {
-        write_timeout: Duration::from_millis(20),
-        ..StoreConfig::default()
-    };
-    let store = Store::open(&root, config).expect("open");
-    store.put(&key(1), b"one").expect("put");
-    let locker = rusqlite::Connection::open(root.join("v1/index.sqlite")).expect("locker");
-    locker
-        .execute_batch("BEGIN IMMEDIATE")
-        .expect("take the write lock");
-    store
-        .put_background(&key(2), noise(2, 500), EntryMeta::default(), None)
-        .expect("put_background");
+    let (store, locker) = busy_store_with_a_queued_put(&root, Duration::from_millis(20));
     assert_eq!(store.flush_writes(FLUSH), 0, "the batch is settled");
     locker.execute_batch("COMMIT").expect("commit");
     drop(locker);
-    let other = Store::open(&root, StoreConfig::default()).expect("open again");
-    assert_eq!(
-        other.get(&key(2)).expect("get"),
-        None,
-        "dropped, not written"
-    );
-    drop(other);
     store
         .put(&key(3), b"three")
         .expect("a put once the lock is gone");
-    // The writer's counts reach the index when its store closes.
-    drop(store);
-    let stats = Store::open(&root, StoreConfig::default())
-        .expect("reopen")
-        .stats()
-        .expect("stats");
-    assert_eq!(
-        (
-            stats.writes_written,
-            stats.writes_dropped,
-            stats.puts_dropped
-        ),
-        (0, 1, 1),
-        "{stats:?}"
-    );
+    let (found, counts) = queued_put_outcome(&root, store);
+    assert_eq!(found, None, "dropped, not written");
+    assert_eq!(counts, (0, 1, 1), "written, dropped, puts dropped");
 }
