@@ -281,9 +281,11 @@ impl Store {
             left.len()
         };
         shared.dropped.fetch_add(left as i64, Ordering::Relaxed);
-        // The batch in flight, if any, is bounded by the write timeout.
+        // The batch in flight, if any, is bounded by its tries of the write timeout: each
+        // try's wait, and as long again for its work.
+        let in_flight_bound = self.config.write_timeout * (2 * WRITE_ATTEMPTS as u32);
         if let Some(thread) = writer.thread.take()
-            && wait_drained(&shared, Instant::now() + self.config.write_timeout * 4) == 0
+            && wait_drained(&shared, Instant::now() + in_flight_bound) == 0
         {
             let _ = thread.join();
         }
