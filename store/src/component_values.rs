@@ -70,7 +70,12 @@ impl Store {
     /// batches wrote to the index.
     pub fn counter(&self, name: &str) -> Result<u64, Error> {
         let indexed = self.index().counter(name)?;
-        let beside = u64::try_from(self.read_counter(name)?).unwrap_or(0);
+        let beside = self
+            .counters_beside_index()?
+            .get(name)
+            .copied()
+            .unwrap_or(0);
+        let beside = u64::try_from(beside).unwrap_or(0);
         Ok(indexed.saturating_add(beside))
     }
 }
@@ -123,5 +128,31 @@ mod tests {
         let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
         assert_eq!(store.counter("test.hits").unwrap(), 200);
         assert_eq!(store.counter("test.misses").unwrap(), 1);
+    }
+
+    /// Reading the counters waits for another process's lock on their file with a
+    /// bound (`busy_timeout`), then fails with `Busy` naming the file.
+    #[test]
+    fn a_held_counters_lock_bounds_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            busy_timeout: std::time::Duration::from_millis(30),
+            ..StoreConfig::default()
+        };
+        let store = Store::open(dir.path(), config).unwrap();
+        store.add_counters(&[("test.hits", 1)]).unwrap();
+        let holder = std::fs::File::open(dir.path().join("v1/read-counters")).unwrap();
+        holder.lock().unwrap();
+        let started = std::time::Instant::now();
+        match store.counter("test.hits") {
+            Err(crate::Error::Busy { path, what, .. }) => {
+                assert_eq!(what, "the read counters' lock");
+                assert!(path.ends_with("read-counters"), "{}", path.display());
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        drop(holder);
+        assert_eq!(store.counter("test.hits").unwrap(), 1);
     }
 }

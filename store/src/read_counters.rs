@@ -78,20 +78,18 @@ impl ReadCounters {
         Ok(())
     }
 
-    /// Every counter in the file; empty when the file is missing or damaged.
-    pub fn read(&self) -> io::Result<BTreeMap<String, i64>> {
+    /// Every counter in the file; empty when the file is missing or damaged. Waits for
+    /// a writer's lock on it until `deadline` (then fails with `WouldBlock`).
+    pub fn read(&self, deadline: Instant) -> io::Result<BTreeMap<String, i64>> {
         let mut file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(e),
         };
-        file.lock_shared()?;
+        if !crate::lock::poll_until(deadline, || file.try_lock_shared())? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         Ok(parse(&read_bounded(&mut file)?).unwrap_or_default())
-    }
-
-    /// The value of counter `name` (0 when the file has none).
-    pub fn value(&self, name: &str) -> io::Result<i64> {
-        Ok(self.read()?.get(name).copied().unwrap_or(0))
     }
 }
 
@@ -157,12 +155,21 @@ mod tests {
         Instant::now() + Duration::from_secs(1)
     }
 
+    impl ReadCounters {
+        fn value(&self, name: &str) -> io::Result<i64> {
+            Ok(self.read(soon())?.get(name).copied().unwrap_or(0))
+        }
+    }
+
     #[test]
     fn counters_add_up_over_writers_and_survive_damage() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("read-counters");
         let counters = ReadCounters::new(&path);
-        assert!(counters.read().expect("read").is_empty(), "no file yet");
+        assert!(
+            counters.read(soon()).expect("read").is_empty(),
+            "no file yet"
+        );
         counters
             .add(&[("hits", 3), ("misses", 1)], soon())
             .expect("add");
@@ -178,16 +185,16 @@ mod tests {
         assert_eq!(counters.value("absent").expect("read"), 0);
         // A damaged file restarts the counts instead of failing.
         std::fs::write(&path, b"garbage").expect("damage");
-        assert!(counters.read().expect("read").is_empty());
+        assert!(counters.read(soon()).expect("read").is_empty());
         counters.add(&[("hits", 1)], soon()).expect("add");
         assert_eq!(counters.value("hits").expect("read"), 1);
         // A file cut short is damage too, and the next write leaves a well-formed one.
         let whole = std::fs::read(&path).expect("bytes");
         std::fs::write(&path, &whole[..whole.len() - 1]).expect("cut");
-        assert!(counters.read().expect("read").is_empty());
+        assert!(counters.read(soon()).expect("read").is_empty());
         counters.add(&[("misses", 2)], soon()).expect("add");
         assert_eq!(
-            counters.read().expect("read"),
+            counters.read(soon()).expect("read"),
             BTreeMap::from([("misses".to_owned(), 2)])
         );
     }
@@ -231,6 +238,12 @@ mod tests {
         let started = Instant::now();
         let err = counters
             .add(&[("hits", 1)], Instant::now() + Duration::from_millis(30))
+            .expect_err("lock held");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A reader waits for a writer's lock with a bound too.
+        let err = counters
+            .read(Instant::now() + Duration::from_millis(30))
             .expect_err("lock held");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         assert!(started.elapsed() < Duration::from_secs(5));

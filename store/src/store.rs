@@ -1,6 +1,6 @@
 //! The store: opening a cache directory, and the put and get paths.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -835,33 +835,44 @@ impl Store {
         deltas: &[(&str, i64)],
         deadline: Instant,
     ) -> Result<(), Error> {
+        let started = Instant::now();
         self.read_counters
             .add(deltas, deadline)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::WouldBlock => Error::Busy {
-                    path: self.layout.read_counters.clone(),
-                    what: "the read counters' lock",
-                    waited_ms: 0,
-                },
-                _ => write_err(&self.layout.read_counters, e),
-            })
+            .map_err(|e| self.read_counters_err(e, started, write_err))
     }
 
-    /// The value of `name` among the counters kept beside the index (0 when absent).
-    pub(crate) fn read_counter(&self, name: &str) -> Result<i64, Error> {
+    /// The counters kept beside the index, waiting for a writer's lock on them at most
+    /// [`StoreConfig::busy_timeout`] (they are read for statistics, never by a lookup).
+    pub(crate) fn counters_beside_index(&self) -> Result<BTreeMap<String, i64>, Error> {
+        let started = Instant::now();
         self.read_counters
-            .value(name)
-            .map_err(|e| io_err(&self.layout.read_counters, e))
+            .read(started + self.config.busy_timeout)
+            .map_err(|e| self.read_counters_err(e, started, io_err))
+    }
+
+    /// An error of the read counters' file: `Busy` when its lock stayed held, else
+    /// `other`'s error naming the file.
+    fn read_counters_err(
+        &self,
+        e: io::Error,
+        started: Instant,
+        other: fn(&Path, io::Error) -> Error,
+    ) -> Error {
+        match e.kind() {
+            io::ErrorKind::WouldBlock => Error::Busy {
+                path: self.layout.read_counters.clone(),
+                what: "the read counters' lock",
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            },
+            _ => other(&self.layout.read_counters, e),
+        }
     }
 
     /// Counts and sizes, and the counters summed over every process (this one's
     /// batched counters are flushed first).
     pub fn stats(&self) -> Result<Stats, Error> {
         self.flush()?;
-        let read = self
-            .read_counters
-            .read()
-            .map_err(|e| io_err(&self.layout.read_counters, e))?;
+        let read = self.counters_beside_index()?;
         let read_count = |name: &str| read.get(name).map_or(0, |n| u64::try_from(*n).unwrap_or(0));
         let index = self.index();
         let (entries, blobs, bytes_uncompressed, bytes_on_disk) = index.totals()?;
