@@ -180,11 +180,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 /// The model's answer to a read of `k` that returned `got`.
-fn check_read(
-    model: &mut HashMap<u8, Expect>,
-    k: u8,
-    got: Option<&[u8]>,
-) -> Result<(), TestCaseError> {
+fn check_read(model: &HashMap<u8, Expect>, k: u8, got: Option<&[u8]>) -> Result<(), TestCaseError> {
     match (got, model.get(&k)) {
         (Some(bytes), Some(e)) => {
             prop_assert!(
@@ -197,10 +193,10 @@ fn check_read(
             )
         }
         (Some(_), None) => prop_assert!(false, "hit on key {} the model does not hold", k),
-        (None, Some(e)) => {
-            prop_assert!(!e.must_hit, "miss on key {} that must be there", k);
-            model.remove(&k);
-        }
+        // A miss does not forget the content: a put of the same bytes under another
+        // key rewrites a damaged blob they share, so a later read (even a later one in
+        // the same `get_many`, reading the blob after the rewrite) may find it again.
+        (None, Some(e)) => prop_assert!(!e.must_hit, "miss on key {} that must be there", k),
         (None, None) => {}
     }
     Ok(())
