@@ -7,7 +7,9 @@
 //!    **manifests** — for a backend whose compiles read files besides the unit (a C
 //!    compiler reads headers), every unit whose manifest names a compile whose files are
 //!    unchanged has that compile's object key; the others have none, and the reason.
-//!    For other backends a unit's object is stored under its key.
+//!    A large batch first reads its batch manifest: when its files are unchanged, it
+//!    names every unit's object key at once. For other backends a unit's object is
+//!    stored under its key.
 //! 2. **memory** — every resident unit has its resident copy; when all of them are
 //!    resident and were linked together, they are the answer.
 //! 3. **read** — every other unit has its object if a tier holds it: from the batch's
@@ -16,7 +18,9 @@
 //!    key's single-flight lock when the store is usable, or read from the store when
 //!    another process compiled it meanwhile).
 //! 5. **link** — the whole batch is one link unit, resident units linked anew with it.
-//! 6. **pack** — a packable batch that did not come from its pack has its pack written.
+//! 6. **pack** — a packable batch that did not come from its pack has its pack written
+//!    under the key of the objects it ended up with (none when an object could not be
+//!    stored), and one whose batch manifest did not name its objects has that written.
 //! 7. **record** — every unit is resident, bound to the new link unit, and the stats
 //!    count the batch.
 //!
@@ -32,6 +36,7 @@ use jitcache_linker::{LoadOptions, ObjectFile, UnitId};
 use jitcache_store::sync::lock;
 use jitcache_store::{Key, KeyBuilder, KeyComponents};
 
+use super::batch_manifest::{self, BatchManifest, Files};
 use super::manifest::{self, Check, FileMemo, Manifest};
 use super::{CacheStats, JitCache, KeyParts, LoadedUnit, MissReason, Origin, Resident, pack};
 use crate::Error;
@@ -50,6 +55,11 @@ struct Batch<'a> {
     stale: Vec<Option<MissReason>>,
     /// Whether the backend's compiles read files, so that units keep manifests.
     manifests: bool,
+    /// The key (and components) of the batch's batch manifest, for a batch large enough
+    /// to keep one.
+    batch_manifest: Option<(Key, KeyComponents)>,
+    /// The batch manifest that named the units' objects, when one did.
+    held: Option<BatchManifest>,
 }
 
 /// A unit to compile, and what the compile needs to know about it.
@@ -78,9 +88,9 @@ struct Read {
     /// One entry for each unit that is not resident, in batch order: its object and
     /// where it came from, if a tier holds it.
     found: Vec<Option<(pack::Object, Origin)>>,
-    /// The key of the batch's pack when the batch is packable and its pack was not read:
-    /// the pack to write once the batch links.
-    pack_to_write: Option<Key>,
+    /// Whether the batch is packable and its pack was not read: the pack to write once
+    /// the batch links (under the key of the objects it ends up with).
+    write_pack: bool,
 }
 
 impl JitCache {
@@ -130,10 +140,11 @@ impl JitCache {
         // 5. Link.
         let link = self.link_batch(parts, &objects)?;
 
-        // 6. Pack.
-        if let Some(pack_key) = read.pack_to_write {
-            self.write_pack(&pack_key, &objects);
+        // 6. Pack (unless an object could not be stored: a pack must not keep it either).
+        if read.write_pack && counts.not_stored == 0 {
+            self.write_pack(&pack::pack_key(&object_keys), &objects);
         }
+        self.write_batch_manifest(&batch, &object_keys);
 
         // 7. Record.
         let units = self.record_residents(&batch, &object_keys, objects, link);
@@ -157,6 +168,10 @@ impl JitCache {
     ) -> CacheStats {
         let mut counts = CacheStats::default();
         if !batch.manifests {
+            return counts;
+        }
+        if self.resolve_from_batch_manifest(batch, base, memo) {
+            counts.manifest_hits = batch.keys.len() as u64;
             return counts;
         }
         let unknown: Vec<Key> = {
@@ -216,6 +231,44 @@ impl JitCache {
             self.write_many(&entries);
         }
         counts
+    }
+
+    /// For a batch large enough to keep a batch manifest: reads it (from the store, then
+    /// the remote tier), and when its files are unchanged sets every unit's object key
+    /// from it and returns true. A batch manifest whose files' metadata changed without
+    /// their contents is written again with fresh metadata.
+    fn resolve_from_batch_manifest(
+        &self,
+        batch: &mut Batch<'_>,
+        base: Option<&Path>,
+        memo: &mut FileMemo,
+    ) -> bool {
+        if self.store.is_none() || batch.keys.len() < pack::PACK_MIN_UNITS {
+            return false;
+        }
+        let (key, components) = batch_manifest::key(&batch.keys);
+        let found = self
+            .read_many(&[key])
+            .pop()
+            .flatten()
+            .and_then(|(bytes, _)| BatchManifest::decode(&bytes, batch.keys.len()));
+        batch.batch_manifest = Some((key, components));
+        let Some(held) = found else {
+            return false;
+        };
+        let Ok(refresh) = held.check(base, memo) else {
+            return false;
+        };
+        if refresh && let Some(fresh) = held.refreshed(base, memo) {
+            self.write(
+                &key,
+                &fresh.encode(),
+                batch.batch_manifest.as_ref().map(|b| &b.1),
+            );
+        }
+        batch.objects = held.objects.iter().copied().map(Some).collect();
+        batch.held = Some(held);
+        true
     }
 
     // -----------------------------------------------------------------------------------
@@ -282,7 +335,7 @@ impl JitCache {
         {
             return Read {
                 found,
-                pack_to_write: None,
+                write_pack: false,
             };
         }
         let wanted: Vec<Key> = not_resident.iter().flatten().copied().collect();
@@ -296,7 +349,7 @@ impl JitCache {
             .collect();
         Read {
             found,
-            pack_to_write: pack_key.map(|(key, _)| key),
+            write_pack: packable,
         }
     }
 
@@ -553,6 +606,44 @@ impl JitCache {
         self.write(pack_key, &bytes, None);
     }
 
+    /// Stores the batch manifest of a batch that keeps one, unless the one it read named
+    /// exactly these objects: the union of the files of every unit's compile (the held
+    /// batch manifest's files standing in for the units whose objects it named). Nothing
+    /// is written when some unit has no such compile (its object could not be stored) or
+    /// the compiles disagree about a file.
+    fn write_batch_manifest(&self, batch: &Batch<'_>, object_keys: &[Key]) {
+        let Some((key, components)) = &batch.batch_manifest else {
+            return;
+        };
+        let held = batch.held.as_ref();
+        if held.is_some_and(|h| h.objects == object_keys) {
+            return;
+        }
+        let known = lock(&self.manifests);
+        let mut files: Vec<Files<'_>> = held.map(BatchManifest::files).into_iter().collect();
+        for (i, (unit, object)) in batch.keys.iter().zip(object_keys).enumerate() {
+            if held.is_some_and(|h| h.objects[i] == *object) {
+                continue;
+            }
+            let Some(entry) = known
+                .get(unit)
+                .and_then(|m| m.entries.iter().find(|e| e.object == *object))
+            else {
+                return;
+            };
+            files.push(Files {
+                inputs: &entry.inputs,
+                absent: &entry.absent,
+                recorded_ns: entry.recorded_ns,
+            });
+        }
+        let Some(fresh) = BatchManifest::union(object_keys.to_vec(), &files) else {
+            return;
+        };
+        drop(known);
+        self.write(key, &fresh.encode(), Some(components));
+    }
+
     // -----------------------------------------------------------------------------------
     // 7. Record.
 
@@ -621,6 +712,8 @@ impl<'a> Batch<'a> {
             objects,
             keys,
             manifests: false,
+            batch_manifest: None,
+            held: None,
         }
     }
 }

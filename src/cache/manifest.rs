@@ -249,13 +249,7 @@ impl Manifest {
     ) -> Option<Manifest> {
         let mut entry = self.entries.get(index)?.clone();
         entry.recorded_ns = unix_ns(SystemTime::now());
-        for input in &mut entry.inputs {
-            let (stat, hash) = memo.hash(&resolve(base, &input.path)).ok()?;
-            if hash != input.hash || !trusted(&stat, entry.recorded_ns) {
-                return None;
-            }
-            input.stat = stat;
-        }
+        entry.inputs = refreshed_inputs(&entry.inputs, entry.recorded_ns, base, memo)?;
         Some(self.with_newest(entry))
     }
 
@@ -284,21 +278,7 @@ impl Manifest {
         for entry in &self.entries {
             out.extend_from_slice(entry.object.as_bytes());
             out.extend_from_slice(&entry.recorded_ns.to_le_bytes());
-            put_u32(&mut out, entry.inputs.len());
-            for input in &entry.inputs {
-                put_path(&mut out, &input.path);
-                let s = &input.stat;
-                out.extend_from_slice(&s.size.to_le_bytes());
-                out.extend_from_slice(&s.mtime_ns.to_le_bytes());
-                out.extend_from_slice(&s.ctime_ns.to_le_bytes());
-                out.extend_from_slice(&s.inode.to_le_bytes());
-                out.extend_from_slice(&s.device.to_le_bytes());
-                out.extend_from_slice(&input.hash);
-            }
-            put_u32(&mut out, entry.absent.len());
-            for path in &entry.absent {
-                put_path(&mut out, path);
-            }
+            put_files(&mut out, &entry.inputs, &entry.absent);
         }
         out
     }
@@ -318,28 +298,7 @@ impl Manifest {
         for _ in 0..count {
             let object = Key::from_bytes(r.array()?);
             let recorded_ns = i64::from_le_bytes(r.array()?);
-            let n = r.u32()?;
-            let mut inputs = Vec::with_capacity(n.min(4096));
-            for _ in 0..n {
-                let path = r.path()?;
-                let stat = FileStat {
-                    size: u64::from_le_bytes(r.array()?),
-                    mtime_ns: i64::from_le_bytes(r.array()?),
-                    ctime_ns: i64::from_le_bytes(r.array()?),
-                    inode: u64::from_le_bytes(r.array()?),
-                    device: u64::from_le_bytes(r.array()?),
-                };
-                inputs.push(Input {
-                    path,
-                    stat,
-                    hash: r.array()?,
-                });
-            }
-            let n = r.u32()?;
-            let mut absent = Vec::with_capacity(n.min(4096));
-            for _ in 0..n {
-                absent.push(r.path()?);
-            }
+            let (inputs, absent) = r.files()?;
             entries.push(Entry {
                 object,
                 recorded_ns,
@@ -355,30 +314,63 @@ impl Entry {
     /// Whether every input still has its recorded contents and every absent path is
     /// still absent; `Ok(true)` when it holds but its metadata is worth refreshing.
     fn check(&self, base: Option<&Path>, memo: &mut FileMemo) -> Result<bool, Mismatch> {
-        let mut refresh = false;
-        for input in &self.inputs {
-            let path = resolve(base, &input.path);
-            let now = memo
-                .stat(&path)
-                .ok_or_else(|| Mismatch::Changed(input.path.clone()))?;
-            if now == input.stat && trusted(&input.stat, self.recorded_ns) {
-                continue;
-            }
-            let (_, hash) = memo
-                .hash(&path)
-                .map_err(|_| Mismatch::Changed(input.path.clone()))?;
-            if hash != input.hash {
-                return Err(Mismatch::Changed(input.path.clone()));
-            }
-            refresh = true;
-        }
-        for path in &self.absent {
-            if memo.stat(&resolve(base, path)).is_some() {
-                return Err(Mismatch::Appeared(path.clone()));
-            }
-        }
-        Ok(refresh)
+        check_files(&self.inputs, &self.absent, self.recorded_ns, base, memo)
     }
+}
+
+/// Whether every one of `inputs`, recorded at `recorded_ns`, still has its recorded
+/// contents and every `absent` path is still absent; `Ok(true)` when they hold but some
+/// input's metadata is worth refreshing.
+pub(crate) fn check_files(
+    inputs: &[Input],
+    absent: &[PathBuf],
+    recorded_ns: i64,
+    base: Option<&Path>,
+    memo: &mut FileMemo,
+) -> Result<bool, Mismatch> {
+    let mut refresh = false;
+    for input in inputs {
+        let path = resolve(base, &input.path);
+        let now = memo
+            .stat(&path)
+            .ok_or_else(|| Mismatch::Changed(input.path.clone()))?;
+        if now == input.stat && trusted(&input.stat, recorded_ns) {
+            continue;
+        }
+        let (_, hash) = memo
+            .hash(&path)
+            .map_err(|_| Mismatch::Changed(input.path.clone()))?;
+        if hash != input.hash {
+            return Err(Mismatch::Changed(input.path.clone()));
+        }
+        refresh = true;
+    }
+    for path in absent {
+        if memo.stat(&resolve(base, path)).is_some() {
+            return Err(Mismatch::Appeared(path.clone()));
+        }
+    }
+    Ok(refresh)
+}
+
+/// `inputs` with the metadata `memo` has now (it hashes them), to be recorded at
+/// `recorded_ns`; `None` when that would not spare later lookups any hashing: some
+/// input's contents changed, or it is still too recently modified to trust.
+pub(crate) fn refreshed_inputs(
+    inputs: &[Input],
+    recorded_ns: i64,
+    base: Option<&Path>,
+    memo: &mut FileMemo,
+) -> Option<Vec<Input>> {
+    let mut fresh = inputs.to_vec();
+    for input in &mut fresh {
+        let (stat, hash) = memo.hash(&resolve(base, &input.path)).ok()?;
+        if hash != input.hash || !trusted(&stat, recorded_ns) {
+            return None;
+        }
+        input.stat = stat;
+    }
+    Some(fresh)
 }
 
 /// Whether `stat`, recorded at `recorded_ns`, may stand in for the file's contents.
@@ -461,7 +453,7 @@ fn resolve(base: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
-fn put_u32(out: &mut Vec<u8>, n: usize) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
 }
 
@@ -471,11 +463,31 @@ fn put_path(out: &mut Vec<u8>, path: &Path) {
     out.extend_from_slice(bytes);
 }
 
+/// Writes `inputs` (path, metadata, hash) and the `absent` paths, each list after its
+/// length.
+pub(crate) fn put_files(out: &mut Vec<u8>, inputs: &[Input], absent: &[PathBuf]) {
+    put_u32(out, inputs.len());
+    for input in inputs {
+        put_path(out, &input.path);
+        let s = &input.stat;
+        out.extend_from_slice(&s.size.to_le_bytes());
+        out.extend_from_slice(&s.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&s.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&s.inode.to_le_bytes());
+        out.extend_from_slice(&s.device.to_le_bytes());
+        out.extend_from_slice(&input.hash);
+    }
+    put_u32(out, absent.len());
+    for path in absent {
+        put_path(out, path);
+    }
+}
+
 /// A cursor over a manifest's bytes; every read is bounds-checked.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -484,11 +496,11 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
     }
 
-    fn u32(&mut self) -> Option<usize> {
+    pub(crate) fn u32(&mut self) -> Option<usize> {
         usize::try_from(u32::from_le_bytes(self.array()?)).ok()
     }
 
@@ -496,6 +508,33 @@ impl<'a> Reader<'a> {
         let n = self.u32()?;
         let bytes = self.take(n)?;
         Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+
+    /// The inputs and absent paths [`put_files`] wrote.
+    pub(crate) fn files(&mut self) -> Option<(Vec<Input>, Vec<PathBuf>)> {
+        let n = self.u32()?;
+        let mut inputs = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            let path = self.path()?;
+            let stat = FileStat {
+                size: u64::from_le_bytes(self.array()?),
+                mtime_ns: i64::from_le_bytes(self.array()?),
+                ctime_ns: i64::from_le_bytes(self.array()?),
+                inode: u64::from_le_bytes(self.array()?),
+                device: u64::from_le_bytes(self.array()?),
+            };
+            inputs.push(Input {
+                path,
+                stat,
+                hash: self.array()?,
+            });
+        }
+        let n = self.u32()?;
+        let mut absent = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            absent.push(self.path()?);
+        }
+        Some((inputs, absent))
     }
 }
 

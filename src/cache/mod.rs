@@ -3,10 +3,11 @@
 //!
 //! A lookup's levels are the steps of `batch`; `local` and `remote` read and write the
 //! two persistent tiers, `pack` holds a batch's objects as one entry, `manifest` what a
-//! unit's object depends on besides the unit (a C unit's headers), and `explain` says
-//! why a unit missed.
+//! unit's object depends on besides the unit (a C unit's headers), `batch_manifest` the
+//! same for a whole batch in one entry, and `explain` says why a unit missed.
 
 mod batch;
+mod batch_manifest;
 mod explain;
 mod local;
 mod manifest;

@@ -1,4 +1,5 @@
 //! Integration tests of the whole workspace, one test binary with a module per area.
+mod batch_manifests;
 mod bypass;
 mod c_headers;
 mod c_props;
