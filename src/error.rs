@@ -23,6 +23,16 @@ pub enum Error {
         /// What went wrong, as the frontend reported it.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A file the caller named could not be read ([`JitCache::file_digests`]).
+    ///
+    /// [`JitCache::file_digests`]: crate::JitCache::file_digests
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
     /// A unit's closure was called a second time for the same batch entry.
     #[error("{unit}: unit requested twice")]
     UnitRequestedTwice {

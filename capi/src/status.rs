@@ -129,6 +129,7 @@ impl From<Error> for ApiError {
             Error::Link(_) => Status::Link,
             Error::Frontend { .. } | Error::UnitRequestedTwice { .. } => Status::Callback,
             Error::MissingSymbol { .. } => Status::NotFound,
+            Error::Io { .. } => Status::Io,
         };
         ApiError::new(status, err.to_string())
     }

@@ -36,19 +36,34 @@ impl JitCache {
         self.write_many(&[(*key, bytes, components)]);
     }
 
+    /// Stores `bytes` under `key` as [`JitCache::write`] does, in this machine's store
+    /// only: for what describes this machine's files (their inodes and paths), which is
+    /// no use to a fleet.
+    pub(super) fn write_local(&self, key: &Key, bytes: &[u8], components: &KeyComponents) {
+        self.store_entries(&[(*key, bytes, Some(components))], false);
+    }
+
     /// Stores several entries as [`JitCache::write`] does, in one store transaction.
     pub(super) fn write_many(&self, entries: &[(Key, &[u8], Option<&KeyComponents>)]) {
+        self.store_entries(entries, true);
+    }
+
+    /// Stores `entries` in one store transaction (or queues them for the background
+    /// writer), and uploads them when `upload` and the remote tier takes uploads.
+    fn store_entries(&self, entries: &[(Key, &[u8], Option<&KeyComponents>)], upload: bool) {
         let Some(store) = &self.store else {
             return;
         };
+        if upload {
+            for (key, bytes, components) in entries {
+                self.upload(key, bytes, *components);
+            }
+        }
         if self.background_writes.load(Ordering::Relaxed) {
             for (key, bytes, components) in entries {
-                self.write_holding(key, bytes, *components, None);
+                self.queue_local(key, bytes, *components, None);
             }
             return;
-        }
-        for (key, bytes, components) in entries {
-            self.upload(key, bytes, *components);
         }
         if self.writes_failed.load(Ordering::Relaxed) {
             return;
@@ -97,14 +112,29 @@ impl JitCache {
         components: Option<&KeyComponents>,
         lock: Option<CompileLock>,
     ) {
-        let Some(store) = &self.store else {
+        if self.store.is_none() {
             return;
-        };
+        }
         if !self.background_writes.load(Ordering::Relaxed) {
             self.write(key, bytes, components);
             return;
         }
         self.upload(key, bytes, components);
+        self.queue_local(key, bytes, components, lock);
+    }
+
+    /// Hands `bytes` under `key` to the store's background writer, `lock` released once
+    /// it is written.
+    fn queue_local(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        components: Option<&KeyComponents>,
+        lock: Option<CompileLock>,
+    ) {
+        let Some(store) = &self.store else {
+            return;
+        };
         if self.writes_failed.load(Ordering::Relaxed) {
             return;
         }

@@ -84,7 +84,7 @@ pub(crate) struct FileStat {
 }
 
 impl FileStat {
-    fn of(md: &std::fs::Metadata) -> FileStat {
+    pub(crate) fn of(md: &std::fs::Metadata) -> FileStat {
         FileStat {
             size: md.size(),
             mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
@@ -97,6 +97,15 @@ impl FileStat {
     /// The later of the modification and change times.
     fn latest_ns(&self) -> i64 {
         self.mtime_ns.max(self.ctime_ns)
+    }
+
+    /// Appends its fields (what [`Reader::stat`] reads).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.size.to_le_bytes());
+        out.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&self.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&self.inode.to_le_bytes());
+        out.extend_from_slice(&self.device.to_le_bytes());
     }
 }
 
@@ -374,7 +383,7 @@ pub(crate) fn refreshed_inputs(
 }
 
 /// Whether `stat`, recorded at `recorded_ns`, may stand in for the file's contents.
-fn trusted(stat: &FileStat, recorded_ns: i64) -> bool {
+pub(crate) fn trusted(stat: &FileStat, recorded_ns: i64) -> bool {
     stat.latest_ns() < recorded_ns.saturating_sub(TRUST_AGE.as_nanos() as i64)
 }
 
@@ -469,12 +478,7 @@ pub(crate) fn put_files(out: &mut Vec<u8>, inputs: &[Input], absent: &[PathBuf])
     put_u32(out, inputs.len());
     for input in inputs {
         put_path(out, &input.path);
-        let s = &input.stat;
-        out.extend_from_slice(&s.size.to_le_bytes());
-        out.extend_from_slice(&s.mtime_ns.to_le_bytes());
-        out.extend_from_slice(&s.ctime_ns.to_le_bytes());
-        out.extend_from_slice(&s.inode.to_le_bytes());
-        out.extend_from_slice(&s.device.to_le_bytes());
+        input.stat.encode(out);
         out.extend_from_slice(&input.hash);
     }
     put_u32(out, absent.len());
@@ -510,19 +514,24 @@ impl<'a> Reader<'a> {
         Some(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
     }
 
+    /// A [`FileStat`] as [`FileStat::encode`] wrote it.
+    pub(crate) fn stat(&mut self) -> Option<FileStat> {
+        Some(FileStat {
+            size: u64::from_le_bytes(self.array()?),
+            mtime_ns: i64::from_le_bytes(self.array()?),
+            ctime_ns: i64::from_le_bytes(self.array()?),
+            inode: u64::from_le_bytes(self.array()?),
+            device: u64::from_le_bytes(self.array()?),
+        })
+    }
+
     /// The inputs and absent paths [`put_files`] wrote.
     pub(crate) fn files(&mut self) -> Option<(Vec<Input>, Vec<PathBuf>)> {
         let n = self.u32()?;
         let mut inputs = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
             let path = self.path()?;
-            let stat = FileStat {
-                size: u64::from_le_bytes(self.array()?),
-                mtime_ns: i64::from_le_bytes(self.array()?),
-                ctime_ns: i64::from_le_bytes(self.array()?),
-                inode: u64::from_le_bytes(self.array()?),
-                device: u64::from_le_bytes(self.array()?),
-            };
+            let stat = self.stat()?;
             inputs.push(Input {
                 path,
                 stat,

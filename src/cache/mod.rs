@@ -4,11 +4,13 @@
 //! A lookup's levels are the steps of `batch`; `local` and `remote` read and write the
 //! two persistent tiers, `pack` holds a batch's objects as one entry, `manifest` what a
 //! unit's object depends on besides the unit (a C unit's headers), `batch_manifest` the
-//! same for a whole batch in one entry, and `explain` says why a unit missed.
+//! same for a whole batch in one entry, `file_digests` the digests of files a frontend
+//! keys units by, and `explain` says why a unit missed.
 
 mod batch;
 mod batch_manifest;
 mod explain;
+mod file_digests;
 mod local;
 mod manifest;
 mod pack;

@@ -5,6 +5,7 @@ mod c_headers;
 mod c_props;
 mod cli;
 mod exec;
+mod file_digests;
 mod invalidation;
 mod layout;
 mod lisp_props;

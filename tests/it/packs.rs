@@ -21,10 +21,7 @@ fn program(n: usize, bump: i64) -> String {
 }
 
 fn packs(cache: &Path) -> usize {
-    util::entries(cache)
-        .iter()
-        .filter(|e| e["name"].as_str() == Some("pack"))
-        .count()
+    util::entries_named(cache, "pack")
 }
 
 #[test]

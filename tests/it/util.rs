@@ -165,6 +165,19 @@ pub fn entries(cache: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// How many entries of the cache at `cache` are named `name` (`pack`, `lisp/fib`).
+pub fn entries_named(cache: &Path, name: &str) -> usize {
+    entries(cache)
+        .iter()
+        .filter(|e| e["name"].as_str() == Some(name))
+        .count()
+}
+
+/// The hits the store at `cache` counted so far, over every process.
+pub fn store_hits(cache: &Path) -> u64 {
+    stats(cache)["hits"].as_u64().expect("hits")
+}
+
 /// `jitcache --json stats`.
 pub fn stats(cache: &Path) -> Value {
     let text = admin(cache, &["stats"]);

@@ -2,9 +2,12 @@
 //! compiler and `.cc`, `.cpp`, `.cxx` through the C++ compiler, each compiled in place
 //! from the program's directory, as a build would.
 //!
-//! A unit's key is its source bytes, the compiler's identity and flags; the headers it
-//! includes are what the compiler reports it read, kept in the unit's manifest by the
-//! cache (see `docs/backends.md`). The program's directory is the backend's base
+//! A unit's key is its source's BLAKE3 digest (from [`JitCache::file_digests`], which
+//! reads only the sources whose metadata changed since it last hashed them), the
+//! compiler's identity and flags; the headers it includes are what the compiler reports
+//! it read, kept in the unit's manifest by the cache (see `docs/backends.md`). A source
+//! is read in full only to compile it, and must then still have the digest its key
+//! names. The program's directory is the backend's base
 //! directory, so keys do not depend on where the program is checked out.
 
 use std::path::{Path, PathBuf};
@@ -120,33 +123,42 @@ pub(super) fn load(cache: &JitCache, path: &Path, options: &RunOptions) -> Resul
             .open_library("stdc++")
             .map_err(jitcache::Error::from)?;
     }
-    let mut sources = Vec::with_capacity(files.len());
-    let mut names = Vec::with_capacity(files.len());
-    for (file, _) in &files {
-        sources.push(read_source(file)?);
-        names.push(
+    let paths: Vec<PathBuf> = files.iter().map(|(file, _)| file.clone()).collect();
+    let digests = cache.file_digests(&paths)?;
+    let names: Vec<String> = paths
+        .iter()
+        .map(|file| {
             file.strip_prefix(&base)
                 .unwrap_or(file)
                 .to_string_lossy()
-                .into_owned(),
-        );
-    }
-    let parts: Vec<KeyParts<'_>> = sources
+                .into_owned()
+        })
+        .collect();
+    let parts: Vec<KeyParts<'_>> = digests
         .iter()
         .zip(&names)
         .zip(&files)
-        .map(|((source, name), (_, lang))| KeyParts {
+        .map(|((digest, name), (_, lang))| KeyParts {
             namespace: match lang {
                 Language::C => "c",
                 Language::Cpp => "c++",
             },
             name,
-            unit: source,
+            unit: digest,
             deps: &[],
         })
         .collect();
     let units = cache.get_or_compile_batch(&parts, &backend, |i| {
-        Ok((files[i].1, SourceUnit::at(&files[i].0, sources[i].clone())))
+        let source = read_source(&paths[i]).map_err(|e| jitcache::Error::frontend(&names[i], e))?;
+        if *blake3::hash(&source).as_bytes() != digests[i] {
+            // The key names the contents hashed a moment ago: compiling others under it
+            // would store an object for the wrong source.
+            return Err(jitcache::Error::frontend(
+                &names[i],
+                "the source changed while the program was loading; run it again",
+            ));
+        }
+        Ok((files[i].1, SourceUnit::at(&paths[i], source)))
     })?;
     let entry = find_symbol(&units, "main", path)?;
     Ok((units, entry, call_c_main))
