@@ -66,6 +66,26 @@ impl LockFile {
         })
     }
 
+    /// Waits until `deadline` for an exclusive lock; [`Error::Busy`] naming the lock
+    /// file (and `what` it is) when it stays held that long. Polls as
+    /// [`LockFile::shared_until`] does.
+    pub fn exclusive_until(
+        &self,
+        deadline: Instant,
+        what: &'static str,
+    ) -> Result<LockGuard, Error> {
+        let file = self.open()?;
+        let started = Instant::now();
+        if poll_until(deadline, || file.try_lock()).map_err(|e| io_err(&self.path, e))? {
+            return Ok(LockGuard { _file: file });
+        }
+        Err(Error::Busy {
+            path: self.path.clone(),
+            what,
+            waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
     /// Waits for an exclusive lock (gc, verify, clear).
     pub fn exclusive(&self) -> Result<LockGuard, Error> {
         let file = self.open()?;

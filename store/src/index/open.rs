@@ -2,7 +2,7 @@
 //! database.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
@@ -13,6 +13,9 @@ use crate::config::Durability;
 use crate::error::{Error, is_corrupt, sql_err, write_err};
 use crate::layout::Layout;
 use crate::lock::LockFile;
+
+/// What the open lock is, in a [`Error::Busy`] about it.
+const OPEN_LOCK: &str = "the lock of a process creating or replacing the index";
 
 /// Why an open attempt failed.
 enum OpenError {
@@ -37,16 +40,20 @@ impl Index {
         // SQLite returns "database is locked" without waiting in parts of that dance.
         let creating = std::fs::metadata(&layout.index).map_or(true, |m| m.len() == 0);
         let mut guard = if writable && creating {
-            Some(open_lock.exclusive()?)
+            Some(open_lock.exclusive_until(Instant::now() + busy_timeout, OPEN_LOCK)?)
         } else {
             None
         };
         match attempt() {
             Ok(index) => return Ok(index),
             // An SQLite error outside the lock may be another process replacing a
-            // corrupt index under our feet (its files vanish mid-open): look again
-            // under the lock. Anything else is final.
-            Err(OpenError::Other(e @ Error::Index { .. })) if writable && guard.is_none() => {
+            // corrupt index under our feet (its files vanish mid-open, or the fresh
+            // database is locked without waiting while it is set up): look again under
+            // the lock, which that process holds until the fresh index is ready.
+            // Anything else is final.
+            Err(OpenError::Other(e @ (Error::Index { .. } | Error::Busy { .. })))
+                if writable && guard.is_none() =>
+            {
                 drop(e);
             }
             Err(OpenError::Other(e)) => return Err(e),
@@ -59,7 +66,7 @@ impl Index {
         }
         // One process at a time decides and replaces; the others find the fresh index.
         if guard.is_none() {
-            guard = Some(open_lock.exclusive()?);
+            guard = Some(open_lock.exclusive_until(Instant::now() + busy_timeout, OPEN_LOCK)?);
             match attempt() {
                 Ok(index) => return Ok(index),
                 Err(OpenError::Other(e)) => return Err(e),
