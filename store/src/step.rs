@@ -56,11 +56,11 @@ impl Budget {
 /// began, and the next run sees it).
 #[derive(Default)]
 pub(crate) struct BlobWalk {
-    level1: Option<Vec<PathBuf>>,
+    level1: Option<Vec<Listed>>,
     i: usize,
-    level2: Vec<PathBuf>,
+    level2: Vec<Listed>,
     j: usize,
-    files: Vec<PathBuf>,
+    files: Vec<Listed>,
     k: usize,
 }
 
@@ -74,7 +74,7 @@ impl BlobWalk {
         budget: &mut Budget,
     ) -> Result<Option<(PathBuf, Option<BlobId>)>, Error> {
         loop {
-            if let Some(path) = self.files.get(self.k) {
+            if let Some((path, _)) = self.files.get(self.k) {
                 self.k += 1;
                 let id = path
                     .file_name()
@@ -83,9 +83,9 @@ impl BlobWalk {
                     .filter(|id| layout.blob_path(id) == *path);
                 return Ok(Some((path.clone(), id)));
             }
-            if let Some(dir) = self.level2.get(self.j).cloned() {
+            if let Some((dir, is_dir)) = self.level2.get(self.j).cloned() {
                 self.j += 1;
-                if !dir.is_dir() {
+                if !is_dir {
                     return Ok(Some((dir, None)));
                 }
                 budget.spend();
@@ -101,11 +101,11 @@ impl BlobWalk {
                     continue;
                 }
             };
-            let Some(dir) = level1.get(self.i).cloned() else {
+            let Some((dir, is_dir)) = level1.get(self.i).cloned() else {
                 return Ok(None);
             };
             self.i += 1;
-            if !dir.is_dir() {
+            if !is_dir {
                 return Ok(Some((dir, None)));
             }
             budget.spend();
@@ -115,8 +115,14 @@ impl BlobWalk {
     }
 }
 
-/// The entries of `dir`; none when it is gone (a concurrent clear).
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+/// A path found in a directory, and whether it is a directory itself (a symbolic link
+/// is not: the walk never follows one).
+type Listed = (PathBuf, bool);
+
+/// The entries of `dir`; none when it is gone (a concurrent clear). Each entry's type
+/// comes from the listing itself: a walk over a large cache reads thousands of shard
+/// directories, and a `stat` of each would cost as much as reading it.
+fn read_dir(dir: &Path) -> Result<Vec<Listed>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -124,13 +130,18 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     };
     let mut out = Vec::new();
     for entry in entries {
-        out.push(entry.map_err(|e| io_err(dir, e))?.path());
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        let is_dir = match entry.file_type() {
+            Ok(kind) => kind.is_dir(),
+            Err(_) => entry.path().is_dir(),
+        };
+        out.push((entry.path(), is_dir));
     }
     Ok(out)
 }
 
 /// [`read_dir`], sorted (a few hundred entries at most for shard directories).
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+fn read_dir_sorted(dir: &Path) -> Result<Vec<Listed>, Error> {
     let mut out = read_dir(dir)?;
     out.sort();
     Ok(out)
