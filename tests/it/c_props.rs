@@ -6,8 +6,10 @@
 //! between two files of an `#include_next` chain), a shadowing header is removed, an
 //! include line goes with its header, a header is renamed, a file is touched without a
 //! change, a header nobody reads is edited, or time passes until the cache trusts the
-//! files' metadata. After every edit `jitcache run` must print what a fresh native build
-//! of the same tree prints and exit as it does; after an edit that changes no byte the
+//! files' metadata. Half the programs also have 62 filler units, so that the program is a
+//! batch of 64 and its warm starts go through the batch manifest and the pack. After
+//! every edit `jitcache run` must print what a fresh native build of the same tree prints
+//! and exit as it does; after an edit that changes no byte the
 //! compiler reads, it must compile nothing. With GCC and with Clang (which must be
 //! installed when `CI` is set).
 //!
@@ -124,6 +126,9 @@ struct Tree {
     /// The `CPATH` directory is `prog/cpath` rather than `cpath`.
     cp_inside: bool,
     renames: usize,
+    /// Units besides `main.c` and `aux.c` (`pad<i>.c`, which include nothing): with
+    /// them a program is a batch of 64 units, which keeps a pack and a batch manifest.
+    fillers: usize,
 }
 
 /// What proptest generates for one header; `Tree::new` makes a valid header of it.
@@ -152,7 +157,12 @@ struct TreeSeed {
     /// A `-I` directory (0-2: `I1`-`I3`) with no file at first: it does not exist when
     /// the compiler is first probed, and may appear later.
     missing: Option<u8>,
+    /// Whether the program has [`FILLERS`] more units.
+    large: bool,
 }
+
+/// Filler units of a large program: with `main.c` and `aux.c`, a batch of 64 units.
+const FILLERS: usize = 62;
 
 /// One random edit; the numbers choose among what the tree has when it is applied.
 #[derive(Clone, Debug)]
@@ -213,6 +223,7 @@ impl Tree {
             i1_inside: seed.i1_inside,
             cp_inside: seed.cp_inside,
             renames: 0,
+            fillers: if seed.large { FILLERS } else { 0 },
         };
         for (k, s) in seed.headers.iter().enumerate() {
             let mut parents = vec![Parent::Main, Parent::Aux, Parent::Both];
@@ -492,6 +503,12 @@ impl Tree {
         let aux = self.includes_of(|p| matches!(p, Parent::Aux | Parent::Both), Dir::Prog);
         files.insert("prog/main.c".to_owned(), self.unit("main", &main));
         files.insert("prog/aux.c".to_owned(), self.unit("aux", &aux));
+        for i in 0..self.fillers {
+            files.insert(
+                format!("prog/pad{i}.c"),
+                format!("long pad{i}(void) {{ return {i}; }}\n"),
+            );
+        }
         for h in self.live() {
             let id = h.id;
             for (dir, loc) in &h.locs {
@@ -942,7 +959,7 @@ impl Case<'_> {
                 ),
             ));
         }
-        if run.units() != 2 {
+        if run.units() != 2 + self.tree.fillers as u64 {
             return Err(fail(
                 self,
                 format!("units: {}\n{}", run.units(), run.stderr),
@@ -1032,14 +1049,16 @@ fn tree_seed() -> impl Strategy<Value = TreeSeed> {
         any::<bool>(),
         any::<bool>(),
         prop::option::of(0u8..3),
+        any::<bool>(),
     )
         .prop_map(
-            |(headers, spares, i1_inside, cp_inside, missing)| TreeSeed {
+            |(headers, spares, i1_inside, cp_inside, missing, large)| TreeSeed {
                 headers,
                 spares,
                 i1_inside,
                 cp_inside,
                 missing,
+                large,
             },
         )
 }
@@ -1197,6 +1216,7 @@ fn shrunk_failure(cc: &str) {
         i1_inside: false,
         cp_inside: false,
         missing: None,
+        large: false,
     };
     let edits = [
         Edit::SetValue {
