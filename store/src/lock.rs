@@ -54,16 +54,7 @@ impl LockFile {
     /// (and `what` it is) when it stays held exclusively that long. `flock` has no
     /// timeout, so this polls: 50 µs sleeps for the first 5 ms, then 500 µs ones.
     pub fn shared_until(&self, deadline: Instant, what: &'static str) -> Result<LockGuard, Error> {
-        let file = self.open()?;
-        let started = Instant::now();
-        if poll_until(deadline, || file.try_lock_shared()).map_err(|e| io_err(&self.path, e))? {
-            return Ok(LockGuard { _file: file });
-        }
-        Err(Error::Busy {
-            path: self.path.clone(),
-            what,
-            waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        })
+        self.poll(deadline, what, File::try_lock_shared)
     }
 
     /// Waits until `deadline` for an exclusive lock; [`Error::Busy`] naming the lock
@@ -74,9 +65,20 @@ impl LockFile {
         deadline: Instant,
         what: &'static str,
     ) -> Result<LockGuard, Error> {
+        self.poll(deadline, what, File::try_lock)
+    }
+
+    /// Opens the lock file and calls `try_lock` on it until it takes the lock or
+    /// `deadline` passes ([`Error::Busy`], with how long it waited).
+    fn poll(
+        &self,
+        deadline: Instant,
+        what: &'static str,
+        try_lock: impl Fn(&File) -> Result<(), std::fs::TryLockError>,
+    ) -> Result<LockGuard, Error> {
         let file = self.open()?;
         let started = Instant::now();
-        if poll_until(deadline, || file.try_lock()).map_err(|e| io_err(&self.path, e))? {
+        if poll_until(deadline, || try_lock(&file)).map_err(|e| io_err(&self.path, e))? {
             return Ok(LockGuard { _file: file });
         }
         Err(Error::Busy {
