@@ -15,6 +15,10 @@
 //! - **uncached build**: the files compiled with `cc -O2 -fPIC -c`, one compiler per
 //!   core, then linked: what the program costs with no cache at all.
 //!
+//! The same program as C++ (`.cc` files through `c++`) gives one more row, reported
+//! without a target: its warm `jitcache run` against its uncached build with `c++`, one
+//! compiler per core.
+//!
 //! Every process must print what the first `jitcache run` printed.
 
 use std::path::{Path, PathBuf};
@@ -26,7 +30,7 @@ use anyhow::{Context, Result, bail, ensure};
 use jitcache_cli::child::run_once;
 
 use crate::measure::{median, millis};
-use crate::programs::write_c_program;
+use crate::programs::{write_c_program, write_cxx_program};
 use crate::report::{Ratio, Row, Target};
 
 /// The minimal host of the `dlopen` peers: loads the shared object named by its
@@ -86,12 +90,12 @@ fn timed(command: &mut Command) -> Result<(Duration, Vec<u8>)> {
     Ok((wall, out.stdout))
 }
 
-/// The program's `.c` files, sorted.
-fn c_files(program: &Path) -> Result<Vec<PathBuf>> {
+/// The program's files with extension `ext` (`c`, `cc`), sorted.
+fn source_files(program: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(program)?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
-    files.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    files.retain(|p| p.extension().is_some_and(|e| e == ext));
     files.sort();
     Ok(files)
 }
@@ -158,7 +162,7 @@ struct Peers {
 }
 
 fn build_peers(program: &Path, dir: &Path) -> Result<Peers> {
-    let files = c_files(program)?;
+    let files = source_files(program, "c")?;
     let host_c = dir.join("host.c");
     std::fs::write(&host_c, HOST_C)?;
     let peers = Peers {
@@ -327,9 +331,11 @@ fn measure_ccache(
     Ok(median(&mut times))
 }
 
-/// The median of the uncached build over `runs` runs: every file compiled, `jobs`
-/// compilers at a time, then linked into an executable, which runs.
+/// The median of the uncached build over `runs` runs: every file compiled by
+/// `compiler` (`cc`, `c++`), `jobs` compilers at a time, then linked into an executable
+/// by the same driver, which runs.
 fn measure_uncached(
+    compiler: &str,
     files: &[PathBuf],
     dir: &Path,
     runs: usize,
@@ -339,9 +345,9 @@ fn measure_uncached(
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        let objects = compile_parallel(&["cc"], &[], files, &dir.join("uncached-obj"), jobs)?;
+        let objects = compile_parallel(&[compiler], &[], files, &dir.join("uncached-obj"), jobs)?;
         let exe = dir.join("uncached");
-        timed(Command::new("cc").arg("-o").arg(&exe).args(&objects))?;
+        timed(Command::new(compiler).arg("-o").arg(&exe).args(&objects))?;
         let (_, out) = timed(&mut Command::new(&exe))?;
         times.push(start.elapsed());
         ensure!(out == expected, "the uncached build printed something else");
@@ -379,8 +385,20 @@ fn row_specs(units: usize) -> [(String, &'static str, Ratio, Target); 4] {
     ]
 }
 
-/// The rows of target 2: `exe` is `jitcache`, `dir` the work directory.
+/// The rows of target 2: `exe` is `jitcache`, `dir` the work directory. The C rows,
+/// then the C++ row.
 pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The host is given an absolute path: `dlopen` of a bare name searches the
+    // library path instead.
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut rows = c_rows(exe, dir, plan, jobs);
+    rows.push(cxx_row(exe, dir, plan, jobs));
+    rows
+}
+
+/// The C program's rows: warm against each peer and the uncached build.
+fn c_rows(exe: &Path, dir: &Path, plan: &Plan, jobs: usize) -> Vec<Row> {
     let specs = row_specs(plan.units);
     let skipped_all = |why: String| -> Vec<Row> {
         specs
@@ -390,15 +408,11 @@ pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
             })
             .collect()
     };
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // The host is given an absolute path: `dlopen` of a bare name searches the
-    // library path instead.
-    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let program = dir.join(format!("c{}", plan.units));
     let cache = dir.join("cache");
     let prepared = (|| -> Result<(Peers, Vec<PathBuf>, Vec<u8>)> {
         write_c_program(&program, plan.units)?;
-        let files = c_files(&program)?;
+        let files = source_files(&program, "c")?;
         let peers = build_peers(&program, dir)?;
         let cold = run_once(exe, &cache, &program, false)?;
         Ok((peers, files, cold.stdout))
@@ -412,7 +426,7 @@ pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
         Err(err) => return skipped_all(format!("{err:#}")),
     };
     let ccache = measure_ccache(&files, dir, &peers, plan.ccache_runs, jobs, &expected);
-    let uncached = measure_uncached(&files, dir, plan.uncached_runs, jobs, &expected);
+    let uncached = measure_uncached("cc", &files, dir, plan.uncached_runs, jobs, &expected);
     let sizes = format!(
         "{} .c files (one function and a static helper each, a shared header, main.c), cc -O2 -fPIC; {jobs} compilers at a time",
         plan.units
@@ -454,6 +468,70 @@ pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
         .collect()
 }
 
+/// The C++ row: the program of `plan.units` files as C++, warm `jitcache run` (median of
+/// `plan.runs`) against the uncached `c++` build, `jobs` compilers at a time.
+fn cxx_row(exe: &Path, dir: &Path, plan: &Plan, jobs: usize) -> Row {
+    let name = format!("C++ {} files: warm vs uncached parallel build", plan.units);
+    let baseline_name = "c++ per file, one per core, then link";
+    let (kind, target) = (Ratio::BaselineOverValue, Target::Report);
+    let program = dir.join(format!("cxx{}", plan.units));
+    let cache = dir.join("cache-cxx");
+    let warm = (|| -> Result<(Duration, Vec<PathBuf>, Vec<u8>)> {
+        write_cxx_program(&program, plan.units)?;
+        let files = source_files(&program, "cc")?;
+        let cold = run_once(exe, &cache, &program, false)?;
+        let mut times = Vec::with_capacity(plan.runs);
+        for _ in 0..plan.runs {
+            let run = run_once(exe, &cache, &program, false)?;
+            ensure!(
+                run.compiled == 0,
+                "a warm run compiled {} units",
+                run.compiled
+            );
+            ensure!(
+                run.stdout == cold.stdout,
+                "a warm run printed something else"
+            );
+            times.push(run.wall);
+        }
+        Ok((median(&mut times), files, cold.stdout))
+    })();
+    let (warm, files, expected) = match warm {
+        Ok(w) => w,
+        Err(err) => return Row::skipped(2, name, "ms", kind, target, format!("{err:#}")),
+    };
+    let uncached = measure_uncached(
+        "c++",
+        &files,
+        &dir.join("cxx-peers"),
+        plan.uncached_runs,
+        jobs,
+        &expected,
+    );
+    let row = Row::new(
+        2,
+        name,
+        "ms",
+        (
+            millis(warm),
+            uncached.as_ref().map_or(f64::NAN, |b| millis(*b)),
+        ),
+        baseline_name,
+        kind,
+        target,
+    )
+    .with_sizes(format!(
+        "{} .cc files (the C program as C++: a constexpr helper in a namespace each, a shared header, main.cc), c++ -O2 -fPIC; {jobs} compilers at a time",
+        plan.units
+    ))
+    .with_runs(plan.runs, plan.uncached_runs)
+    .with_notes("whole processes, spawn to exit".to_owned());
+    match uncached {
+        Ok(_) => row,
+        Err(err) => row.peer_not_run(format!("{err:#}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,11 +560,30 @@ mod tests {
         assert!(String::from_utf8_lossy(&native).starts_with("checksum "));
         assert_eq!(from_so, native);
 
-        let files = c_files(&program).unwrap();
+        let files = source_files(&program, "c").unwrap();
         assert_eq!(files.len(), 12, "11 units and main.c");
-        let built = measure_uncached(&files, dir.path(), 1, 2, &native);
+        let built = measure_uncached("cc", &files, dir.path(), 1, 2, &native);
         assert!(built.is_ok(), "{built:?}");
-        let wrong = measure_uncached(&files, dir.path(), 1, 2, b"something else");
+        let wrong = measure_uncached("cc", &files, dir.path(), 1, 2, b"something else");
         assert!(wrong.is_err(), "a peer printing something else is an error");
+    }
+
+    #[test]
+    fn the_cxx_program_builds_with_cxx_and_prints_what_the_c_program_prints() {
+        if !have_cc() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("c");
+        write_c_program(&c, 12).unwrap();
+        let peers = build_peers(&c, dir.path()).unwrap();
+        let (_, native) = timed(&mut Command::new(&peers.native)).unwrap();
+        let cxx = dir.path().join("cxx");
+        write_cxx_program(&cxx, 12).unwrap();
+        let files = source_files(&cxx, "cc").unwrap();
+        assert_eq!(files.len(), 12, "11 units and main.cc");
+        let out = dir.path().join("cxx-out");
+        let built = measure_uncached("c++", &files, &out, 1, 2, &native);
+        assert!(built.is_ok(), "the same output from c++: {built:?}");
     }
 }

@@ -137,6 +137,40 @@ pub fn c_program(units: usize) -> Vec<(String, String)> {
     files
 }
 
+/// The C program of [`c_program`] as C++: each unit a `.cc` file whose helper is a
+/// `constexpr` function in a namespace, `main.cc` printing with `std::printf`. The
+/// functions are C++ functions (mangled names), declared by the shared header.
+pub fn cxx_program(units: usize) -> Vec<(String, String)> {
+    c_program(units)
+        .into_iter()
+        .map(|(name, text)| {
+            let name = match name.strip_suffix(".c") {
+                Some(stem) => format!("{stem}.cc"),
+                None => name,
+            };
+            let text = text
+                .replace(
+                    "static unsigned long helper(unsigned long x)",
+                    "namespace {\nconstexpr unsigned long helper(unsigned long x)",
+                )
+                .replace("u; }\nunsigned long u", "u; }\n}\nunsigned long u")
+                .replace("#include <stdio.h>", "#include <cstdio>")
+                .replace("    printf(", "    std::printf(")
+                .replace("int main(void)", "int main()");
+            (name, text)
+        })
+        .collect()
+}
+
+/// Writes the C++ program of `units` files into `dir` (created if needed).
+pub fn write_cxx_program(dir: &Path, units: usize) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in cxx_program(units) {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}
+
 /// Writes the C program of `units` files into `dir` (created if needed).
 pub fn write_c_program(dir: &Path, units: usize) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
