@@ -4,6 +4,8 @@
 //! jitcache's backend, with the same settings (`opt_level=speed`, no PIC, unwind
 //! information, the verifier off as the backend has it). [`run`] is the whole of the
 //! `jitcache-bench-cljit` process: parse, generate, compile, finalize, call `main`.
+//! [`run_clif`] does the same for a file of CLIF text, whose `main` is C's
+//! `int main(int, char **)` as `jitcache run` calls it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,6 +50,32 @@ fn call_main(addr: usize) -> Result<i64> {
     Ok(unsafe { jitcache::linker::call::call_i64(addr, &[]) }?)
 }
 
+/// Runs the CLIF program at `path`: parses it, compiles every function with
+/// `JITModule`, calls `main` with `argv` = the program's path (as `jitcache run` does)
+/// and returns its status's low byte.
+pub fn run_clif(path: &Path) -> Result<u8> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let unit = jitcache::backends::ClifUnit::parse(&text)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let builder = JITBuilder::with_flags(FLAGS, default_libcall_names())?;
+    let (module, ids) = compile_functions(JITModule::new(builder), unit.functions)?;
+    let id = ids.get("main").context("no function %main")?;
+    let addr = module.get_finalized_function(*id) as usize;
+    let status = call_clif_main(addr, &path.display().to_string());
+    Ok((status & 0xff) as u8)
+}
+
+/// Calls a CLIF `main(i32, i64) -> i32` that `JITModule` finalized at `addr`, as C's
+/// `main(argc, argv)` with `argv` = `[program]`.
+#[expect(unsafe_code)]
+fn call_clif_main(addr: usize, program: &str) -> i32 {
+    // SAFETY: `addr` is the finalized code of the program's `main`, whose signature is
+    // C's `int main(int, char **)` (what `jitcache run` requires of a CLIF program); the
+    // module that owns the code is alive in the caller until after this call returns.
+    unsafe { jitcache::linker::call::call_main(addr, &[program.to_owned()]) }
+}
+
 /// Compiles every definition of `program` into one `JITModule` and finalizes it;
 /// returns the module (which owns the code) and the id of each definition's symbol.
 pub fn compile(program: &lisp::Program) -> Result<(JITModule, HashMap<String, FuncId>)> {
@@ -55,13 +83,22 @@ pub fn compile(program: &lisp::Program) -> Result<(JITModule, HashMap<String, Fu
     builder.symbol_lookup_fn(Box::new(|name| {
         lisp::runtime::resolve(name).map(|addr| addr as *const u8)
     }));
-    let mut module = JITModule::new(builder);
     let mut functions: Vec<Function> = Vec::with_capacity(program.defs().len());
     for def in program.defs() {
         let mut generated =
             lisp::compile_def(program, def).map_err(|e| anyhow!("{}: {e}", def.name()))?;
         functions.append(&mut generated);
     }
+    compile_functions(JITModule::new(builder), functions)
+}
+
+/// Declares, defines and finalizes `functions` (named by `TestCase` names) in `module`;
+/// calls to names it does not define are imports. Returns the module and the id of
+/// each function's symbol.
+fn compile_functions(
+    mut module: JITModule,
+    functions: Vec<Function>,
+) -> Result<(JITModule, HashMap<String, FuncId>)> {
     let mut ids = HashMap::with_capacity(functions.len());
     for func in &functions {
         let symbol = func.name.to_string();
@@ -125,5 +162,18 @@ mod tests {
         let main = ids[&program.main().unwrap().symbol()];
         let addr = module.get_finalized_function(main) as usize;
         assert_eq!(call_main(addr).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_clif_program_compiled_in_memory_computes_the_generated_sum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.clif");
+        std::fs::write(&path, crate::programs::clif_program(40)).unwrap();
+        assert_eq!(run_clif(&path).unwrap(), 0, "main found the sum it expects");
+        // The same program with one constant changed computes another sum.
+        let text =
+            crate::programs::clif_program(40).replacen("v1 = iconst.i64 ", "v1 = iconst.i64 1", 1);
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(run_clif(&path).unwrap(), 1, "a wrong sum is reported");
     }
 }

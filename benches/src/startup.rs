@@ -7,6 +7,10 @@
 //! [`crate::lispjit`]), and `jitcache run --no-cache` (each definition compiled to an
 //! object and linked by jitcache's linker), reported beside them. The in-process time
 //! until `main` of the warm runs (from the run's JSON report) is in the notes.
+//!
+//! A generated CLIF program of as many functions (one file, so one cache unit) gives one
+//! more row, reported without a target: its warm `jitcache run` against the same
+//! `jitcache-bench-cljit` compiling its functions in memory with `JITModule`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,7 +21,7 @@ use anyhow::{Context, Result, ensure};
 use jitcache_cli::child::{Run, run_once};
 
 use crate::measure::{median, millis};
-use crate::programs::lisp_program;
+use crate::programs::{clif_program, lisp_program};
 use crate::report::{Ratio, Row, Target};
 
 /// Medians of a program's warm and uncached runs.
@@ -112,6 +116,14 @@ pub fn write_lisp(dir: &Path, defs: usize) -> Result<PathBuf> {
     Ok(lisp)
 }
 
+/// Writes the CLIF program of `functions` functions into `dir`.
+pub fn write_clif(dir: &Path, functions: usize) -> Result<PathBuf> {
+    let clif = dir.join(format!("functions{functions}.clif"));
+    std::fs::write(&clif, clif_program(functions))
+        .with_context(|| format!("writing {}", clif.display()))?;
+    Ok(clif)
+}
+
 /// Medians of `runs` whole processes of `cljit PROGRAM`; checks each printed `expected`.
 fn measure_cljit(cljit: &Path, program: &Path, runs: usize, expected: &[u8]) -> Result<Duration> {
     let mut times = Vec::with_capacity(runs);
@@ -138,8 +150,63 @@ fn measure_cljit(cljit: &Path, program: &Path, runs: usize, expected: &[u8]) -> 
 }
 
 /// The rows of target 3: `exe` is `jitcache`, `cljit` the `jitcache-bench-cljit`
-/// binary.
+/// binary. The Lisp rows, then the CLIF row.
 pub fn rows(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
+    let mut rows = lisp_rows(exe, cljit, dir, plan);
+    rows.push(clif_row(exe, cljit, dir, plan));
+    rows
+}
+
+/// The CLIF row: warm `jitcache run` of a CLIF program of `plan.lisp_defs` functions
+/// (median of `plan.warm_runs`) against `cljit` compiling it in memory (median of
+/// `plan.jit_runs`). Both sides exit 0 only when `main` computed the right sum.
+fn clif_row(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Row {
+    let name = format!("CLIF {} functions: warm vs cranelift_jit", plan.lisp_defs);
+    let (kind, target) = (Ratio::BaselineOverValue, Target::Report);
+    let cache = dir.join("cache-clif");
+    let warm = (|| -> Result<(PathBuf, Duration, Vec<u8>)> {
+        let clif = write_clif(dir, plan.lisp_defs)?;
+        let cold = run_once(exe, &cache, &clif, false)?;
+        let mut times = Vec::with_capacity(plan.warm_runs);
+        for _ in 0..plan.warm_runs {
+            let run = run_once(exe, &cache, &clif, false)?;
+            ensure!(
+                run.compiled == 0,
+                "a warm run compiled {} units",
+                run.compiled
+            );
+            times.push(run.wall);
+        }
+        Ok((clif, median(&mut times), cold.stdout))
+    })();
+    let (clif, warm, expected) = match warm {
+        Ok(w) => w,
+        Err(err) => return Row::skipped(3, name, "ms", kind, target, format!("{err:#}")),
+    };
+    let jit = measure_cljit(cljit, &clif, plan.jit_runs, &expected);
+    let row = Row::new(
+        3,
+        name,
+        "ms",
+        (millis(warm), jit.as_ref().map_or(f64::NAN, |d| millis(*d))),
+        "cranelift_jit::JITModule in memory, then main",
+        kind,
+        target,
+    )
+    .with_sizes(format!(
+        "{} functions of a few instructions in one CLIF file (one cache unit), and main calling each; Cranelift opt_level=speed on both sides",
+        plan.lisp_defs
+    ))
+    .with_runs(plan.warm_runs, plan.jit_runs)
+    .with_notes("whole processes, spawn to exit".to_owned());
+    match jit {
+        Ok(_) => row,
+        Err(err) => row.peer_not_run(format!("{err:#}")),
+    }
+}
+
+/// The Lisp program's rows: warm against `cranelift_jit` and against `--no-cache`.
+fn lisp_rows(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
     let jit_name = format!("Lisp {} defs: warm vs cranelift_jit", plan.lisp_defs);
     let uncached_name = format!("Lisp {} defs: warm vs --no-cache", plan.lisp_defs);
     let skipped_all = |why: String| {
