@@ -460,10 +460,7 @@ fn c_rows(exe: &Path, dir: &Path, plan: &Plan, jobs: usize) -> Vec<Row> {
             .with_sizes(sizes.clone())
             .with_runs(plan.runs, runs)
             .with_notes(warm_note.clone());
-            match baseline {
-                Ok(_) => row,
-                Err(err) => row.peer_not_run(format!("{err:#}")),
-            }
+            row.peer_outcome(&baseline)
         })
         .collect()
 }
@@ -479,22 +476,8 @@ fn cxx_row(exe: &Path, dir: &Path, plan: &Plan, jobs: usize) -> Row {
     let warm = (|| -> Result<(Duration, Vec<PathBuf>, Vec<u8>)> {
         write_cxx_program(&program, plan.units)?;
         let files = source_files(&program, "cc")?;
-        let cold = run_once(exe, &cache, &program, false)?;
-        let mut times = Vec::with_capacity(plan.runs);
-        for _ in 0..plan.runs {
-            let run = run_once(exe, &cache, &program, false)?;
-            ensure!(
-                run.compiled == 0,
-                "a warm run compiled {} units",
-                run.compiled
-            );
-            ensure!(
-                run.stdout == cold.stdout,
-                "a warm run printed something else"
-            );
-            times.push(run.wall);
-        }
-        Ok((median(&mut times), files, cold.stdout))
+        let (warm, expected) = crate::startup::warm_median(exe, &cache, &program, plan.runs)?;
+        Ok((warm, files, expected))
     })();
     let (warm, files, expected) = match warm {
         Ok(w) => w,
@@ -526,10 +509,7 @@ fn cxx_row(exe: &Path, dir: &Path, plan: &Plan, jobs: usize) -> Row {
     ))
     .with_runs(plan.runs, plan.uncached_runs)
     .with_notes("whole processes, spawn to exit".to_owned());
-    match uncached {
-        Ok(_) => row,
-        Err(err) => row.peer_not_run(format!("{err:#}")),
-    }
+    row.peer_outcome(&uncached)
 }
 
 #[cfg(test)]

@@ -200,6 +200,15 @@ impl Row {
         self
     }
 
+    /// This row as it is when the peer's measurement `baseline` succeeded, else
+    /// [`Row::peer_not_run`] with its error.
+    pub fn peer_outcome<T>(self, baseline: &anyhow::Result<T>) -> Row {
+        match baseline {
+            Ok(_) => self,
+            Err(err) => self.peer_not_run(format!("{err:#}")),
+        }
+    }
+
     /// Marks a [`Row::skipped`] row as a peer's: the side that could not run is
     /// another tool, not the project's.
     pub fn by_peer(mut self) -> Row {

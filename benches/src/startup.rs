@@ -166,18 +166,8 @@ fn clif_row(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Row {
     let cache = dir.join("cache-clif");
     let warm = (|| -> Result<(PathBuf, Duration, Vec<u8>)> {
         let clif = write_clif(dir, plan.lisp_defs)?;
-        let cold = run_once(exe, &cache, &clif, false)?;
-        let mut times = Vec::with_capacity(plan.warm_runs);
-        for _ in 0..plan.warm_runs {
-            let run = run_once(exe, &cache, &clif, false)?;
-            ensure!(
-                run.compiled == 0,
-                "a warm run compiled {} units",
-                run.compiled
-            );
-            times.push(run.wall);
-        }
-        Ok((clif, median(&mut times), cold.stdout))
+        let (warm, expected) = warm_median(exe, &cache, &clif, plan.warm_runs)?;
+        Ok((clif, warm, expected))
     })();
     let (clif, warm, expected) = match warm {
         Ok(w) => w,
@@ -199,10 +189,34 @@ fn clif_row(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Row {
     ))
     .with_runs(plan.warm_runs, plan.jit_runs)
     .with_notes("whole processes, spawn to exit".to_owned());
-    match jit {
-        Ok(_) => row,
-        Err(err) => row.peer_not_run(format!("{err:#}")),
+    row.peer_outcome(&jit)
+}
+
+/// Runs `program` once cold (filling the cache), then `runs` times warm; returns the
+/// median of the warm runs and what the cold run printed. Every warm run must compile
+/// nothing and print the same.
+pub(crate) fn warm_median(
+    exe: &Path,
+    cache: &Path,
+    program: &Path,
+    runs: usize,
+) -> Result<(Duration, Vec<u8>)> {
+    let cold = run_once(exe, cache, program, false)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let run = run_once(exe, cache, program, false)?;
+        ensure!(
+            run.compiled == 0,
+            "a warm run compiled {} units",
+            run.compiled
+        );
+        ensure!(
+            run.stdout == cold.stdout,
+            "a warm run printed something else"
+        );
+        times.push(run.wall);
     }
+    Ok((median(&mut times), cold.stdout))
 }
 
 /// The Lisp program's rows: warm against `cranelift_jit` and against `--no-cache`.
@@ -274,10 +288,7 @@ fn lisp_rows(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
     .with_sizes(sizes.clone())
     .with_runs(plan.warm_runs, plan.jit_runs)
     .with_notes(notes.clone());
-    let jit_row = match jit {
-        Ok(_) => jit_row,
-        Err(err) => jit_row.peer_not_run(format!("{err:#}")),
-    };
+    let jit_row = jit_row.peer_outcome(&jit);
     vec![
         jit_row,
         Row::new(
