@@ -205,13 +205,7 @@ fn measure_fast(
     let (mut warm, mut warm_load, mut so, mut native) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let run = run_once(exe, cache, program, false)?;
-        ensure!(
-            run.compiled == 0,
-            "a warm run compiled {} units",
-            run.compiled
-        );
-        ensure!(run.stdout == expected, "a warm run printed something else");
+        let run = crate::startup::warm_run(exe, cache, program, expected)?;
         warm.push(run.wall);
         warm_load.push(run.load);
         let (wall, out) = timed(Command::new(&peers.host).arg(&peers.so))?;

@@ -192,6 +192,18 @@ fn clif_row(exe: &Path, cljit: &Path, dir: &Path, plan: &Plan) -> Row {
     row.peer_outcome(&jit)
 }
 
+/// One warm run of `program`, which must compile nothing and print `expected`.
+pub(crate) fn warm_run(exe: &Path, cache: &Path, program: &Path, expected: &[u8]) -> Result<Run> {
+    let run = run_once(exe, cache, program, false)?;
+    ensure!(
+        run.compiled == 0,
+        "a warm run compiled {} units",
+        run.compiled
+    );
+    ensure!(run.stdout == expected, "a warm run printed something else");
+    Ok(run)
+}
+
 /// Runs `program` once cold (filling the cache), then `runs` times warm; returns the
 /// median of the warm runs and what the cold run printed. Every warm run must compile
 /// nothing and print the same.
@@ -204,17 +216,7 @@ pub(crate) fn warm_median(
     let cold = run_once(exe, cache, program, false)?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let run = run_once(exe, cache, program, false)?;
-        ensure!(
-            run.compiled == 0,
-            "a warm run compiled {} units",
-            run.compiled
-        );
-        ensure!(
-            run.stdout == cold.stdout,
-            "a warm run printed something else"
-        );
-        times.push(run.wall);
+        times.push(warm_run(exe, cache, program, &cold.stdout)?.wall);
     }
     Ok((median(&mut times), cold.stdout))
 }
