@@ -16,8 +16,10 @@
 //! Both floors then decompress with a reused zstd context and copy into memory already
 //! mapped and touched. Every pair is measured **isolated** (a pause longer than the
 //! store's snapshot reuse window before each call, so the hit opens its read
-//! transaction, and the floor finds its caches as cold) and **in bursts** (calls back
-//! to back, the hit reusing the open snapshot).
+//! transaction, and the floor finds its caches as cold) and **in bursts** (32 calls of
+//! one side back to back, as a JIT hits a batch of units, the hit reusing the open
+//! snapshot; the bursts of the four steps take turns, and a burst's time is its mean
+//! per call).
 //!
 //! The `dlopen` comparison loads into fresh memory on both sides: `dlopen`+`dlsym` of a
 //! fresh copy of the shared object (`dlopen` of a path already open only counts a
@@ -104,17 +106,51 @@ impl Drop for FreshCopy {
 /// a read transaction of its own.
 const PAUSE: Duration = Duration::from_millis(15);
 
+/// Calls in one burst: a JIT loading a batch of units hits them back to back.
+const BURST: u32 = 32;
+
+/// How a step makes its calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Calls {
+    /// One call after [`PAUSE`].
+    Isolated,
+    /// [`BURST`] calls back to back; the step's time is their mean.
+    Burst,
+}
+
+impl Calls {
+    /// Runs `call` (which returns the time of its timed part) as this mode says and
+    /// gives the time of one call.
+    fn time(self, mut call: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+        match self {
+            Calls::Isolated => {
+                std::thread::sleep(PAUSE);
+                call()
+            }
+            Calls::Burst => {
+                let mut total = Duration::ZERO;
+                for _ in 0..BURST {
+                    total += call()?;
+                }
+                Ok(total / BURST)
+            }
+        }
+    }
+}
+
 /// Sizes and repetitions of target 1.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Interleaved rounds of the calls in bursts.
+    /// Interleaved rounds of the bursts (each of [`BURST`] calls).
     pub burst_rounds: usize,
+    /// Interleaved rounds of the fresh-memory hit and `dlopen`.
+    pub fresh_rounds: usize,
     /// Interleaved rounds of the isolated calls (each after [`PAUSE`]).
     pub isolated_rounds: usize,
 }
 
 /// Loads `object` into `linker` and takes the address of [`SMALL_SYMBOL`].
-fn load_small(linker: &mut Linker, object: &[u8]) -> Result<jitcache::linker::UnitId> {
+fn load_small(linker: &mut Linker, object: &[u8]) -> Result<()> {
     let id = linker.load(&[ObjectFile {
         name: "small.o",
         bytes: object,
@@ -123,27 +159,26 @@ fn load_small(linker: &mut Linker, object: &[u8]) -> Result<jitcache::linker::Un
         linker.symbol(id, SMALL_SYMBOL).is_some(),
         "{SMALL_SYMBOL} not found"
     );
-    Ok(id)
+    Ok(())
 }
 
 /// A step timing a hit of `key` in `store` into one linker kept across calls: get_into,
-/// load, symbol (the unload after it is not timed). `pause`: wait [`PAUSE`] first.
-fn hit_step(store: &Store, key: Key, pause: bool) -> Step<'_> {
+/// load, symbol, its calls made as `calls` says. The units stay loaded, as a JIT's do
+/// (unloading each would make the next load reuse its piece, which costs a
+/// `membarrier` a load into fresh bytes does not pay).
+fn hit_step(store: &Store, key: Key, calls: Calls) -> Step<'_> {
     let mut linker = Linker::new();
     let mut object = Vec::new();
     Box::new(move || {
-        if pause {
-            std::thread::sleep(PAUSE);
-        }
-        let start = Instant::now();
-        ensure!(
-            store.get_into(&key, &mut object)?,
-            "the unit is not in the store"
-        );
-        let id = load_small(&mut linker, &object)?;
-        let spent = start.elapsed();
-        linker.unload(id)?;
-        Ok(spent)
+        calls.time(|| {
+            let start = Instant::now();
+            ensure!(
+                store.get_into(&key, &mut object)?,
+                "the unit is not in the store"
+            );
+            load_small(&mut linker, &object)?;
+            Ok(start.elapsed())
+        })
     })
 }
 
@@ -208,20 +243,19 @@ fn file_floor_step(
     path: &Path,
     stored_len: usize,
     object_len: usize,
-    pause: bool,
+    calls: Calls,
 ) -> Result<Step<'_>> {
     let mut tail = FloorTail::new(object_len)?;
     let mut stored = vec![0u8; stored_len];
     Ok(Box::new(move || {
-        if pause {
-            std::thread::sleep(PAUSE);
-        }
-        let start = Instant::now();
-        let mut file = File::open(path)?;
-        file.read_exact(&mut stored)?;
-        drop(file);
-        tail.finish(&stored)?;
-        Ok(start.elapsed())
+        calls.time(|| {
+            let start = Instant::now();
+            let mut file = File::open(path)?;
+            file.read_exact(&mut stored)?;
+            drop(file);
+            tail.finish(&stored)?;
+            Ok(start.elapsed())
+        })
     }))
 }
 
@@ -293,17 +327,16 @@ impl IndexFloor {
 }
 
 /// The index floor: the entry's row read from `floor`, then the tail.
-fn index_floor_step(floor: &IndexFloor, object_len: usize, pause: bool) -> Result<Step<'_>> {
+fn index_floor_step(floor: &IndexFloor, object_len: usize, calls: Calls) -> Result<Step<'_>> {
     let mut tail = FloorTail::new(object_len)?;
     let mut stored = Vec::new();
     Ok(Box::new(move || {
-        if pause {
-            std::thread::sleep(PAUSE);
-        }
-        let start = Instant::now();
-        floor.read(&mut stored)?;
-        tail.finish(&stored)?;
-        Ok(start.elapsed())
+        calls.time(|| {
+            let start = Instant::now();
+            floor.read(&mut stored)?;
+            tail.finish(&stored)?;
+            Ok(start.elapsed())
+        })
     }))
 }
 
@@ -367,10 +400,10 @@ pub fn measure(dir: &Path, plan: &Plan) -> Result<HitTimes> {
     let isolated = interleaved(
         plan.isolated_rounds,
         &mut [
-            hit_step(&store, key, true),
-            index_floor_step(&index_floor, len, true)?,
-            hit_step(&file_store, key, true),
-            file_floor_step(&blob_path, stored.len(), len, true)?,
+            hit_step(&store, key, Calls::Isolated),
+            index_floor_step(&index_floor, len, Calls::Isolated)?,
+            hit_step(&file_store, key, Calls::Isolated),
+            file_floor_step(&blob_path, stored.len(), len, Calls::Isolated)?,
         ],
     )?;
 
@@ -392,13 +425,15 @@ pub fn measure(dir: &Path, plan: &Plan) -> Result<HitTimes> {
     let bursts = interleaved(
         plan.burst_rounds,
         &mut [
-            hit_step(&store, key, false),
-            index_floor_step(&index_floor, len, false)?,
-            hit_step(&file_store, key, false),
-            file_floor_step(&blob_path, stored.len(), len, false)?,
-            fresh_hit_step(&store, key),
-            dlopen,
+            hit_step(&store, key, Calls::Burst),
+            index_floor_step(&index_floor, len, Calls::Burst)?,
+            hit_step(&file_store, key, Calls::Burst),
+            file_floor_step(&blob_path, stored.len(), len, Calls::Burst)?,
         ],
+    )?;
+    let fresh = interleaved(
+        plan.fresh_rounds,
+        &mut [fresh_hit_step(&store, key), dlopen],
     )?;
     Ok(HitTimes {
         inline: Pair {
@@ -413,8 +448,8 @@ pub fn measure(dir: &Path, plan: &Plan) -> Result<HitTimes> {
             hit_burst: bursts[2],
             floor_burst: bursts[3],
         },
-        fresh_hit: bursts[4],
-        dlopen: bursts[5],
+        fresh_hit: fresh[0],
+        dlopen: fresh[1],
         object_len: len,
         blob_len: stored.len(),
     })
@@ -481,13 +516,13 @@ pub fn rows(dir: &Path, plan: &Plan) -> Vec<Row> {
             plan.isolated_rounds,
         ),
         (t.file.hit_burst, t.file.floor_burst, plan.burst_rounds),
-        (t.fresh_hit, t.dlopen, plan.burst_rounds),
+        (t.fresh_hit, t.dlopen, plan.fresh_rounds),
     ];
     let notes = [
         format!("hit = Store::get_into + Linker::load + symbol, the blob kept in the index; each call after a {} ms pause (the store's read snapshot has ended, so the hit opens a read transaction)", PAUSE.as_millis()),
-        "calls back to back (the hit reuses the store's open read snapshot; the floor's SELECT is a read transaction of its own each time)".to_owned(),
+        format!("bursts of {BURST} calls back to back, each burst's mean per call; the medians are over bursts (the hit reuses the store's open read snapshot; the floor's SELECT is a read transaction of its own each time)"),
         format!("the store keeps the blob in a file (inline_max 0); each call after a {} ms pause", PAUSE.as_millis()),
-        "calls back to back".to_owned(),
+        format!("bursts of {BURST} calls back to back, each burst's mean per call"),
         "ratio = how many times faster than dlopen+dlsym of the same code; the hit loads into a new Linker each time (its arena maps a new chunk), dlopen maps a fresh copy of the file".to_owned(),
     ];
     let sizes = format!(
@@ -554,7 +589,8 @@ mod tests {
         tail.finish(&read).unwrap();
         assert_eq!(tail.mapped, object);
 
-        let mut file_floor = file_floor_step(&path, stored.len(), object.len(), false).unwrap();
+        let mut file_floor =
+            file_floor_step(&path, stored.len(), object.len(), Calls::Burst).unwrap();
         file_floor().unwrap();
         let mut short = FloorTail::new(object.len() - 1).unwrap();
         assert!(

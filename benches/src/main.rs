@@ -77,7 +77,8 @@ impl Plan {
         };
         Plan {
             hit: hit::Plan {
-                burst_rounds: if quick { 300 } else { 2000 },
+                burst_rounds: if quick { 40 } else { 200 },
+                fresh_rounds: if quick { 300 } else { 2000 },
                 isolated_rounds: if quick { 60 } else { 300 },
             },
             cstart,
