@@ -113,7 +113,7 @@ fn gc(c: &mut Criterion) {
                 let cap = store.stats().expect("stats").bytes_on_disk / 2;
                 let opts = GcOptions {
                     max_size: Some(cap),
-                    remove_orphans: true,
+                    ..GcOptions::default()
                 };
                 let start = Instant::now();
                 let report = store.gc(&opts, &NoProgress).expect("gc");

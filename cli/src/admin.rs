@@ -81,6 +81,10 @@ pub struct GcArgs {
     /// (an old compiler, an old jitcache). A capped gc evicts those first anyway.
     #[arg(long)]
     pub prune_foreign: bool,
+    /// Look for orphans in every blob file. Without it a run checks one sixteenth of
+    /// them, the next slice in turn (after the index was rebuilt, all of them).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Arguments of `jitcache max-size`.
@@ -474,6 +478,7 @@ pub fn gc(dir: &Path, args: &GcArgs, json: bool) -> Result<ExitCode> {
     let bar = Bar::new("gc", !json);
     let opts = GcOptions {
         max_size: args.max_size,
+        full_orphan_walk: args.full,
         ..GcOptions::default()
     };
     let pruned = if args.prune_foreign {
@@ -490,6 +495,7 @@ pub fn gc(dir: &Path, args: &GcArgs, json: bool) -> Result<ExitCode> {
                 "evicted_entries": report.evicted_entries,
                 "removed_blobs": report.removed_blobs,
                 "removed_orphans": report.removed_orphans,
+                "full_orphan_walk": report.full_orphan_walk,
                 "freed_bytes": report.freed_bytes,
                 "bytes_on_disk": report.bytes_on_disk,
             })

@@ -22,6 +22,12 @@ pub struct GcOptions {
     pub max_size: Option<u64>,
     /// Remove blob files no entry points at, and stale temp files (default true).
     pub remove_orphans: bool,
+    /// Look for orphans in every blob file (default false). Otherwise a run walks one
+    /// sixteenth of the blob tree, the next slice in turn, so 16 runs check every file
+    /// and a run costs what it evicts rather than what the cache holds. A run after the
+    /// index was rebuilt (when every blob file may be an orphan) walks all of them
+    /// anyway. [`Store::verify`] always walks all of them.
+    pub full_orphan_walk: bool,
 }
 
 impl Default for GcOptions {
@@ -29,6 +35,7 @@ impl Default for GcOptions {
         GcOptions {
             max_size: None,
             remove_orphans: true,
+            full_orphan_walk: false,
         }
     }
 }
@@ -50,6 +57,8 @@ pub struct GcReport {
     pub bytes_on_disk: u64,
     /// Steps the run took (each held the gc lock for a few milliseconds at most).
     pub steps: u64,
+    /// Whether the orphan walk covered every blob file (false: one slice, or no walk).
+    pub full_orphan_walk: bool,
 }
 
 /// Where a gc (or clear) run is.
@@ -90,7 +99,21 @@ pub struct GcRun<'a> {
     foreign: Vec<[u8; 32]>,
     /// Evict every entry of a foreign identity, whatever the cap.
     prune_foreign: bool,
+    /// This run's marks in the full-walk-due counter whose files are deleted (a step
+    /// that unindexes blob files adds one; the next write takes them off).
+    marks_to_settle: u64,
+    /// The full-walk-due count the orphan walk started from (taken off when it ends).
+    due_at_walk: u64,
     _unmapped: Unmapped<'a>,
+}
+
+impl Drop for GcRun<'_> {
+    /// A run stopped early (a background trim told to stop) still takes its settled
+    /// marks off, so the next gc does not walk every file for nothing; if that write
+    /// fails, the next gc walks every file, which is only slower.
+    fn drop(&mut self) {
+        let _ = self.settle_marks();
+    }
 }
 
 impl std::fmt::Debug for GcRun<'_> {
@@ -137,6 +160,7 @@ impl Store {
         let opts = GcOptions {
             max_size: Some(0),
             remove_orphans: true,
+            full_orphan_walk: true,
         };
         let mut run = self.maintenance_run(opts, true, &crate::progress::NoProgress)?;
         while !run.step()? {
@@ -153,6 +177,7 @@ impl Store {
         let opts = GcOptions {
             max_size: None,
             remove_orphans: true,
+            full_orphan_walk: false,
         };
         let mut run = self.maintenance_run(opts, false, progress)?;
         run.prune_foreign = true;
@@ -188,6 +213,8 @@ impl Store {
             walk: BlobWalk::default(),
             foreign: Vec::new(),
             prune_foreign: false,
+            marks_to_settle: 0,
+            due_at_walk: 0,
             _unmapped: self.unmapped()?,
         })
     }
@@ -238,14 +265,17 @@ impl GcRun<'_> {
                 _ => self.phase = Phase::InlineOrphans,
             },
             Phase::InlineOrphans => {
+                self.settle_marks()?;
                 if !self.opts.remove_orphans {
                     self.phase = Phase::Done;
                 } else if self.inline_step()? {
+                    self.start_walk()?;
                     self.phase = Phase::Files;
                 }
             }
             Phase::Files => {
                 if self.files_step()? {
+                    self.finish_walk()?;
                     self.phase = Phase::Tmp;
                 }
             }
@@ -285,8 +315,8 @@ impl GcRun<'_> {
     }
 
     /// What the run did.
-    pub fn into_report(self) -> GcReport {
-        self.report
+    pub fn into_report(mut self) -> GcReport {
+        std::mem::take(&mut self.report)
     }
 
     /// One step of eviction: a page of entries, least recently used first (gc) or in key
@@ -330,7 +360,10 @@ impl GcRun<'_> {
         let clear = self.clear;
         // Clear and a prune of foreign entries evict whatever the cap.
         let uncapped = clear || (foreign && self.prune_foreign);
+        let settle = std::mem::take(&mut self.marks_to_settle);
         let lru = store.index().in_transaction(|ix| {
+            // The previous step's files are deleted: its mark goes with this commit.
+            ix.settle_counter(counter::FULL_ORPHAN_WALK_DUE, settle)?;
             let mut budget = Budget::new();
             for (key, blob, stored, _) in &page {
                 if (!uncapped && on_disk <= cap) || budget.exhausted() {
@@ -355,9 +388,18 @@ impl GcRun<'_> {
             if !clear {
                 ix.add_counters(&[(counter::EVICTIONS, evicted as i64)])?;
             }
+            if !unreferenced.is_empty() {
+                // Should this step die before deleting the files, the next gc walks
+                // every blob file and finds them.
+                ix.add_counters(&[(counter::FULL_ORPHAN_WALK_DUE, 1)])?;
+            }
             Ok(())
         });
+        if lru.is_err() {
+            self.marks_to_settle = settle;
+        }
         lru?;
+        let marked = !unreferenced.is_empty();
         self.on_disk = on_disk;
         // Rows past the budget are read again next step, from the last one done.
         if let Some((key, _, _, access)) = done.checked_sub(1).and_then(|i| page.get(i)) {
@@ -377,6 +419,7 @@ impl GcRun<'_> {
             }
         }
         drop(guard);
+        self.marks_to_settle += u64::from(marked);
         self.report.evicted_entries += evicted;
         self.progress.inc(done as u64);
         if !uncapped && on_disk <= cap {
@@ -407,6 +450,45 @@ impl GcRun<'_> {
             self.report.removed_orphans += removed;
         }
         Ok(page.len() < STEP_ITEMS as usize)
+    }
+
+    /// Takes this run's marks off the full-walk-due counter once eviction is over (their
+    /// files are deleted).
+    fn settle_marks(&mut self) -> Result<(), Error> {
+        if self.marks_to_settle > 0 {
+            let n = std::mem::take(&mut self.marks_to_settle);
+            self.store
+                .index()
+                .settle_counter(counter::FULL_ORPHAN_WALK_DUE, n)?;
+        }
+        Ok(())
+    }
+
+    /// Chooses what the orphan walk covers: every blob file when asked or when the index
+    /// was rebuilt, else the slice whose turn it is.
+    fn start_walk(&mut self) -> Result<(), Error> {
+        let index = self.store.index();
+        self.due_at_walk = index.counter(counter::FULL_ORPHAN_WALK_DUE)?;
+        let full = self.opts.full_orphan_walk || self.due_at_walk > 0;
+        self.walk = if full {
+            BlobWalk::default()
+        } else {
+            BlobWalk::slice(index.counter(counter::ORPHAN_WALKS)?)
+        };
+        self.report.full_orphan_walk = full;
+        Ok(())
+    }
+
+    /// Records a finished orphan walk: the next run walks the next slice, and a full walk
+    /// that was due is done.
+    fn finish_walk(&mut self) -> Result<(), Error> {
+        let index = self.store.index();
+        if self.report.full_orphan_walk {
+            // Marks added since the walk began are another run's: they stay.
+            index.settle_counter(counter::FULL_ORPHAN_WALK_DUE, self.due_at_walk)
+        } else {
+            index.add_counters(&[(counter::ORPHAN_WALKS, 1)])
+        }
     }
 
     /// One step of the walk over blob files: each file no entry points at (or not named

@@ -50,12 +50,19 @@ impl Budget {
     }
 }
 
-/// A walk over every file under `blobs/` that can stop after any file and resume in a
-/// later step. Directories are read when reached, one at a time, so memory stays flat;
-/// a file added behind the walk's position is not seen (it was added after the run
-/// began, and the next run sees it).
+/// Slices of the blob tree: a walk of one slice reads the shard directories whose name
+/// starts with one hex digit (16 of the 256 first-level directories).
+pub(crate) const SLICES: u64 = 16;
+
+/// A walk over every file under `blobs/` (or one slice of them) that can stop after any
+/// file and resume in a later step. Directories are read when reached, one at a time,
+/// so memory stays flat; a file added behind the walk's position is not seen (it was
+/// added after the run began, and the next run sees it).
 #[derive(Default)]
 pub(crate) struct BlobWalk {
+    /// Walk only the first-level directories in this slice (below [`SLICES`]); every
+    /// first-level name that is not a shard's (two hex digits) is in every slice.
+    slice: Option<u8>,
     level1: Option<Vec<Listed>>,
     i: usize,
     level2: Vec<Listed>,
@@ -65,6 +72,27 @@ pub(crate) struct BlobWalk {
 }
 
 impl BlobWalk {
+    /// A walk over the first-level shard directories of slice `slice` (taken modulo
+    /// [`SLICES`]) and whatever else lies in `blobs/`.
+    pub fn slice(slice: u64) -> BlobWalk {
+        BlobWalk {
+            slice: Some((slice % SLICES) as u8),
+            ..BlobWalk::default()
+        }
+    }
+
+    /// Whether the first-level entry `path` is walked.
+    fn in_slice(&self, path: &Path) -> bool {
+        let Some(slice) = self.slice else {
+            return true;
+        };
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        match shard_slice(name) {
+            Some(s) => s == slice,
+            None => true,
+        }
+    }
+
     /// The next file and its id when its name is a well-formed blob name in the right
     /// shard (None for stray files); `Ok(None)` at the end. Reading a directory counts as
     /// an item of `budget`.
@@ -105,6 +133,9 @@ impl BlobWalk {
                 return Ok(None);
             };
             self.i += 1;
+            if !self.in_slice(&dir) {
+                continue;
+            }
             if !is_dir {
                 return Ok(Some((dir, None)));
             }
@@ -112,6 +143,20 @@ impl BlobWalk {
             self.level2 = read_dir_sorted(&dir)?;
             self.j = 0;
         }
+    }
+}
+
+/// The slice of a first-level shard directory named `name` (two lowercase hex digits):
+/// its first digit. None for any other name.
+fn shard_slice(name: &str) -> Option<u8> {
+    let hex = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    match name.as_bytes() {
+        &[a, b] => hex(b).and(hex(a)),
+        _ => None,
     }
 }
 
@@ -145,4 +190,30 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<Listed>, Error> {
     let mut out = read_dir(dir)?;
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_fall_in_the_slice_of_their_first_digit() {
+        assert_eq!(shard_slice("00"), Some(0));
+        assert_eq!(shard_slice("a7"), Some(10));
+        assert_eq!(shard_slice("ff"), Some(15));
+        for name in ["", "a", "abc", "A0", "g0", "0g", "zz"] {
+            assert_eq!(shard_slice(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_slice_walks_its_shards_and_every_stray_name() {
+        let walk = BlobWalk::slice(16 + 10);
+        assert!(walk.in_slice(Path::new("/c/blobs/a0")));
+        assert!(walk.in_slice(Path::new("/c/blobs/af")));
+        assert!(!walk.in_slice(Path::new("/c/blobs/b0")));
+        assert!(!walk.in_slice(Path::new("/c/blobs/0a")));
+        assert!(walk.in_slice(Path::new("/c/blobs/stray")));
+        assert!(BlobWalk::default().in_slice(Path::new("/c/blobs/b0")));
+    }
 }

@@ -175,6 +175,7 @@ fn trim(
     let opts = GcOptions {
         max_size: Some(max),
         remove_orphans: false,
+        full_orphan_walk: false,
     };
     let mut run = store.gc_steps(&opts, &NoProgress)?;
     while !run.step()? {

@@ -313,6 +313,18 @@ fn gc_verify_and_clear() {
     );
     assert_one_line_error(&jc(&cache, &["gc", "--max-size", "lots"]), "lots");
 
+    // A plain gc checks one slice of the blob tree for orphans; --full checks them all.
+    let stray = blob_files(&cache)[0].with_file_name("stray");
+    fs::write(&stray, b"not a blob").expect("write stray");
+    let report = json(&jc(&cache, &["--json", "gc"]));
+    assert_eq!(report["full_orphan_walk"], false, "{report}");
+    let report = json(&jc(&cache, &["--json", "gc", "--full"]));
+    assert_eq!(report["full_orphan_walk"], true, "{report}");
+    assert!(
+        !stray.exists(),
+        "gc --full removed the stray file: {report}"
+    );
+
     let out = jc(&cache, &["clear"]);
     assert!(out.status.success());
     let stats = json(&jc(&cache, &["--json", "stats"]));

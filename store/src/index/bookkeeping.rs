@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Index, bump, set_unit_state, to_u64};
+use super::{Index, bump, set_unit_state, to_i64, to_u64};
 use crate::entry::{UnitRecord, UnitState};
 use crate::error::{Error, sql_err};
 use crate::key::{Key, KeyComponents};
@@ -66,6 +66,15 @@ impl Index {
         for (name, n) in counters {
             bump(&self.conn, name, *n).map_err(|e| self.err(e))?;
         }
+        Ok(())
+    }
+
+    /// Takes `n` off a persisted counter, stopping at 0.
+    pub fn settle_counter(&self, name: &str, n: u64) -> Result<(), Error> {
+        self.conn
+            .prepare_cached("UPDATE counters SET value = MAX(0, value - ?2) WHERE name = ?1")
+            .and_then(|mut s| s.execute(params![name, to_i64(n)]))
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -51,6 +51,14 @@ pub(crate) mod counter {
     pub const WRITES_WRITTEN: &str = "writes_written";
     /// Background puts lost (queued at drop past the drain wait, or not written in time).
     pub const WRITES_DROPPED: &str = "writes_dropped";
+    /// Orphan walks of one slice of the blob tree that gc finished; the next gc walks
+    /// slice `orphan_walks % SLICES` (`step.rs`).
+    pub const ORPHAN_WALKS: &str = "orphan_walks";
+    /// Nonzero when the next gc walks the whole blob tree: the index was rebuilt (every
+    /// blob file may be an orphan), or a gc step that unindexed blob files may have
+    /// died before deleting them (each such step adds 1 in the transaction that
+    /// unindexes them and takes it off once they are deleted).
+    pub const FULL_ORPHAN_WALK_DUE: &str = "full_orphan_walk_due";
 }
 
 /// How much of the database file lookups read through a memory map (SQLite's

@@ -77,7 +77,11 @@ impl Index {
         move_aside(&layout.index, now_ms)?;
         match attempt() {
             Ok(index) => {
-                index.add_counters(&[(counter::CORRUPT_INDEX_RECOVERIES, 1)])?;
+                // The old index's blobs are all orphans now: the next gc walks them all.
+                index.add_counters(&[
+                    (counter::CORRUPT_INDEX_RECOVERIES, 1),
+                    (counter::FULL_ORPHAN_WALK_DUE, 1),
+                ])?;
                 Ok(index)
             }
             Err(OpenError::Other(e)) => Err(e),

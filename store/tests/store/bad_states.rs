@@ -91,8 +91,12 @@ fn corrupt_database_is_replaced(damage: impl Fn(&Path)) {
     let report = store.verify(false, &NoProgress).expect("verify");
     assert!(report.is_clean());
     assert_eq!(report.orphaned_blobs, 3);
+    // However gc is asked, the first one after the rebuild walks every blob file.
     let gc = store.gc(&GcOptions::default(), &NoProgress).expect("gc");
     assert_eq!(gc.removed_orphans, 3);
+    assert!(gc.full_orphan_walk, "{gc:?}");
+    let gc = store.gc(&GcOptions::default(), &NoProgress).expect("gc");
+    assert!(!gc.full_orphan_walk, "the full walk was done: {gc:?}");
     store.put(&key(0), b"fresh").expect("put");
     assert_eq!(
         store.get(&key(0)).expect("get").as_deref(),

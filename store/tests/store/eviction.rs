@@ -148,6 +148,97 @@ fn hits_are_batched_not_written() {
         .expect("list");
 }
 
+/// A file in a shard directory that no entry points at: named like a blob of shard
+/// `shard` (two hex digits).
+fn plant_orphan(root: &std::path::Path, shard: &str) -> std::path::PathBuf {
+    let dir = root.join("v1/blobs").join(shard).join("00");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join(format!("{shard}00{}", "0".repeat(60)));
+    std::fs::write(&path, b"junk").expect("write");
+    path
+}
+
+#[test]
+fn gc_walks_one_slice_of_the_blob_tree_per_run_and_all_of_it_in_sixteen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cache");
+    let store = Store::open(
+        &root,
+        StoreConfig {
+            inline_max: 0,
+            ..StoreConfig::default()
+        },
+    )
+    .expect("open");
+    for k in 0..40 {
+        store.put(&key(k), &noise(k, 600)).expect("put");
+    }
+    // A capped gc evicts and deletes blob files; its marks are settled, so the next
+    // run walks one slice, not the whole tree.
+    let on_disk = store.stats().expect("stats").bytes_on_disk;
+    let capped = GcOptions {
+        max_size: Some(on_disk / 2),
+        ..GcOptions::default()
+    };
+    let gc = store.gc(&capped, &NoProgress).expect("capped gc");
+    assert!(gc.evicted_entries > 0 && gc.removed_blobs > 0, "{gc:?}");
+    assert!(!gc.full_orphan_walk, "{gc:?}");
+    // Orphans in the shards of slices 0, 5 and 15 (the first run above walked slice 0).
+    let orphans = [("0a", 0), ("5b", 5), ("fc", 15)]
+        .map(|(shard, slice)| (plant_orphan(&root, shard), slice));
+    let mut removed_at = Vec::new();
+    for run in 1..=16u64 {
+        let gc = store.gc(&GcOptions::default(), &NoProgress).expect("gc");
+        assert!(!gc.full_orphan_walk, "run {run}: {gc:?}");
+        for _ in 0..gc.removed_orphans {
+            removed_at.push(run % 16);
+        }
+    }
+    assert_eq!(
+        removed_at,
+        vec![5, 15, 0],
+        "each orphan goes in its slice's turn"
+    );
+    for (path, slice) in &orphans {
+        assert!(!path.exists(), "slice {slice}: {}", path.display());
+    }
+    // The entries that were kept still read back, and nothing is left to find.
+    let report = store.verify(false, &NoProgress).expect("verify");
+    assert!(
+        report.is_clean() && report.orphaned_blobs == 0,
+        "{report:?}"
+    );
+    for k in 0..40 {
+        if let Some(got) = store.get(&key(k)).expect("get") {
+            assert_eq!(got, noise(k, 600), "entry {k}");
+        }
+    }
+}
+
+#[test]
+fn a_full_orphan_walk_finds_orphans_in_every_slice_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("cache");
+    let store = Store::open(&root, StoreConfig::default()).expect("open");
+    store.put(&key(1), b"kept").expect("put");
+    let orphans: Vec<_> = ["00", "3d", "a1", "ff"]
+        .iter()
+        .map(|s| plant_orphan(&root, s))
+        .collect();
+    let full = GcOptions {
+        full_orphan_walk: true,
+        ..GcOptions::default()
+    };
+    let gc = store.gc(&full, &NoProgress).expect("gc");
+    assert!(gc.full_orphan_walk);
+    assert_eq!(gc.removed_orphans, 4, "{gc:?}");
+    assert!(orphans.iter().all(|p| !p.exists()));
+    assert_eq!(
+        store.get(&key(1)).expect("get").as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
 #[test]
 fn gc_removes_orphans_and_stale_temp_files() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -162,7 +253,11 @@ fn gc_removes_orphans_and_stale_temp_files() {
     let report = store.verify(false, &NoProgress).expect("verify");
     assert!(report.is_clean(), "orphans are not damage");
     assert_eq!((report.orphaned_blobs, report.stale_tmp), (2, 1));
-    let gc = store.gc(&GcOptions::default(), &NoProgress).expect("gc");
+    let full = GcOptions {
+        full_orphan_walk: true,
+        ..GcOptions::default()
+    };
+    let gc = store.gc(&full, &NoProgress).expect("gc");
     assert_eq!(
         (gc.removed_orphans, gc.removed_tmp, gc.evicted_entries),
         (2, 1, 0)

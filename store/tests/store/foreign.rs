@@ -113,7 +113,7 @@ fn a_superseded_identity_is_evicted_before_recently_used_entries() {
     let cap = on_disk - on_disk / 3;
     let opts = GcOptions {
         max_size: Some(cap),
-        remove_orphans: true,
+        ..GcOptions::default()
     };
     let report = store.gc(&opts, &NoProgress).expect("gc");
     assert_eq!(report.evicted_entries, 5, "{report:?}");
@@ -123,7 +123,7 @@ fn a_superseded_identity_is_evicted_before_recently_used_entries() {
     // Past the foreign entries, LRU as before.
     let opts = GcOptions {
         max_size: Some(report.bytes_on_disk - 1),
-        remove_orphans: true,
+        ..GcOptions::default()
     };
     let report = store.gc(&opts, &NoProgress).expect("gc");
     assert_eq!(report.evicted_entries, 1, "{report:?}");
