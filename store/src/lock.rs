@@ -133,12 +133,14 @@ pub(crate) fn poll_until(
 }
 
 /// The sleep before try `tries + 1` of a polled lock: 50 µs for the first 100 tries
-/// (5 ms), then 500 µs. A step of gc holds the lock for a few milliseconds, so a waiter
-/// polling this often takes it within a fraction of a millisecond of its release.
+/// (5 ms), then 150 µs. A step of gc holds the lock for a few milliseconds, so a waiter
+/// polling this often takes it within a fraction of a millisecond of its release, and
+/// never sleeps through the gap between two steps (`step::STEP_GAP`, twice the longer
+/// pause).
 pub(crate) fn poll_pause(tries: u32) -> Duration {
     if tries < 100 {
         Duration::from_micros(50)
     } else {
-        Duration::from_micros(500)
+        Duration::from_micros(150)
     }
 }

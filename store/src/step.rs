@@ -21,8 +21,11 @@ use crate::layout::Layout;
 pub(crate) const STEP_ITEMS: u32 = 256;
 /// Most time a step spends before it lets go of the lock.
 pub(crate) const STEP_TIME: Duration = Duration::from_millis(4);
-/// Pause between two steps of a run, so waiting writers take the lock.
-pub(crate) const STEP_GAP: Duration = Duration::from_millis(1);
+/// Pause between two steps of a run, so waiting writers take the lock: twice the
+/// longest pause of a waiter's poll (`lock::poll_pause`), so that a waiter always tries
+/// within it. Every step pays it whether or not anyone waits (`flock` does not tell),
+/// so it is kept short: with steps of up to [`STEP_TIME`], about 7 % of a run.
+pub(crate) const STEP_GAP: Duration = Duration::from_micros(300);
 
 /// What one step may still spend.
 pub(crate) struct Budget {
@@ -195,6 +198,16 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<Listed>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waiter_polls_at_least_twice_within_the_gap_between_steps() {
+        for tries in [0, 99, 100, u32::MAX] {
+            assert!(
+                STEP_GAP >= 2 * crate::lock::poll_pause(tries),
+                "try {tries}"
+            );
+        }
+    }
 
     #[test]
     fn shard_names_fall_in_the_slice_of_their_first_digit() {
