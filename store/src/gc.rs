@@ -11,7 +11,7 @@ use crate::layout::{create_private_dir, remove_file_if_exists};
 use crate::lock::LockGuard;
 use crate::pause_point::PausePoint;
 use crate::progress::Progress;
-use crate::step::{BlobWalk, Budget, STEP_GAP, STEP_ITEMS};
+use crate::step::{BlobWalk, Budget, STEP_ITEMS};
 use crate::store::{Store, Unmapped};
 
 /// What [`Store::gc`] should do.
@@ -137,7 +137,7 @@ impl Store {
     pub fn gc(&self, opts: &GcOptions, progress: &dyn Progress) -> Result<GcReport, Error> {
         let mut run = self.gc_steps(opts, progress)?;
         while !run.step()? {
-            std::thread::sleep(STEP_GAP);
+            self.pause_between_steps();
             self.pause_at(PausePoint::GcBetweenSteps);
         }
         Ok(run.into_report())
@@ -164,7 +164,7 @@ impl Store {
         };
         let mut run = self.maintenance_run(opts, true, &crate::progress::NoProgress)?;
         while !run.step()? {
-            std::thread::sleep(STEP_GAP);
+            self.pause_between_steps();
         }
         Ok(())
     }
@@ -182,7 +182,7 @@ impl Store {
         let mut run = self.maintenance_run(opts, false, progress)?;
         run.prune_foreign = true;
         while !run.step()? {
-            std::thread::sleep(STEP_GAP);
+            self.pause_between_steps();
         }
         Ok(run.into_report())
     }

@@ -30,6 +30,8 @@ pub(crate) struct Layout {
     pub blobs: PathBuf,
     pub tmp: PathBuf,
     pub gc_lock: PathBuf,
+    /// Held shared by a writer waiting for `gc_lock` (see `lock.rs`).
+    pub gc_waiters: PathBuf,
     pub open_lock: PathBuf,
     pub read_counters: PathBuf,
 }
@@ -43,6 +45,7 @@ impl Layout {
             blobs: dir.join("blobs"),
             tmp: dir.join("tmp"),
             gc_lock: dir.join("gc.lock"),
+            gc_waiters: dir.join("gc.waiters"),
             open_lock: dir.join("open.lock"),
             read_counters: dir.join("read-counters"),
             dir,

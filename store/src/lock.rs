@@ -52,14 +52,36 @@ impl LockFile {
 
     /// Waits until `deadline` for a shared lock; [`Error::Busy`] naming the lock file
     /// (and `what` it is) when it stays held exclusively that long. `flock` has no
-    /// timeout, so this polls: 50 µs sleeps for the first 5 ms, then 500 µs ones.
-    pub fn shared_until(&self, deadline: Instant, what: &'static str) -> Result<LockGuard, Error> {
-        self.poll(deadline, what, File::try_lock_shared)
+    /// timeout, so this polls ([`poll_pause`]). The wait is announced in `waiters`:
+    /// once its first try fails, the waiter holds `waiters` shared until it has the lock
+    /// or gives up, so a maintenance run between two steps can see that someone waits
+    /// ([`LockFile::has_waiters`]) and leave the lock free long enough.
+    pub fn shared_until_announced(
+        &self,
+        deadline: Instant,
+        what: &'static str,
+        waiters: &LockFile,
+    ) -> Result<LockGuard, Error> {
+        let mut announced: Option<File> = None;
+        self.poll(deadline, what, |file| {
+            let tried = file.try_lock_shared();
+            if tried.is_err() && announced.is_none() {
+                // Fails only while a run checks for waiters: announced at the next try.
+                announced = waiters.open().ok().filter(|w| w.try_lock_shared().is_ok());
+            }
+            tried
+        })
+    }
+
+    /// Whether a waiter announces itself in this file ([`LockFile::shared_until_announced`]
+    /// holds it shared); true when that cannot be told.
+    pub fn has_waiters(&self) -> bool {
+        !matches!(self.try_exclusive(), Ok(Some(_)))
     }
 
     /// Waits until `deadline` for an exclusive lock; [`Error::Busy`] naming the lock
     /// file (and `what` it is) when it stays held that long. Polls as
-    /// [`LockFile::shared_until`] does.
+    /// [`LockFile::shared_until_announced`] does.
     pub fn exclusive_until(
         &self,
         deadline: Instant,
@@ -74,7 +96,7 @@ impl LockFile {
         &self,
         deadline: Instant,
         what: &'static str,
-        try_lock: impl Fn(&File) -> Result<(), std::fs::TryLockError>,
+        mut try_lock: impl FnMut(&File) -> Result<(), std::fs::TryLockError>,
     ) -> Result<LockGuard, Error> {
         let file = self.open()?;
         let started = Instant::now();
@@ -142,5 +164,58 @@ pub(crate) fn poll_pause(tries: u32) -> Duration {
         Duration::from_micros(50)
     } else {
         Duration::from_micros(150)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_announces_itself_until_it_has_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = LockFile::new(&dir.path().join("gc.lock"));
+        let waiters = LockFile::new(&dir.path().join("gc.waiters"));
+        assert!(!waiters.has_waiters(), "nobody waits yet");
+        let held = lock.try_exclusive().expect("lock").expect("free");
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                lock.shared_until_announced(deadline, "the gc lock", &waiters)
+                    .map(drop)
+            });
+            let seen = poll_until(Instant::now() + Duration::from_secs(5), || {
+                if waiters.has_waiters() {
+                    Ok(())
+                } else {
+                    Err(std::fs::TryLockError::WouldBlock)
+                }
+            })
+            .expect("poll");
+            assert!(seen, "the blocked waiter announced itself");
+            drop(held);
+            waiter
+                .join()
+                .expect("waiter")
+                .expect("the waiter took the lock");
+        });
+        assert!(
+            !waiters.has_waiters(),
+            "the announcement ends with the wait"
+        );
+    }
+
+    #[test]
+    fn a_waiter_that_gives_up_stops_announcing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = LockFile::new(&dir.path().join("gc.lock"));
+        let waiters = LockFile::new(&dir.path().join("gc.waiters"));
+        let _held = lock.try_exclusive().expect("lock").expect("free");
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let err = lock
+            .shared_until_announced(deadline, "the gc lock", &waiters)
+            .expect_err("held exclusively");
+        assert!(matches!(err, Error::Busy { .. }), "{err}");
+        assert!(!waiters.has_waiters());
     }
 }

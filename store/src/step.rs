@@ -21,11 +21,15 @@ use crate::layout::Layout;
 pub(crate) const STEP_ITEMS: u32 = 256;
 /// Most time a step spends before it lets go of the lock.
 pub(crate) const STEP_TIME: Duration = Duration::from_millis(4);
-/// Pause between two steps of a run, so waiting writers take the lock: twice the
-/// longest pause of a waiter's poll (`lock::poll_pause`), so that a waiter always tries
-/// within it. Every step pays it whether or not anyone waits (`flock` does not tell),
-/// so it is kept short: with steps of up to [`STEP_TIME`], about 7 % of a run.
+/// Pause between two steps of a run when no writer announced that it waits for the gc
+/// lock (`gc.waiters`, see `lock.rs`): twice the longest pause of a waiter's poll
+/// (`lock::poll_pause`), so that a waiter that could not announce itself still tries
+/// within it. Short, since every step pays it: with steps of up to [`STEP_TIME`],
+/// about 7 % of a run.
 pub(crate) const STEP_GAP: Duration = Duration::from_micros(300);
+/// Pause between two steps when a writer waits: long enough for it to be scheduled and
+/// take the lock on a busy machine.
+pub(crate) const STEP_GAP_WAITED: Duration = Duration::from_millis(1);
 
 /// What one step may still spend.
 pub(crate) struct Budget {

@@ -18,6 +18,7 @@ use crate::lock::{LockFile, poll_pause};
 use crate::pause_point::{self, PausePoint};
 use crate::read_counters::ReadCounters;
 use crate::stats::{AccessBatch, Stats};
+use crate::step::{STEP_GAP, STEP_GAP_WAITED};
 use crate::sync::lock;
 
 /// A [`Store::get_many`] batch at least this large is read by two threads.
@@ -36,6 +37,8 @@ pub struct Store {
     batch: Mutex<AccessBatch>,
     read_counters: ReadCounters,
     pub(crate) gc_lock: LockFile,
+    /// Where writers waiting for `gc_lock` announce themselves.
+    gc_waiters: LockFile,
     pub(crate) writable: bool,
     pub(crate) pause: Option<PausePoint>,
     /// When this process looks at the index again for a due trim (`trim.rs`).
@@ -81,6 +84,7 @@ impl Store {
             config.clock.now_ms(),
         )?;
         let gc_lock = LockFile::new(&layout.gc_lock);
+        let layout_waiters = layout.gc_waiters.clone();
         if writable && let Some(_guard) = gc_lock.try_exclusive()? {
             layout.clean_tmp()?;
         }
@@ -93,6 +97,7 @@ impl Store {
             index,
             batch: Mutex::new(AccessBatch::new()),
             gc_lock,
+            gc_waiters: LockFile::new(&layout_waiters),
             writable,
             pause: PausePoint::from_env(),
             next_trim_check: Mutex::new(None),
@@ -546,13 +551,26 @@ impl Store {
         wait: Duration,
     ) -> Result<(crate::lock::LockGuard, WaitBudget), Error> {
         let started = Instant::now();
-        let guard = self.gc_lock.shared_until(started + wait, "the gc lock")?;
+        let guard =
+            self.gc_lock
+                .shared_until_announced(started + wait, "the gc lock", &self.gc_waiters)?;
         Ok((
             guard,
             WaitBudget {
                 left: wait.saturating_sub(started.elapsed()),
             },
         ))
+    }
+
+    /// The pause of a maintenance run between two steps: [`STEP_GAP_WAITED`] when a
+    /// writer announced that it waits for the gc lock, else the short [`STEP_GAP`].
+    pub(crate) fn pause_between_steps(&self) {
+        let gap = if self.gc_waiters.has_waiters() {
+            STEP_GAP_WAITED
+        } else {
+            STEP_GAP
+        };
+        std::thread::sleep(gap);
     }
 
     fn count_dropped(&self, result: &Result<(), Error>, puts: usize) {

@@ -24,7 +24,6 @@ use crate::config::StoreConfig;
 use crate::error::Error;
 use crate::gc::GcOptions;
 use crate::progress::NoProgress;
-use crate::step::STEP_GAP;
 use crate::store::Store;
 use crate::sync::lock;
 
@@ -182,7 +181,7 @@ fn trim(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        std::thread::sleep(STEP_GAP);
+        store.pause_between_steps();
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, io_err};
 use crate::layout::remove_file_if_exists;
 use crate::lock::LockGuard;
 use crate::progress::Progress;
-use crate::step::{BlobWalk, Budget, STEP_GAP, STEP_ITEMS};
+use crate::step::{BlobWalk, Budget, STEP_ITEMS};
 use crate::store::{Store, Unmapped};
 
 /// A blob that failed verification.
@@ -117,7 +117,7 @@ impl Store {
     pub fn verify(&self, repair: bool, progress: &dyn Progress) -> Result<VerifyReport, Error> {
         let mut run = self.verify_steps(repair, progress)?;
         while !run.step()? {
-            std::thread::sleep(STEP_GAP);
+            self.pause_between_steps();
         }
         Ok(run.into_report())
     }
