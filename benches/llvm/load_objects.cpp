@@ -11,7 +11,8 @@
 //                   read from the cache in CACHE (the callback, which reads the file,
 //                   runs only on a cold run) and linked by jitcache's linker; then
 //                   jitcache_unit_symbol for every symbol
-//   linker          the files read and linked with jitcache_load_objects (no store)
+//   linker          the files read with llvm::MemoryBuffer::getFile, as the orc mode
+//                   reads them, and linked with jitcache_load_objects (no store)
 //   orc             LLJIT: every file added with addObjectFile, then LLJIT::lookup of
 //                   every symbol (which links the objects)
 //   fill            jitcache, then closing the cache properly: the cold run that stores
@@ -31,6 +32,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <unordered_set>
@@ -144,14 +146,19 @@ int runJitcache(const List &list, const char *cacheDir, bool empty, bool store, 
                 return 1;
             }
         } else {
-            std::vector<std::string> bytes;
+            std::vector<std::unique_ptr<llvm::MemoryBuffer>> buffers;
             std::vector<jitcache_object> objects(list.objects.size());
-            bytes.reserve(list.objects.size());
+            buffers.reserve(list.objects.size());
             for (size_t i = 0; i < objects.size(); ++i) {
-                bytes.push_back(readFile(list.objects[i].path));
+                auto buffer = llvm::MemoryBuffer::getFile(list.objects[i].path);
+                if (!buffer) {
+                    std::fprintf(stderr, "cannot read %s\n", list.objects[i].path.c_str());
+                    return 1;
+                }
+                buffers.push_back(std::move(*buffer));
                 objects[i].name = list.objects[i].path.c_str();
-                objects[i].data = reinterpret_cast<const uint8_t *>(bytes[i].data());
-                objects[i].len = bytes[i].size();
+                objects[i].data = reinterpret_cast<const uint8_t *>(buffers[i]->getBufferStart());
+                objects[i].len = buffers[i]->getBufferSize();
             }
             units.resize(1);
             if (!ok(jitcache_load_objects(cache, objects.data(), objects.size(), &units[0]),

@@ -1,5 +1,6 @@
 //! The workspace's binaries the benchmarks start as child processes: `jitcache` (the
-//! start-up targets run `jitcache run` as a user does) and `jitcache-bench-worker`.
+//! start-up targets run `jitcache run` as a user does) and `jitcache-bench-worker`; and
+//! `libjitcache.so`, which target 4's C++ hosts link.
 //!
 //! A binary is looked for beside the running executable (for a criterion bench or a test,
 //! which live in `deps/`, one directory up), in the same profile. Under cargo (`cargo run`,
@@ -16,12 +17,28 @@ use anyhow::{Context, Result, bail, ensure};
 pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
     let profile_dir = profile_dir()?;
     if let Some(cargo) = std::env::var_os("CARGO") {
-        build(Path::new(&cargo), &profile_dir, package, bin)?;
+        build(Path::new(&cargo), &profile_dir, package, &["--bin", bin])?;
     }
     let path = profile_dir.join(bin);
     ensure!(
         path.is_file(),
         "{} is missing: build it with `cargo build --release -p {package}`",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// The path of the library file `file` (`libjitcache.so`) of workspace package
+/// `package`, built like [`workspace_binary`]'s binaries.
+pub fn workspace_library(package: &str, file: &str) -> Result<PathBuf> {
+    let profile_dir = profile_dir()?;
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        build(Path::new(&cargo), &profile_dir, package, &["--lib"])?;
+    }
+    let path = profile_dir.join(file);
+    ensure!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release -p {package} --lib`",
         path.display()
     );
     Ok(path)
@@ -40,8 +57,9 @@ fn profile_dir() -> Result<PathBuf> {
     })
 }
 
-/// Runs `cargo build` for `bin` of `package` into the profile directory `profile_dir`.
-fn build(cargo: &Path, profile_dir: &Path, package: &str, bin: &str) -> Result<()> {
+/// Runs `cargo build` of `package` with `what` (`--bin NAME`, `--lib`) into the profile
+/// directory `profile_dir`.
+fn build(cargo: &Path, profile_dir: &Path, package: &str, what: &[&str]) -> Result<()> {
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => "dev",
         Some(name) => name,
@@ -51,23 +69,16 @@ fn build(cargo: &Path, profile_dir: &Path, package: &str, bin: &str) -> Result<(
         .parent()
         .context("the profile directory has no parent")?;
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            profile,
-            "-p",
-            package,
-            "--bin",
-            bin,
-        ])
+        .args(["build", "--quiet", "--profile", profile, "-p", package])
+        .args(what)
         .arg("--target-dir")
         .arg(target_dir)
         .status()
         .with_context(|| format!("running {} build", cargo.display()))?;
     ensure!(
         status.success(),
-        "cargo build -p {package} --bin {bin} failed"
+        "cargo build -p {package} {} failed",
+        what.join(" ")
     );
     Ok(())
 }

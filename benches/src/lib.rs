@@ -10,7 +10,7 @@
 //! | 1 | `hit` | an in-process persistent hit with its like-for-like floor (an SQLite row for an inline blob, a file for a file blob), isolated and in bursts; with `dlopen`, fresh memory both sides |
 //! | 2 | `cstart` | a warm `jitcache run` of a 200-file C program with a prelinked `.so` loaded by `dlopen`, the ccache route, the native executable and an uncached parallel build |
 //! | 3 | `startup` | a warm `jitcache run` of a 1,000-definition Lisp program with `cranelift_jit` compiling it in memory ([`lispjit`]) |
-//! | 4 | (the criterion bench `llvm`) | loading objects with jitcache against LLVM's LLJIT |
+//! | 4 | `llvm` | loading the C program's and the Lisp program's objects with jitcache against LLVM 19's LLJIT `addObjectFile`, net of each process's fixed cost; a warm start of an LLJIT host with jitcache against no cache |
 //! | 5 | `scale`, `memory` | hit latency at many entries against few; gc against deleting the same files; memory while iterating; memory per small unit against half a page |
 //! | 6 | `concurrency` | 2, 4, 8 processes of mixed hits and puts |
 //!
@@ -32,6 +32,7 @@ pub mod cstart;
 pub mod exe;
 pub mod hit;
 pub mod lispjit;
+pub mod llvm;
 pub mod maintenance;
 pub mod measure;
 pub mod memory;

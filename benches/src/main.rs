@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use clap::Parser;
 use jitcache_bench::report::{self, Row};
-use jitcache_bench::{concurrency, cstart, exe, hit, maintenance, memory, scale, startup};
+use jitcache_bench::{concurrency, cstart, exe, hit, llvm, maintenance, memory, scale, startup};
 
 /// Measures jitcache's performance targets, each against a baseline measured in the same
 /// run.
@@ -27,9 +27,8 @@ struct BenchArgs {
     /// Smaller sizes and fewer repetitions (a minute or so rather than several).
     #[arg(long)]
     quick: bool,
-    /// Run only these targets (1 hit, 2 C start-up, 3 Lisp start-up, 5 scale and memory,
-    /// 6 concurrency, with gc and verify running too; 4, LLVM, is the criterion bench
-    /// `llvm`).
+    /// Run only these targets (1 hit, 2 C start-up, 3 Lisp start-up, 4 loading against
+    /// LLVM's LLJIT, 5 scale and memory, 6 concurrency, with gc and verify running too).
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     only: Vec<u8>,
     /// Work in this directory (kept afterwards) instead of a temporary one.
@@ -47,6 +46,8 @@ struct Plan {
     concurrency: concurrency::Plan,
     memory_units: usize,
     maintenance: maintenance::Plan,
+    /// Rounds of target 4's comparisons.
+    llvm_rounds: usize,
 }
 
 impl Plan {
@@ -92,6 +93,11 @@ impl Plan {
                 duration: Duration::from_millis(if quick { 1500 } else { 5000 }),
                 compile_every: 20,
                 units: 1000,
+            },
+            llvm_rounds: if quick {
+                llvm::QUICK_ROUNDS
+            } else {
+                llvm::ROUNDS
             },
         }
     }
@@ -140,6 +146,10 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if wanted(3) {
         let dir = section(3, "Lisp start-up: warm jitcache run vs cranelift_jit")?;
         rows.extend(startup::rows(&jitcache, &cljit, &dir, &plan.startup));
+    }
+    if wanted(4) {
+        let dir = section(4, "loading objects: jitcache vs LLVM's LLJIT")?;
+        rows.extend(llvm::rows(&dir, plan.llvm_rounds));
     }
     if wanted(5) {
         let dir = section(
