@@ -241,6 +241,11 @@ fn redefining_f_500_times_while_another_thread_calls_g() {
             after_warm_up = Some(linker.arena_stats());
         }
     }
+    // The racer's call in flight now may have started before the last rebinding; the
+    // one after it started after, so it returns the latest. Stop only once that one is
+    // done.
+    let latest_bound = done.load(Ordering::SeqCst);
+    wait_for(|| done.load(Ordering::SeqCst) >= latest_bound + 2);
     stop.store(true, Ordering::SeqCst);
     assert_eq!(
         racer.join().expect("racer"),
