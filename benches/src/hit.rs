@@ -259,6 +259,12 @@ fn file_floor_step(
     }))
 }
 
+/// The store's lookup of one entry and its inline bytes (its 4th column), as the index
+/// floors run it on a database of the index's shape.
+pub const INDEX_LOOKUP: &str = "SELECT blob, size, last_access_ms,
+        (SELECT data FROM inline_blobs i WHERE i.blob = entries.blob)
+     FROM entries WHERE key = ?1";
+
 /// An SQLite database of the store's index shape holding one entry and its inline blob:
 /// what the index floor reads.
 pub struct IndexFloor {
@@ -312,11 +318,7 @@ impl IndexFloor {
     /// Reads the entry's stored bytes into `out` (one autocommit `SELECT`: a read
     /// transaction of its own).
     pub fn read(&self, out: &mut Vec<u8>) -> Result<()> {
-        let mut statement = self.conn.prepare_cached(
-            "SELECT blob, size, last_access_ms,
-                    (SELECT data FROM inline_blobs i WHERE i.blob = entries.blob)
-             FROM entries WHERE key = ?1",
-        )?;
+        let mut statement = self.conn.prepare_cached(INDEX_LOOKUP)?;
         let mut rows = statement.query([&self.key.as_bytes()[..]])?;
         let row = rows.next()?.context("the floor's entry is missing")?;
         let data = row.get_ref(3)?.as_blob()?;

@@ -329,34 +329,32 @@ fn load_rows(
             fastest[5],
         )
     };
-    Ok(vec![
+    // jitcache's mode `i` against ORC, in ms.
+    let against_orc = |name: String, i: usize, how: &str| {
         Row::new(
             GROUP,
-            format!("{what}: load {n} cached objects + lookups, jitcache vs ORC addObjectFile"),
+            name,
             "ms",
-            (inner_med[0], inner_med[4]),
+            (inner_med[i], inner_med[4]),
             "LLJIT::addObjectFile + LLJIT::lookup",
             Ratio::BaselineOverValue,
             Target::AtLeast(5.0),
         )
         .with_sizes(sizes.clone())
         .with_runs(rounds, rounds)
-        .with_notes(format!("jitcache: store + linker (every object a hit); {}", notes(0))),
-        Row::new(
-            GROUP,
+        .with_notes(format!("{how}; {}", notes(i)))
+    };
+    Ok(vec![
+        against_orc(
+            format!("{what}: load {n} cached objects + lookups, jitcache vs ORC addObjectFile"),
+            0,
+            "jitcache: store + linker (every object a hit)",
+        ),
+        against_orc(
             format!("{what}: link {n} object files + lookups, jitcache linker vs ORC"),
-            "ms",
-            (inner_med[2], inner_med[4]),
-            "LLJIT::addObjectFile + LLJIT::lookup",
-            Ratio::BaselineOverValue,
-            Target::AtLeast(5.0),
-        )
-        .with_sizes(sizes)
-        .with_runs(rounds, rounds)
-        .with_notes(format!(
-            "jitcache_load_objects of the files, read with llvm::MemoryBuffer::getFile as ORC's side reads them; {}",
-            notes(2)
-        )),
+            2,
+            "jitcache_load_objects of the files, read with llvm::MemoryBuffer::getFile as ORC's side reads them",
+        ),
     ])
 }
 

@@ -131,7 +131,8 @@ fn hit_latency(dir: &Path, plan: &Plan) -> Result<Latency> {
     )?;
     drop((small, big));
     let (small, big) = (open_fast(&small_dir)?, open_fast(&big_dir)?);
-    let log = big_dir.join("v1").join("index.sqlite-wal");
+    let mut log = index_path(&big_dir).into_os_string();
+    log.push("-wal");
     let reopened_log = std::fs::metadata(log).map_or(0, |m| m.len());
     let reopened = interleaved(
         plan.hit_rounds,
@@ -157,11 +158,16 @@ fn hit_latency(dir: &Path, plan: &Plan) -> Result<Latency> {
     })
 }
 
+/// The index database of the store at `dir`.
+fn index_path(dir: &Path) -> PathBuf {
+    dir.join(jitcache::store::FORMAT_DIR).join("index.sqlite")
+}
+
 /// A connection of its own to the index of the store at `dir`, reading through a
 /// memory map as the store's do, in one read transaction held over all its lookups
 /// (the store's hits in a row share one read snapshot the same way).
 fn sql_lookups(dir: &Path) -> Result<rusqlite::Connection> {
-    let path = dir.join(jitcache::store::FORMAT_DIR).join("index.sqlite");
+    let path = index_path(dir);
     let conn =
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("{}", path.display()))?;
@@ -180,11 +186,7 @@ fn sql_step(conn: &rusqlite::Connection, n: usize, seed: u64) -> Step<'_> {
     Box::new(move || {
         let key = scale_key(rng.below(n) as u64);
         let start = Instant::now();
-        let mut statement = conn.prepare_cached(
-            "SELECT blob, size, last_access_ms,
-                    (SELECT data FROM inline_blobs i WHERE i.blob = entries.blob)
-             FROM entries WHERE key = ?1",
-        )?;
+        let mut statement = conn.prepare_cached(crate::hit::INDEX_LOOKUP)?;
         let mut rows = statement.query([&key.as_bytes()[..]])?;
         let row = rows.next()?.context("a filled key is missing")?;
         out.clear();
@@ -372,64 +374,50 @@ pub fn rows(exe: &Path, dir: &Path, plan: &Plan) -> Vec<Row> {
                 "{} and {} entries, each its own {HIT_OBJECT}-byte object (kept in the index)",
                 plan.big, plan.small
             );
-            rows.push(
+            // Big against small, in µs, on the same sizes and repetitions.
+            let pair = |name: String, (big, small): (Duration, Duration), target, notes: String| {
                 Row::new(
                     5,
-                    hit_name,
+                    name,
                     "µs",
-                    (micros(l.big), micros(l.small)),
+                    (micros(big), micros(small)),
                     format!("{} entries", plan.small),
                     Ratio::ValueOverBaseline,
-                    Target::AtMost(1.5),
+                    target,
                 )
                 .with_sizes(sizes.clone())
                 .with_runs(plan.hit_rounds, plan.hit_rounds)
-                .with_notes(format!(
+                .with_notes(notes)
+            };
+            rows.push(pair(
+                hit_name,
+                (l.big, l.small),
+                Target::AtMost(1.5),
+                format!(
                     "Store::get_into of a key drawn at random over the whole index at every hit, interleaved; each store closed after its fill and opened again, as a process opening the cache finds it (the big store's log then {} bytes); filling {} entries with put_many took {:.1} s",
                     l.reopened_log,
                     plan.big,
                     l.fill.as_secs_f64()
-                )),
-            );
-            rows.push(
-                Row::new(
-                    5,
-                    after_fill_name,
-                    "µs",
-                    (micros(l.after_fill_big), micros(l.after_fill_small)),
-                    format!("{} entries", plan.small),
-                    Ratio::ValueOverBaseline,
-                    Target::Report,
-                )
-                .with_sizes(sizes.clone())
-                .with_runs(plan.hit_rounds, plan.hit_rounds)
-                .with_notes(
-                    "the same hits in the process that just filled both stores, before closing them: most of the fill is still in the write-ahead log, whose pages a lookup finds through the log's index and reads with pread",
                 ),
-            );
-            rows.push(
-                Row::new(
-                    5,
-                    format!(
-                        "SQLite's own lookup, {} vs {} entries",
-                        plan.big, plan.small
-                    ),
-                    "µs",
-                    (micros(l.sql_big), micros(l.sql_small)),
-                    format!("{} entries", plan.small),
-                    Ratio::ValueOverBaseline,
-                    Target::Report,
-                )
-                .with_sizes(sizes)
-                .with_runs(plan.hit_rounds, plan.hit_rounds)
-                .with_notes(format!(
+            ));
+            rows.push(pair(
+                after_fill_name,
+                (l.after_fill_big, l.after_fill_small),
+                Target::Report,
+                "the same hits in the process that just filled both stores, before closing them: most of the fill is still in the write-ahead log, whose pages a lookup finds through the log's index and reads with pread".to_owned(),
+            ));
+            rows.push(pair(
+                format!("SQLite's own lookup, {} vs {} entries", plan.big, plan.small),
+                (l.sql_big, l.sql_small),
+                Target::Report,
+                format!(
                     "the floor of the hits above: the store's query run by bare SQLite on the same index files (a connection of its own, memory-mapped, one read transaction over all its lookups), keys drawn the same way, the inline bytes copied out; what a hit adds to it: {:.2} µs at {} entries, {:.2} µs at {}",
                     micros(l.small) - micros(l.sql_small),
                     plan.small,
                     micros(l.big) - micros(l.sql_big),
                     plan.big
-                )),
-            );
+                ),
+            ));
         }
         Err(err) => rows.push(Row::skipped(
             5,
